@@ -1,0 +1,10 @@
+//! tether's conversation with Kubernetes API servers.
+//!
+//! `client` turns credentials (a token, basic auth, a client certificate) and an
+//! optional private CA into a [`kube::Client`] with bounded timeouts, so one
+//! unreachable cluster never holds anything else up.
+#![forbid(unsafe_code)]
+
+pub mod client;
+
+pub use client::{ClientError, ClusterAccess, Credentials};

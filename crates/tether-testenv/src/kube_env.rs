@@ -1,0 +1,156 @@
+//! Attaching to (or starting) the shared test control plane.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+use anyhow::{bail, Context, Result};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{ObjectMeta, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+
+/// What a test needs to talk to the control plane as its administrator.
+#[derive(Debug, Clone)]
+pub struct KubeEnv {
+    /// `https://127.0.0.1:PORT`
+    pub url: String,
+    /// The cluster CA, PEM.
+    pub ca_pem: String,
+    /// Admin client certificate (`O=system:masters`) and key, PEM.
+    pub admin_cert_pem: String,
+    pub admin_key_pem: String,
+    /// Admin kubeconfig file.
+    pub kubeconfig: PathBuf,
+    /// Directory holding kube-apiserver, kube-controller-manager and kubectl.
+    pub bin_dir: PathBuf,
+    pub dir: PathBuf,
+}
+
+/// The control plane this process started, if it started one. Holding the child
+/// holds its stdin open; when this process exits for any reason (pass, fail,
+/// panic, kill -9) the pipe closes and `kube-testenv` tears everything down.
+static OWNED: Mutex<Option<Child>> = Mutex::new(None);
+static ENV: OnceLock<KubeEnv> = OnceLock::new();
+
+impl KubeEnv {
+    /// The shared control plane, started on first use. Panics with the reason when
+    /// it cannot be had: a test that needs Kubernetes must not pass without one.
+    pub fn get() -> &'static KubeEnv {
+        ENV.get_or_init(|| match Self::attach_or_start() {
+            Ok(env) => env,
+            Err(e) => panic!("cannot get a test Kubernetes control plane: {e:#}"),
+        })
+    }
+
+    fn attach_or_start() -> Result<KubeEnv> {
+        if let Ok(dir) = std::env::var("TETHER_TEST_KUBE_DIR") {
+            let env = read_env_file(&Path::new(&dir).join("env"))?;
+            return Self::from_env(&env);
+        }
+        let script = repo_root().join("scripts/kube-testenv");
+        let mut child = Command::new(&script)
+            .args(["up", "--foreground"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting {}", script.display()))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut env = HashMap::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            if line == "READY" {
+                *OWNED.lock().unwrap() = Some(child);
+                return Self::from_env(&env);
+            }
+            if let Some((k, v)) = line.split_once('=') {
+                env.insert(k.to_string(), v.to_string());
+            }
+        }
+        let status = child.wait()?;
+        bail!("{} exited ({status}) before the control plane was ready", script.display())
+    }
+
+    fn from_env(env: &HashMap<String, String>) -> Result<KubeEnv> {
+        let dir = PathBuf::from(env.get("TETHER_TEST_KUBE_DIR").context("no TETHER_TEST_KUBE_DIR")?);
+        let read = |f: &str| {
+            std::fs::read_to_string(dir.join(f)).with_context(|| format!("reading {f} in {}", dir.display()))
+        };
+        Ok(KubeEnv {
+            url: env.get("TETHER_TEST_KUBE_URL").context("no TETHER_TEST_KUBE_URL")?.clone(),
+            ca_pem: read("ca.crt")?,
+            admin_cert_pem: read("admin.crt")?,
+            admin_key_pem: read("admin.key")?,
+            kubeconfig: dir.join("kubeconfig"),
+            bin_dir: PathBuf::from(env.get("TETHER_TEST_KUBE_BIN").context("no TETHER_TEST_KUBE_BIN")?),
+            dir,
+        })
+    }
+
+    /// The admin kubeconfig's client configuration, with short timeouts so a test
+    /// fails fast instead of hanging (kube's read timeout is unset by default).
+    pub async fn admin_config(&self) -> Config {
+        let kc = Kubeconfig::read_from(&self.kubeconfig).expect("admin kubeconfig");
+        let mut cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+            .await
+            .expect("admin config");
+        cfg.connect_timeout = Some(std::time::Duration::from_secs(5));
+        cfg.read_timeout = Some(std::time::Duration::from_secs(30));
+        cfg
+    }
+
+    pub async fn admin_client(&self) -> Client {
+        Client::try_from(self.admin_config().await).expect("admin client")
+    }
+
+    /// A fresh namespace for one test, named `<prefix>-<random>`.
+    pub async fn namespace(&self, prefix: &str) -> String {
+        let name = crate::unique(prefix);
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                labels: Some([("tether.dev/test".to_string(), "true".to_string())].into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        Api::<Namespace>::all(self.admin_client().await)
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("create test namespace");
+        name
+    }
+
+    /// `kubectl` built with the control plane, pointed at it as admin.
+    pub fn kubectl(&self) -> Command {
+        let mut c = Command::new(self.bin_dir.join("kubectl"));
+        c.arg("--kubeconfig").arg(&self.kubeconfig);
+        c
+    }
+}
+
+fn read_env_file(path: &Path) -> Result<HashMap<String, String>> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "TETHER_TEST_KUBE_DIR is set but {} cannot be read; unset it or start one with scripts/kube-testenv up",
+            path.display()
+        )
+    })?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect())
+}
+
+/// The workspace root, found from this crate's manifest directory.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crates/<name> sits two levels below the root")
+        .to_path_buf()
+}

@@ -1,0 +1,20 @@
+//! Test support shared by every crate's integration tests.
+//!
+//! [`KubeEnv`] is a real Kubernetes control plane (etcd, kube-apiserver,
+//! kube-controller-manager) started by `scripts/kube-testenv`. One control plane
+//! serves a whole test run: when the test command started one it exports
+//! `TETHER_TEST_KUBE_DIR`, and every test process attaches to it; otherwise the
+//! first test in a process starts one for that process. Tests isolate themselves
+//! with a namespace each ([`KubeEnv::namespace`]).
+#![forbid(unsafe_code)]
+
+mod kube_env;
+
+pub use kube_env::KubeEnv;
+
+/// A short random suffix for names that must not collide between parallel tests.
+pub fn unique(prefix: &str) -> String {
+    use rand::Rng;
+    let n: u32 = rand::thread_rng().gen();
+    format!("{prefix}-{n:08x}")
+}
