@@ -6,5 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod connection_test;
+pub mod onboarding;
 
 pub use client::{ClientError, ClusterAccess, Credentials};

@@ -9,8 +9,12 @@
 #![forbid(unsafe_code)]
 
 mod kube_env;
+mod postgres;
+mod tether_server;
 
-pub use kube_env::KubeEnv;
+pub use kube_env::{repo_root, KubeEnv};
+pub use postgres::TestDatabase;
+pub use tether_server::TetherServer;
 
 /// A short random suffix for names that must not collide between parallel tests.
 pub fn unique(prefix: &str) -> String {

@@ -1,0 +1,947 @@
+//! What went wrong, in words: machine-readable reasons and the hint text that says
+//! what is wrong and how to fix it. The stage modules detect; this module words.
+//!
+//! Error codes: the HTTP status when the API server (or OIDC issuer) answered;
+//! otherwise 400 for a problem in the connector's own configuration (URL, CA,
+//! certificate, key), 502 for a server that could not be reached, spoke the wrong
+//! protocol or presented a certificate we cannot trust, 504 for a timeout.
+
+use std::time::Duration;
+
+use super::pem::PemProblem;
+use super::tls::{CertSummary, TrustSource};
+use super::StageName;
+
+/// Why a stage failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    InvalidUrl,
+    PlainHttp,
+    DnsResolutionFailed,
+    ConnectionRefused,
+    ConnectionFailed,
+    Timeout,
+    InvalidCaCertificate,
+    NotTls,
+    UnknownCa,
+    CertificateNameMismatch,
+    CertificateExpired,
+    CertificateNotYetValid,
+    TlsHandshakeFailed,
+    NotKubernetes,
+    InvalidClientCertificate,
+    InvalidClientKey,
+    ClientKeyMismatch,
+    Unauthorized,
+    MissingPermissions,
+    AuthorizationCheckFailed,
+    OidcIssuerUnreachable,
+    OidcDiscoveryFailed,
+    OidcGrantRejected,
+    OidcClientRejected,
+    OidcGrantNotAllowed,
+    OidcNoIdToken,
+    ApiServerError,
+    ApiRequestFailed,
+    Internal,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::InvalidUrl => "INVALID_URL",
+            Reason::PlainHttp => "PLAIN_HTTP",
+            Reason::DnsResolutionFailed => "DNS_RESOLUTION_FAILED",
+            Reason::ConnectionRefused => "CONNECTION_REFUSED",
+            Reason::ConnectionFailed => "CONNECTION_FAILED",
+            Reason::Timeout => "TIMEOUT",
+            Reason::InvalidCaCertificate => "INVALID_CA_CERTIFICATE",
+            Reason::NotTls => "NOT_TLS",
+            Reason::UnknownCa => "UNKNOWN_CA",
+            Reason::CertificateNameMismatch => "CERTIFICATE_NAME_MISMATCH",
+            Reason::CertificateExpired => "CERTIFICATE_EXPIRED",
+            Reason::CertificateNotYetValid => "CERTIFICATE_NOT_YET_VALID",
+            Reason::TlsHandshakeFailed => "TLS_HANDSHAKE_FAILED",
+            Reason::NotKubernetes => "NOT_KUBERNETES",
+            Reason::InvalidClientCertificate => "INVALID_CLIENT_CERTIFICATE",
+            Reason::InvalidClientKey => "INVALID_CLIENT_KEY",
+            Reason::ClientKeyMismatch => "CLIENT_KEY_MISMATCH",
+            Reason::Unauthorized => "UNAUTHORIZED",
+            Reason::MissingPermissions => "MISSING_PERMISSIONS",
+            Reason::AuthorizationCheckFailed => "AUTHORIZATION_CHECK_FAILED",
+            Reason::OidcIssuerUnreachable => "OIDC_ISSUER_UNREACHABLE",
+            Reason::OidcDiscoveryFailed => "OIDC_DISCOVERY_FAILED",
+            Reason::OidcGrantRejected => "OIDC_GRANT_REJECTED",
+            Reason::OidcClientRejected => "OIDC_CLIENT_REJECTED",
+            Reason::OidcGrantNotAllowed => "OIDC_GRANT_NOT_ALLOWED",
+            Reason::OidcNoIdToken => "OIDC_NO_ID_TOKEN",
+            Reason::ApiServerError => "API_SERVER_ERROR",
+            Reason::ApiRequestFailed => "API_REQUEST_FAILED",
+            Reason::Internal => "INTERNAL_ERROR",
+        }
+    }
+
+    /// The code when no HTTP status applies (see the module documentation).
+    pub fn default_code(self) -> i32 {
+        match self {
+            Reason::InvalidUrl
+            | Reason::PlainHttp
+            | Reason::InvalidCaCertificate
+            | Reason::InvalidClientCertificate
+            | Reason::InvalidClientKey
+            | Reason::ClientKeyMismatch => 400,
+            Reason::Unauthorized => 401,
+            Reason::MissingPermissions => 403,
+            Reason::Timeout => 504,
+            Reason::Internal => 500,
+            _ => 502,
+        }
+    }
+}
+
+/// A failed stage: reason, message and fixes.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Failure {
+    pub reason: Reason,
+    pub message: String,
+    pub code: i32,
+    pub hints: Vec<String>,
+}
+
+impl Failure {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Failure {
+            reason,
+            message: message.into(),
+            code: reason.default_code(),
+            hints: Vec::new(),
+        }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hints.push(hint.into());
+        self
+    }
+
+    pub fn hints(mut self, hints: impl IntoIterator<Item = String>) -> Self {
+        self.hints.extend(hints);
+        self
+    }
+
+    pub fn code(mut self, code: u16) -> Self {
+        self.code = i32::from(code);
+        self
+    }
+}
+
+/// RFC 3339 for a Unix time in seconds.
+pub(crate) fn fmt_time(unix_secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix_secs)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| format!("@{unix_secs}"))
+}
+
+fn secs(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 1000 == 0 {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+const PORT_HINT: &str = "Kubernetes API servers usually listen on 443 (managed clusters) or 6443 (kubeadm, k3s, kind)";
+
+// ---------------------------------------------------------------- url, dns, tcp
+
+pub(crate) fn invalid_url(url: &str, why: &str) -> Failure {
+    Failure::new(Reason::InvalidUrl, format!("masterUrl '{url}' is not a valid API server URL: {why}"))
+        .hint(format!(
+            "Set masterUrl to the API server's HTTPS address, e.g. https://my-cluster.example.com:6443 ({PORT_HINT}); `kubectl config view --minify -o jsonpath='{{.clusters[0].cluster.server}}'` prints the one your kubeconfig uses."
+        ))
+}
+
+pub(crate) fn http_scheme(url: &str, https_url: &str) -> Failure {
+    Failure::new(
+        Reason::PlainHttp,
+        format!("masterUrl '{url}' uses http://, but Kubernetes API servers only serve HTTPS"),
+    )
+    .hint(format!(
+        "Use {https_url} (https://). Plain HTTP would send the credentials unencrypted, and API servers since 1.20 have no insecure port. If this address is a `kubectl proxy`, point the connector at the API server itself."
+    ))
+}
+
+pub(crate) fn dns_failed(host: &str, error: &str) -> Failure {
+    let mut f = Failure::new(
+        Reason::DnsResolutionFailed,
+        format!("the host name '{host}' does not resolve: {error}"),
+    )
+    .hint(format!(
+        "Check the host in masterUrl for typos: '{host}' has no DNS address as seen from the delegate."
+    ))
+    .hint(
+        "If the cluster has a private endpoint (private AKS/EKS/GKE clusters, internal load balancers), its name only resolves inside its network: run the delegate there, or give its DNS access to that private zone."
+            .to_string(),
+    );
+    if is_aks_host(host) {
+        f = f.hint(
+            "For a private AKS cluster the name lives in a privatelink.<region>.azmk8s.io private DNS zone: link that zone to the delegate's virtual network.".to_string(),
+        );
+    }
+    f
+}
+
+pub(crate) fn connection_refused(endpoint: &str) -> Failure {
+    Failure::new(
+        Reason::ConnectionRefused,
+        format!("connection to {endpoint} was refused: nothing listens on that port"),
+    )
+    .hint(format!(
+        "Check the port in masterUrl ({PORT_HINT}) and that the API server is running at {endpoint}."
+    ))
+}
+
+pub(crate) fn connection_failed(endpoint: &str, error: &str) -> Failure {
+    Failure::new(
+        Reason::ConnectionFailed,
+        format!("cannot connect to {endpoint}: {error}"),
+    )
+    .hint(format!(
+        "Is the delegate allowed to reach the Kubernetes API at {endpoint}? Check routes, firewalls and network policies between the delegate and the cluster."
+    ))
+}
+
+pub(crate) fn timeout(stage: StageName, endpoint: &str, limit: Duration) -> Failure {
+    let limit_s = secs(limit);
+    let (message, hint) = match stage {
+        StageName::Dns => (
+            format!("looking up the address of {endpoint} did not finish within {limit_s}"),
+            "The delegate's DNS resolver did not answer in time: check its resolver configuration (/etc/resolv.conf, CoreDNS) and that it may reach its DNS servers.".to_string(),
+        ),
+        StageName::Tcp => (
+            format!("connecting to {endpoint} got no answer within {limit_s}"),
+            format!(
+                "Is the delegate allowed to reach the Kubernetes API at {endpoint}? Packets seem to be dropped: check firewalls, security groups and the API server's allowed source ranges (AKS authorized IP ranges, EKS public access CIDRs, GKE master authorized networks), and that the address is right."
+            ),
+        ),
+        StageName::Tls => (
+            format!("{endpoint} accepted the TCP connection but did not answer the TLS handshake within {limit_s}"),
+            format!(
+                "Something listens at {endpoint} but does not speak TLS there, or a proxy or firewall holds the connection open: check that masterUrl points at the API server's HTTPS port ({PORT_HINT})."
+            ),
+        ),
+        StageName::Authentication => (
+            format!("the API server at {endpoint} did not answer within {limit_s}"),
+            "The API server (or the OIDC issuer) is too slow or overloaded: check its health, or raise the connection test's stage timeout.".to_string(),
+        ),
+        StageName::Authorization => (
+            format!("the permission checks against {endpoint} did not finish within {limit_s}"),
+            "The API server answers SelfSubjectAccessReviews too slowly: check its load, or raise the connection test's stage timeout.".to_string(),
+        ),
+        StageName::Url => (
+            format!("checking the URL did not finish within {limit_s}"),
+            "This should not happen; please report it.".to_string(),
+        ),
+    };
+    Failure::new(Reason::Timeout, message).hint(hint)
+}
+
+// ---------------------------------------------------------------- tls
+
+/// The fix for a certificate field that is not what it should be. `field` is the
+/// connector field (`caCertRef`, `clientCertRef`, `clientKeyRef`).
+pub(crate) fn pem_fix(field: &str, problem: &PemProblem) -> String {
+    let what = match field {
+        "clientKeyRef" => "the PEM private key",
+        "clientCertRef" => "the PEM client certificate",
+        _ => "the PEM CA certificate (-----BEGIN CERTIFICATE-----)",
+    };
+    match problem {
+        PemProblem::Empty => format!("The secret behind {field} is empty: store {what} in it."),
+        PemProblem::Base64WrappedPem { .. } => format!(
+            "The secret behind {field} holds base64 of a PEM file (as in a kubeconfig's *-data fields): decode it once and store the result, e.g. `echo <value> | base64 -d > file.pem`."
+        ),
+        PemProblem::Base64Der => format!(
+            "The secret behind {field} holds base64 of a binary DER file: convert it to PEM, e.g. `base64 -d < value.txt | openssl x509 -inform DER -out ca.crt` (for a key: `openssl pkey -inform DER`), and store the PEM."
+        ),
+        PemProblem::Der => format!(
+            "The secret behind {field} holds binary DER: convert it to PEM with `openssl x509 -inform DER -in file.der -out file.pem` (for a key: `openssl pkey -inform DER -in key.der -out key.pem`) and store the PEM."
+        ),
+        PemProblem::PrivateKey { .. } if field != "clientKeyRef" => format!(
+            "{field} must reference {what}, not a private key: did you swap it with clientKeyRef? (The cluster CA is in a kubeconfig's certificate-authority-data, or /var/run/secrets/kubernetes.io/serviceaccount/ca.crt inside a pod.)"
+        ),
+        PemProblem::CertificateInsteadOfKey => format!(
+            "{field} must reference the private key (-----BEGIN PRIVATE KEY-----, RSA PRIVATE KEY or EC PRIVATE KEY), not a certificate: did you swap clientCertRef and clientKeyRef?"
+        ),
+        PemProblem::PassphraseRequired => format!(
+            "The key behind {field} is encrypted: set clientKeyPassphraseRef to a secret holding its passphrase, or store it decrypted (`openssl pkey -in key.pem -out key-plain.pem`)."
+        ),
+        PemProblem::WrongPassphrase => format!(
+            "The passphrase (clientKeyPassphraseRef) does not decrypt the key behind {field}: check the passphrase secret, or store the key decrypted."
+        ),
+        PemProblem::LegacyEncryptedKey => format!(
+            "The key behind {field} uses the legacy OpenSSL encryption (Proc-Type: 4,ENCRYPTED), which is not supported: convert it to encrypted PKCS#8 with `openssl pkcs8 -topk8 -in key.pem -out key-pkcs8.pem` (keep clientKeyPassphraseRef) or store it decrypted with `openssl pkey -in key.pem -out key-plain.pem`."
+        ),
+        PemProblem::UnsupportedKey { .. } => format!(
+            "Use an RSA (2048 bits or more) or EC P-256/P-384 key in PKCS#1, PKCS#8 or SEC1 PEM for {field}."
+        ),
+        _ => format!("Store {what} in the secret behind {field}."),
+    }
+}
+
+pub(crate) fn ca_not_pem(problem: &PemProblem) -> Failure {
+    Failure::new(
+        Reason::InvalidCaCertificate,
+        format!("caCertRef is not a PEM certificate: {problem}"),
+    )
+    .hint(pem_fix("caCertRef", problem))
+}
+
+pub(crate) fn plain_http_on_tls_port(endpoint: &str, https_url: &str) -> Failure {
+    Failure::new(
+        Reason::PlainHttp,
+        format!("{endpoint} answered in plain HTTP, not TLS: this port does not serve HTTPS"),
+    )
+    .hint(format!(
+        "masterUrl ({https_url}) points at a plain-HTTP port. Use the API server's HTTPS port ({PORT_HINT}); a `kubectl proxy` or plain-HTTP ingress is not the API server."
+    ))
+}
+
+pub(crate) fn not_tls(endpoint: &str, first_bytes: &str) -> Failure {
+    Failure::new(
+        Reason::NotTls,
+        format!("{endpoint} does not speak TLS (it answered {first_bytes})"),
+    )
+    .hint(format!(
+        "Check that masterUrl points at the API server's HTTPS port ({PORT_HINT}), not at another service."
+    ))
+}
+
+fn describe_trust(trust: &TrustSource) -> String {
+    match trust {
+        TrustSource::System => "the system's trusted roots (no caCertRef is set)".to_string(),
+        TrustSource::CaCertRef { subjects } => format!(
+            "the CA in caCertRef ({})",
+            if subjects.is_empty() {
+                "no certificate".to_string()
+            } else {
+                subjects.join("; ")
+            }
+        ),
+    }
+}
+
+pub(crate) fn unknown_ca(endpoint: &str, cert: &CertSummary, trust: &TrustSource) -> Failure {
+    let issuer = &cert.issuer;
+    let mut f = Failure::new(
+        Reason::UnknownCa,
+        format!(
+            "the API server's certificate at {endpoint} ({}) is signed by '{issuer}', which is not trusted by {}",
+            cert.subject,
+            describe_trust(trust)
+        ),
+    );
+    f = match trust {
+        TrustSource::System => f.hint(format!(
+            "Set caCertRef to a secret holding the PEM certificate of the cluster CA '{issuer}'. It is the base64-decoded certificate-authority-data of your kubeconfig (`kubectl config view --raw --minify -o jsonpath='{{.clusters[0].cluster.certificate-authority-data}}' | base64 -d`), or ca.crt of any service-account token Secret."
+        )),
+        TrustSource::CaCertRef { .. } => f.hint(format!(
+            "caCertRef holds a different CA than the one that signed the API server's certificate: replace it with the PEM certificate of '{issuer}' (the base64-decoded certificate-authority-data of a working kubeconfig for this cluster)."
+        )),
+    };
+    if cert.self_signed {
+        f = f.hint(format!(
+            "The API server's certificate is self-signed: caCertRef may hold that certificate itself ({})",
+            cert.subject
+        ));
+    }
+    f
+}
+
+pub(crate) fn name_mismatch(endpoint: &str, host: &str, cert: &CertSummary) -> Failure {
+    let sans = if cert.sans.is_empty() {
+        "no subjectAltName at all (only the subject, which TLS clients ignore)".to_string()
+    } else {
+        cert.sans.join(", ")
+    };
+    let kind = if host.parse::<std::net::IpAddr>().is_ok() {
+        format!("IP:{host}")
+    } else {
+        format!("DNS:{host}")
+    };
+    Failure::new(
+        Reason::CertificateNameMismatch,
+        format!(
+            "the API server's certificate at {endpoint} is not valid for '{host}': it covers {sans}"
+        ),
+    )
+    .hint(format!(
+        "Use a masterUrl whose host is one of the certificate's names ({sans}), or reissue the API server certificate with {kind} in its subjectAltName (kubeadm: apiServer.certSANs; managed clusters: use the endpoint the provider shows)."
+    ))
+}
+
+pub(crate) fn cert_expired(endpoint: &str, cert: &CertSummary, now: i64) -> Failure {
+    Failure::new(
+        Reason::CertificateExpired,
+        format!(
+            "the API server's certificate at {endpoint} ({}) expired on {} (now {})",
+            cert.subject,
+            fmt_time(cert.not_after),
+            fmt_time(now)
+        ),
+    )
+    .hint(
+        "Renew the API server certificate (kubeadm: `kubeadm certs renew apiserver` on each control-plane node, then restart the API server); if it is not expired, the delegate's clock is wrong."
+            .to_string(),
+    )
+}
+
+pub(crate) fn cert_not_yet_valid(endpoint: &str, cert: &CertSummary, now: i64) -> Failure {
+    Failure::new(
+        Reason::CertificateNotYetValid,
+        format!(
+            "the API server's certificate at {endpoint} is only valid from {} (now {})",
+            fmt_time(cert.not_before),
+            fmt_time(now)
+        ),
+    )
+    .hint("The delegate's clock (or the API server's) is wrong: synchronise them with NTP.".to_string())
+}
+
+pub(crate) fn tls_failed(endpoint: &str, error: &str) -> Failure {
+    Failure::new(
+        Reason::TlsHandshakeFailed,
+        format!("the TLS handshake with {endpoint} failed: {error}"),
+    )
+    .hint("Is caCertRef the CA of this cluster, and does masterUrl point at the API server itself (not a TLS-intercepting proxy)?".to_string())
+}
+
+// ---------------------------------------------------------------- authentication
+
+pub(crate) fn not_kubernetes(endpoint: &str, status: u16, content_type: &str, body: &str) -> Failure {
+    Failure::new(
+        Reason::NotKubernetes,
+        format!(
+            "{endpoint} is not a Kubernetes API server: GET /version answered {status} ({content_type}) with '{body}', not the JSON version document (gitVersion)"
+        ),
+    )
+    .hint(format!(
+        "Point masterUrl at the Kubernetes API server (the `server:` of a kubeconfig, {PORT_HINT}), not at an ingress, dashboard, load balancer or other HTTPS service."
+    ))
+}
+
+pub(crate) fn client_cert_problem(problem: &PemProblem) -> Failure {
+    Failure::new(
+        Reason::InvalidClientCertificate,
+        format!("clientCertRef is not a PEM certificate: {problem}"),
+    )
+    .hint(pem_fix("clientCertRef", problem))
+}
+
+pub(crate) fn client_key_problem(problem: &PemProblem) -> Failure {
+    Failure::new(
+        Reason::InvalidClientKey,
+        format!("clientKeyRef is not a usable private key: {problem}"),
+    )
+    .hint(pem_fix("clientKeyRef", problem))
+}
+
+pub(crate) fn key_mismatch(cert: &CertSummary) -> Failure {
+    Failure::new(
+        Reason::ClientKeyMismatch,
+        format!(
+            "the private key (clientKeyRef) does not belong to the client certificate ({})",
+            cert.subject
+        ),
+    )
+    .hint("clientCertRef and clientKeyRef must be a pair: compare `openssl x509 -noout -pubkey -in cert.pem` with `openssl pkey -pubout -in key.pem`.".to_string())
+}
+
+pub(crate) fn client_cert_expired(cert: &CertSummary, now: i64) -> Failure {
+    let (what, when) = if cert.not_after < now {
+        ("expired on", cert.not_after)
+    } else {
+        ("is only valid from", cert.not_before)
+    };
+    Failure::new(
+        Reason::InvalidClientCertificate,
+        format!("the client certificate ({}) {what} {}", cert.subject, fmt_time(when)),
+    )
+    .hint("Issue a new client certificate (e.g. a CertificateSigningRequest approved in the cluster, or `kubeadm kubeconfig user`) and update clientCertRef and clientKeyRef.".to_string())
+}
+
+pub(crate) fn client_cert_not_for_clients(cert: &CertSummary) -> Failure {
+    Failure::new(
+        Reason::InvalidClientCertificate,
+        format!(
+            "the client certificate ({}) is not valid for client authentication: its extended key usage lacks clientAuth",
+            cert.subject
+        ),
+    )
+    .hint("Issue the certificate with extendedKeyUsage=clientAuth (a server certificate cannot log in).".to_string())
+}
+
+/// What a connector authenticates with, and what its credentials say about
+/// themselves (read locally, never verified), for the hints after a 401.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuthKind {
+    ServiceAccountToken {
+        /// The JWT `sub` claim, e.g. `system:serviceaccount:ns:sa`.
+        subject: Option<String>,
+        /// The JWT `iss` claim.
+        issuer: Option<String>,
+        /// The JWT `exp` claim, Unix seconds.
+        expires_at: Option<i64>,
+        is_jwt: bool,
+        /// The value is base64 of a JWT (copied from a Secret's `data`).
+        base64_wrapped: bool,
+    },
+    Basic {
+        username: String,
+    },
+    ClientCert {
+        subject: String,
+        issuer: String,
+        not_after: i64,
+    },
+    Oidc {
+        issuer_url: String,
+        client_id: String,
+    },
+    Delegate {
+        label: String,
+    },
+}
+
+impl AuthKind {
+    fn is_static(&self) -> bool {
+        matches!(
+            self,
+            AuthKind::ServiceAccountToken { .. } | AuthKind::Basic { .. } | AuthKind::ClientCert { .. }
+        )
+    }
+}
+
+/// Everything the hints after a 401 may use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnauthorizedContext {
+    /// The API server's host name or IP.
+    pub host: String,
+    pub auth: AuthKind,
+    /// `gitVersion`, when `/version` answered anonymously.
+    pub server_version: Option<String>,
+    /// Issuer of the API server's own certificate (from the TLS stage).
+    pub server_cert_issuer: Option<String>,
+    /// Unix seconds.
+    pub now: i64,
+}
+
+/// `*.azmk8s.io`: an Azure Kubernetes Service API server.
+pub(crate) fn is_aks_host(host: &str) -> bool {
+    let h = host.trim_end_matches('.').to_ascii_lowercase();
+    h == "azmk8s.io" || h.ends_with(".azmk8s.io")
+}
+
+/// `(major, minor)` of a `v1.20.2`-style version.
+fn minor_version(v: &str) -> Option<(u32, u32)> {
+    let v = v.trim_start_matches('v');
+    let mut it = v.split('.');
+    let major = it.next()?.parse().ok()?;
+    let minor: String = it.next()?.chars().take_while(char::is_ascii_digit).collect();
+    Some((major, minor.parse().ok()?))
+}
+
+/// The hints for a 401 from the API server, most specific first.
+pub fn unauthorized_hints(ctx: &UnauthorizedContext) -> Vec<String> {
+    let mut hints = Vec::new();
+    if is_aks_host(&ctx.host) && ctx.auth.is_static() {
+        hints.push(format!(
+            "{} is an AKS cluster. AKS rejects static credentials (service-account tokens, client certificates, basic auth) with 401 when local accounts are disabled (disableLocalAccounts=true, common with Microsoft Entra ID integration). Either re-enable local accounts so that disableLocalAccounts=false (`az aks update --resource-group <rg> --name <cluster> --enable-local-accounts`), or use OpenIdConnect credentials from Entra ID.",
+            ctx.host
+        ));
+    }
+    match &ctx.auth {
+        AuthKind::ServiceAccountToken {
+            subject,
+            issuer,
+            expires_at,
+            is_jwt,
+            base64_wrapped,
+        } => {
+            if *base64_wrapped {
+                hints.push("The token is base64-encoded (as in a Secret's `data.token` field): store the decoded value, e.g. `kubectl get secret <name> -n <ns> -o jsonpath='{.data.token}' | base64 -d`.".to_string());
+            } else if !is_jwt {
+                hints.push("The value behind serviceAccountTokenRef is not a service-account token (a JWT of three dot-separated parts): store the token itself, e.g. from `kubectl create token <sa> -n <ns>` or a kubernetes.io/service-account-token Secret.".to_string());
+            }
+            match expires_at {
+                Some(exp) if *exp <= ctx.now => hints.push(format!(
+                    "The token expired at {} (its exp claim): issue a new one (`kubectl create token <sa> --duration=8760h`) or use a long-lived kubernetes.io/service-account-token Secret.",
+                    fmt_time(*exp)
+                )),
+                _ => {}
+            }
+            if let Some(sub) = subject {
+                hints.push(format!(
+                    "The API server rejected the token of {sub}: the service account or its token Secret may have been deleted or recreated (that invalidates the token), or the token belongs to another cluster{}. Create a fresh token and update serviceAccountTokenRef.",
+                    issuer
+                        .as_deref()
+                        .map(|i| format!(" (issuer {i})"))
+                        .unwrap_or_default()
+                ));
+            }
+            hints.push("The API server answered 401 Unauthorized: check that serviceAccountTokenRef holds a current token of this cluster.".to_string());
+        }
+        AuthKind::Basic { username } => {
+            let removed = match ctx.server_version.as_deref().and_then(minor_version) {
+                Some((1, m)) if m >= 19 => format!(
+                    "This API server runs {}; Kubernetes removed basic authentication (--basic-auth-file) in 1.19, so it rejects every username and password.",
+                    ctx.server_version.as_deref().unwrap_or_default()
+                ),
+                _ => "Kubernetes removed basic authentication (--basic-auth-file) in 1.19, and managed clusters never offered it, so most API servers reject every username and password.".to_string(),
+            };
+            hints.push(format!(
+                "The API server rejected the username '{username}' and its password. {removed} Switch the connector to ServiceAccount (a token) or ClientKeyCert credentials."
+            ));
+        }
+        AuthKind::ClientCert {
+            subject,
+            issuer,
+            not_after,
+        } => {
+            let mut h = format!(
+                "The API server did not accept the client certificate ({subject}, issued by '{issuer}'): it must be signed by a CA the API server trusts for clients (its --client-ca-file) and be within its validity period (until {}).",
+                fmt_time(*not_after)
+            );
+            if let Some(server_issuer) = &ctx.server_cert_issuer {
+                if server_issuer != issuer {
+                    h.push_str(&format!(
+                        " The API server's own certificate is issued by '{server_issuer}'; client certificates are usually signed by that cluster CA too."
+                    ));
+                }
+            }
+            hints.push(h);
+        }
+        AuthKind::Oidc {
+            issuer_url,
+            client_id,
+        } => hints.push(format!(
+            "The issuer granted an ID token, but the API server did not accept it: the API server must be configured for this issuer (--oidc-issuer-url={issuer_url}, exactly) and client (--oidc-client-id={client_id}, the token's audience), or, on managed clusters, have this identity provider attached."
+        )),
+        AuthKind::Delegate { label } => hints.push(format!(
+            "The delegate's own credentials ({label}) were rejected: its service account or token may have been deleted, or its kubeconfig's credentials have expired."
+        )),
+    }
+    hints
+}
+
+pub(crate) fn unauthorized(endpoint: &str, message: &str, ctx: &UnauthorizedContext) -> Failure {
+    let what = match &ctx.auth {
+        AuthKind::ServiceAccountToken { .. } => "the service-account token",
+        AuthKind::Basic { .. } => "the username and password",
+        AuthKind::ClientCert { .. } => "the client certificate",
+        AuthKind::Oidc { .. } => "the OIDC ID token",
+        AuthKind::Delegate { .. } => "the delegate's credentials",
+    };
+    Failure::new(
+        Reason::Unauthorized,
+        format!("the API server at {endpoint} rejected {what} (401 {message})"),
+    )
+    .code(401)
+    .hints(unauthorized_hints(ctx))
+}
+
+pub(crate) fn api_error(endpoint: &str, what: &str, status: u16, message: &str) -> Failure {
+    let reason = if status >= 500 {
+        Reason::ApiServerError
+    } else {
+        Reason::ApiRequestFailed
+    };
+    Failure::new(
+        reason,
+        format!("{what} at {endpoint} answered {status}: {message}"),
+    )
+    .code(status)
+    .hint(if status >= 500 {
+        "The API server reports an internal problem: check its health (`kubectl get --raw /readyz?verbose`) and try again.".to_string()
+    } else {
+        "The API server refused the request: check that masterUrl points at the API server itself, not at a proxy in front of it.".to_string()
+    })
+}
+
+pub(crate) fn request_failed(endpoint: &str, what: &str, error: &str) -> Failure {
+    Failure::new(
+        Reason::ApiRequestFailed,
+        format!("{what} at {endpoint} failed: {error}"),
+    )
+    .hint("The connection to the API server broke off: check for proxies or load balancers between the delegate and the cluster, and try again.".to_string())
+}
+
+// ---------------------------------------------------------------- oidc
+
+pub(crate) fn oidc_unreachable(issuer: &str, url: &str, error: &str) -> Failure {
+    Failure::new(
+        Reason::OidcIssuerUnreachable,
+        format!("the OIDC issuer {issuer} cannot be reached ({url}): {error}"),
+    )
+    .hint("Check oidcIssuerUrl, and that the delegate may reach the issuer over HTTPS (its CA must be a public root or the connector's caCertRef).".to_string())
+}
+
+pub(crate) fn oidc_discovery(issuer: &str, url: &str, problem: &str) -> Failure {
+    Failure::new(
+        Reason::OidcDiscoveryFailed,
+        format!("OIDC discovery at {url} failed: {problem}"),
+    )
+    .hint(format!(
+        "oidcIssuerUrl must be the issuer itself ({issuer}), so that {url} serves its OpenID configuration with a token_endpoint; e.g. https://login.microsoftonline.com/<tenant>/v2.0, https://<keycloak>/realms/<realm>."
+    ))
+}
+
+pub(crate) fn oidc_token_error(
+    issuer: &str,
+    username: &str,
+    client_id: &str,
+    status: u16,
+    error: &str,
+    description: Option<&str>,
+) -> Failure {
+    let desc = description.map(|d| format!(" ({d})")).unwrap_or_default();
+    let (reason, hint) = match error {
+        "invalid_grant" => (
+            Reason::OidcGrantRejected,
+            format!(
+                "The issuer rejected the password grant for '{username}': check oidcUsername and oidcPasswordRef. The user must exist at the issuer, be enabled, and need no interactive step (MFA, consent, password change) — the password grant cannot perform one."
+            ),
+        ),
+        "invalid_client" => (
+            Reason::OidcClientRejected,
+            format!(
+                "The issuer does not accept client '{client_id}': check oidcClientIdRef, and oidcSecretRef for a confidential client (public clients take no secret)."
+            ),
+        ),
+        "unauthorized_client" | "unsupported_grant_type" => (
+            Reason::OidcGrantNotAllowed,
+            format!(
+                "Client '{client_id}' may not use the resource-owner password grant: enable it at the issuer (Keycloak: 'Direct access grants'; Entra ID: 'Allow public client flows'; Okta: 'Resource Owner Password' grant type)."
+            ),
+        ),
+        "invalid_scope" => (
+            Reason::OidcGrantRejected,
+            "The issuer rejected the requested scopes: check oidcScopes (openid is always requested).".to_string(),
+        ),
+        _ => (
+            Reason::OidcGrantRejected,
+            format!(
+                "The issuer refused the password grant: check oidcUsername, oidcPasswordRef, oidcClientIdRef and oidcSecretRef, and that client '{client_id}' may use the password grant."
+            ),
+        ),
+    };
+    Failure::new(
+        reason,
+        format!("the OIDC issuer {issuer} rejected the token request ({status} {error}{desc})"),
+    )
+    .code(status)
+    .hint(hint)
+}
+
+pub(crate) fn oidc_no_id_token(issuer: &str) -> Failure {
+    Failure::new(
+        Reason::OidcNoIdToken,
+        format!("the OIDC issuer {issuer} granted a token but no id_token"),
+    )
+    .hint("Kubernetes authenticates with the ID token: make sure the client may request the 'openid' scope, and that the issuer returns ID tokens for the password grant.".to_string())
+}
+
+// ---------------------------------------------------------------- authorization
+
+pub(crate) fn missing_permissions(
+    who: &str,
+    missing: usize,
+    total: usize,
+    namespaces: &[String],
+) -> Failure {
+    Failure::new(
+        Reason::MissingPermissions,
+        format!(
+            "{who} is authenticated but lacks {missing} of {total} required permissions in {}",
+            namespaces_phrase(namespaces)
+        ),
+    )
+    .code(403)
+}
+
+pub(crate) fn namespaces_phrase(namespaces: &[String]) -> String {
+    match namespaces {
+        [one] => format!("namespace {one}"),
+        many => format!("namespaces {}", many.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(host: &str, auth: AuthKind) -> UnauthorizedContext {
+        UnauthorizedContext {
+            host: host.to_string(),
+            auth,
+            server_version: None,
+            server_cert_issuer: None,
+            now: 1_800_000_000,
+        }
+    }
+
+    fn token(sub: Option<&str>, exp: Option<i64>) -> AuthKind {
+        AuthKind::ServiceAccountToken {
+            subject: sub.map(str::to_string),
+            issuer: None,
+            expires_at: exp,
+            is_jwt: true,
+            base64_wrapped: false,
+        }
+    }
+
+    #[test]
+    fn aks_static_credentials_get_the_local_accounts_hint_first() {
+        let hints = unauthorized_hints(&ctx(
+            "myaks-dns-1a2b3c.hcp.westeurope.azmk8s.io",
+            token(Some("system:serviceaccount:ci:deployer"), None),
+        ));
+        assert!(hints[0].contains("disableLocalAccounts=false"), "{hints:?}");
+        assert!(hints[0].contains("--enable-local-accounts"), "{hints:?}");
+        assert!(hints[0].contains("AKS"), "{hints:?}");
+
+        // A client certificate on AKS too.
+        let hints = unauthorized_hints(&ctx(
+            "x.privatelink.eastus.azmk8s.io.",
+            AuthKind::ClientCert {
+                subject: "CN=admin".into(),
+                issuer: "CN=ca".into(),
+                not_after: 1_900_000_000,
+            },
+        ));
+        assert!(hints[0].contains("disableLocalAccounts"), "{hints:?}");
+    }
+
+    #[test]
+    fn aks_hint_is_not_given_elsewhere_or_for_oidc() {
+        let hints = unauthorized_hints(&ctx("k8s.example.com", token(None, None)));
+        assert!(hints.iter().all(|h| !h.contains("disableLocalAccounts")));
+        let hints = unauthorized_hints(&ctx(
+            "x.hcp.eastus.azmk8s.io",
+            AuthKind::Oidc {
+                issuer_url: "https://login.microsoftonline.com/t/v2.0".into(),
+                client_id: "c".into(),
+            },
+        ));
+        assert!(hints.iter().all(|h| !h.contains("disableLocalAccounts")));
+        // Not fooled by a look-alike host.
+        assert!(!is_aks_host("evil-azmk8s.io.example.com"));
+        assert!(!is_aks_host("notazmk8s.io"));
+    }
+
+    #[test]
+    fn expired_token_names_the_expiry() {
+        let hints = unauthorized_hints(&ctx(
+            "k8s.example.com",
+            token(Some("system:serviceaccount:a:b"), Some(1_700_000_000)),
+        ));
+        assert!(hints.iter().any(|h| h.contains("expired at 2023-11-14T22:13:20Z")), "{hints:?}");
+        assert!(hints.iter().any(|h| h.contains("system:serviceaccount:a:b")), "{hints:?}");
+    }
+
+    #[test]
+    fn base64_wrapped_token_says_decode_it() {
+        let hints = unauthorized_hints(&ctx(
+            "k8s.example.com",
+            AuthKind::ServiceAccountToken {
+                subject: Some("system:serviceaccount:a:b".into()),
+                issuer: None,
+                expires_at: None,
+                is_jwt: false,
+                base64_wrapped: true,
+            },
+        ));
+        assert!(hints[0].contains("base64 -d"), "{hints:?}");
+    }
+
+    #[test]
+    fn basic_auth_hint_explains_removal_with_the_server_version() {
+        let mut c = ctx(
+            "10.1.2.3",
+            AuthKind::Basic {
+                username: "admin".into(),
+            },
+        );
+        c.server_version = Some("v1.20.2".into());
+        let hints = unauthorized_hints(&c);
+        assert!(hints[0].contains("runs v1.20.2"), "{hints:?}");
+        assert!(hints[0].contains("removed basic authentication"), "{hints:?}");
+        assert!(hints[0].contains("'admin'"), "{hints:?}");
+        assert!(hints[0].contains("ServiceAccount"), "{hints:?}");
+    }
+
+    #[test]
+    fn client_cert_hint_compares_issuers() {
+        let mut c = ctx(
+            "127.0.0.1",
+            AuthKind::ClientCert {
+                subject: "CN=me".into(),
+                issuer: "CN=rogue-ca".into(),
+                not_after: 1_900_000_000,
+            },
+        );
+        c.server_cert_issuer = Some("CN=cluster-ca".into());
+        let hints = unauthorized_hints(&c);
+        assert!(hints[0].contains("'CN=rogue-ca'"), "{hints:?}");
+        assert!(hints[0].contains("'CN=cluster-ca'"), "{hints:?}");
+        assert!(hints[0].contains("--client-ca-file"), "{hints:?}");
+    }
+
+    #[test]
+    fn oidc_error_codes_map_to_specific_fixes() {
+        let f = oidc_token_error("https://idp", "alice", "k8s", 400, "invalid_grant", Some("Invalid user credentials"));
+        assert_eq!(f.reason, Reason::OidcGrantRejected);
+        assert_eq!(f.code, 400);
+        assert!(f.message.contains("Invalid user credentials"));
+        assert!(f.hints[0].contains("'alice'"));
+        let f = oidc_token_error("https://idp", "alice", "k8s", 401, "invalid_client", None);
+        assert_eq!(f.reason, Reason::OidcClientRejected);
+        assert!(f.hints[0].contains("oidcSecretRef"));
+        let f = oidc_token_error("https://idp", "alice", "k8s", 400, "unauthorized_client", None);
+        assert_eq!(f.reason, Reason::OidcGrantNotAllowed);
+        assert!(f.hints[0].contains("Direct access grants"));
+    }
+
+    #[test]
+    fn timeouts_say_where_they_happened() {
+        let f = timeout(StageName::Tcp, "10.0.0.1:6443", Duration::from_secs(10));
+        assert_eq!(f.code, 504);
+        assert!(f.message.contains("within 10 s"));
+        assert!(f.hints[0].contains("Is the delegate allowed to reach"));
+        let f = timeout(StageName::Tls, "127.0.0.1:1", Duration::from_millis(1500));
+        assert!(f.message.contains("did not answer the TLS handshake within 1.5 s"));
+    }
+
+    #[test]
+    fn pem_fixes_are_specific() {
+        assert!(pem_fix("caCertRef", &PemProblem::Base64WrappedPem { label: "CERTIFICATE".into() }).contains("base64 -d"));
+        assert!(pem_fix("caCertRef", &PemProblem::Der).contains("openssl x509 -inform DER"));
+        assert!(pem_fix("caCertRef", &PemProblem::PrivateKey { label: "PRIVATE KEY".into() }).contains("not a private key"));
+        assert!(pem_fix("clientKeyRef", &PemProblem::PassphraseRequired).contains("clientKeyPassphraseRef"));
+        assert!(pem_fix("clientKeyRef", &PemProblem::LegacyEncryptedKey).contains("openssl pkcs8 -topk8"));
+    }
+
+    #[test]
+    fn name_mismatch_lists_the_sans() {
+        let cert = CertSummary {
+            subject: "CN=api".into(),
+            issuer: "CN=ca".into(),
+            sans: vec!["DNS:api.internal".into(), "DNS:kubernetes".into()],
+            ..CertSummary::default()
+        };
+        let f = name_mismatch("127.0.0.1:6443", "127.0.0.1", &cert);
+        assert!(f.message.contains("DNS:api.internal, DNS:kubernetes"));
+        assert!(f.hints[0].contains("IP:127.0.0.1"));
+    }
+}

@@ -1,0 +1,148 @@
+//! Putting a manifest into a cluster with server-side apply, idempotently.
+
+use std::collections::BTreeSet;
+use std::fmt::Debug;
+
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::api_error::explain;
+use super::delete::{delete_object, list_labelled};
+use super::manifests::{rbac_manifest, ManifestError, ManifestObject, ManifestRequest};
+use super::object_ref::ObjectRef;
+
+/// The field manager of every server-side apply tether makes.
+pub const FIELD_MANAGER: &str = "tether";
+
+/// What applying one object did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// What [`apply`] did, object by object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Every object of the manifest, in the order applied.
+    pub applied: Vec<(ObjectRef, ApplyOutcome)>,
+    /// Objects an earlier apply created for the same account that the manifest no
+    /// longer contains (another profile, a dropped target namespace), now deleted so
+    /// no permission outlives the request that granted it.
+    pub pruned: Vec<ObjectRef>,
+}
+
+/// Why applying or deleting stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("cannot {step}: {detail}{}", done_note(.done))]
+    Api {
+        /// What was being done, e.g. `apply ClusterRole tether:default:ci:builds`.
+        step: String,
+        detail: String,
+        /// What had been applied (or deleted) before the failing step.
+        done: Vec<ObjectRef>,
+        #[source]
+        source: Box<kube::Error>,
+    },
+}
+
+impl ApplyError {
+    pub(crate) fn api(step: String, source: kube::Error, done: &[ObjectRef]) -> Self {
+        ApplyError::Api {
+            step,
+            detail: explain(&source),
+            done: done.to_vec(),
+            source: Box::new(source),
+        }
+    }
+}
+
+fn done_note(done: &[ObjectRef]) -> String {
+    if done.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = done.iter().map(ToString::to_string).collect();
+    format!(
+        ". Already done before this step: {}. Running the same command again is safe and continues from here",
+        list.join(", ")
+    )
+}
+
+/// Applies the manifest of `request` (server-side apply, field manager `tether`,
+/// taking over fields others changed), then deletes objects labelled for the same
+/// account that the manifest no longer contains. Running it twice changes nothing.
+pub async fn apply(client: &Client, request: &ManifestRequest) -> Result<ApplyReport, ApplyError> {
+    let objects = rbac_manifest(request)?;
+    let account = request.account()?;
+    let mut report = ApplyReport::default();
+    let mut done = Vec::new();
+    for object in &objects {
+        let object_ref = object.object_ref();
+        let outcome = apply_object(client, object)
+            .await
+            .map_err(|e| ApplyError::api(format!("apply {object_ref}"), e, &done))?;
+        report.applied.push((object_ref.clone(), outcome));
+        done.push(object_ref);
+    }
+
+    let wanted: BTreeSet<ObjectRef> = objects.iter().map(ManifestObject::object_ref).collect();
+    let existing = list_labelled(client, &account, &done).await?;
+    for stale in existing.into_iter().filter(|r| !wanted.contains(r)) {
+        let deleted = delete_object(client, &stale)
+            .await
+            .map_err(|e| ApplyError::api(format!("delete the stale {stale}"), e, &done))?;
+        if deleted {
+            done.push(stale.clone());
+            report.pruned.push(stale);
+        }
+    }
+    Ok(report)
+}
+
+/// Server-side applies one object.
+pub async fn apply_object(
+    client: &Client,
+    object: &ManifestObject,
+) -> Result<ApplyOutcome, kube::Error> {
+    let c = client.clone();
+    let ns = object.metadata().namespace.clone().unwrap_or_default();
+    match object {
+        ManifestObject::ServiceAccount(o) => {
+            apply_with(Api::<ServiceAccount>::namespaced(c, &ns), o).await
+        }
+        ManifestObject::Secret(o) => apply_with(Api::<Secret>::namespaced(c, &ns), o).await,
+        ManifestObject::ClusterRole(o) => apply_with(Api::<ClusterRole>::all(c), o).await,
+        ManifestObject::RoleBinding(o) => {
+            apply_with(Api::<RoleBinding>::namespaced(c, &ns), o).await
+        }
+        ManifestObject::ClusterRoleBinding(o) => {
+            apply_with(Api::<ClusterRoleBinding>::all(c), o).await
+        }
+    }
+}
+
+async fn apply_with<K>(api: Api<K>, object: &K) -> Result<ApplyOutcome, kube::Error>
+where
+    K: Resource + Clone + Debug + Serialize + DeserializeOwned,
+{
+    let name = object.meta().name.clone().unwrap_or_default();
+    let before = api
+        .get_opt(&name)
+        .await?
+        .and_then(|o| o.meta().resource_version.clone());
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let after = api.patch(&name, &params, &Patch::Apply(object)).await?;
+    Ok(match before {
+        None => ApplyOutcome::Created,
+        Some(rv) if after.meta().resource_version.as_ref() == Some(&rv) => ApplyOutcome::Unchanged,
+        Some(_) => ApplyOutcome::Updated,
+    })
+}

@@ -1,0 +1,145 @@
+//! Reading request bodies and writing responses in JSON or YAML.
+//!
+//! Bodies are read as bytes first (bounded by the router's body limit) and parsed
+//! here, so every way a body can be wrong (too large, not UTF-8, malformed,
+//! unknown field, wrong type) becomes an [`ApiError`] of our one shape instead of
+//! axum's plain-text rejections.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::error::ApiError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Yaml,
+}
+
+impl Format {
+    fn from_media(value: &str) -> Option<Format> {
+        let essence = value.split(';').next().unwrap_or("").trim();
+        match essence {
+            "application/json" | "*/*" | "application/*" | "" => Some(Format::Json),
+            "application/yaml" | "application/x-yaml" | "text/yaml" => Some(Format::Yaml),
+            _ => None,
+        }
+    }
+
+    /// The response format the client asked for with `Accept` (JSON by default).
+    pub fn accepted(headers: &HeaderMap) -> Format {
+        headers
+            .get(ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').find_map(Format::from_media))
+            .unwrap_or(Format::Json)
+    }
+}
+
+/// A request body in JSON or YAML, by `Content-Type`.
+pub struct Doc<T>(pub T);
+
+impl<S, T> FromRequest<S> for Doc<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let format = match req.headers().get(CONTENT_TYPE) {
+            None => Format::Json,
+            Some(v) => v.to_str().ok().and_then(Format::from_media).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "UNSUPPORTED_MEDIA_TYPE",
+                    format!(
+                        "Content-Type {v:?} is not supported; send application/json or application/yaml"
+                    ),
+                )
+            })?,
+        };
+        let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
+            if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "PAYLOAD_TOO_LARGE",
+                    "the request body is larger than the manager accepts (1 MiB)",
+                )
+            } else {
+                ApiError::bad_request(format!("cannot read the request body: {rej}"))
+            }
+        })?;
+        parse(&bytes, format).map(Doc)
+    }
+}
+
+/// Parses a body, naming the line/column or field of the first problem.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8], format: Format) -> Result<T, ApiError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the request body is not valid UTF-8 (invalid byte at offset {})",
+            e.valid_up_to()
+        ))
+    })?;
+    if text.trim().is_empty() {
+        return Err(ApiError::bad_request("the request body is empty"));
+    }
+    match format {
+        Format::Json => serde_json::from_str(text).map_err(|e| {
+            let kind = if e.is_data() { "does not match the expected document" } else { "is not valid JSON" };
+            ApiError::bad_request(format!("the JSON body {kind}: {e}"))
+        }),
+        Format::Yaml => serde_yaml::from_str(text)
+            .map_err(|e| ApiError::bad_request(format!("the YAML body is not a valid document: {e}"))),
+    }
+}
+
+/// A response body in the format the client accepts.
+pub struct Reply<T> {
+    pub status: StatusCode,
+    pub format: Format,
+    pub value: T,
+}
+
+impl<T> Reply<T> {
+    pub fn ok(format: Format, value: T) -> Self {
+        Reply {
+            status: StatusCode::OK,
+            format,
+            value,
+        }
+    }
+
+    pub fn created(format: Format, value: T) -> Self {
+        Reply {
+            status: StatusCode::CREATED,
+            format,
+            value,
+        }
+    }
+}
+
+impl<T: Serialize> IntoResponse for Reply<T> {
+    fn into_response(self) -> Response {
+        let (body, ctype) = match self.format {
+            Format::Json => (serde_json::to_string(&self.value).map_err(|e| e.to_string()), "application/json"),
+            Format::Yaml => (serde_yaml::to_string(&self.value).map_err(|e| e.to_string()), "application/yaml"),
+        };
+        match body {
+            Ok(body) => (
+                self.status,
+                [(CONTENT_TYPE, HeaderValue::from_static(ctype))],
+                body,
+            )
+                .into_response(),
+            Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", format!("cannot encode the response: {e}"))
+                .into_response(),
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! `/connectors`: create, read, list, update (create-or-update with PUT, as
+//! `tether connector apply` uses it) and delete `K8sCluster` connectors.
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use tether_domain::connector::{ConnectivityState, ConnectivityStatus};
+use tether_domain::{Connector, ConnectorDocument, Scope};
+use tether_store::{ConnectorQuery, ConnectorRecord, ConnectorSort, Role, MAX_LIMIT};
+
+use super::auth::Caller;
+use super::body::{Doc, Format, Reply};
+use super::error::{ApiError, ApiResult};
+use super::scope::ScopePath;
+use super::AppState;
+
+/// A connector as the API returns it: the document plus what the manager knows.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectorResponse {
+    pub connector: Connector,
+    pub created_at: i64,
+    pub last_modified_at: i64,
+    pub status: ConnectivityStatus,
+}
+
+impl From<ConnectorRecord> for ConnectorResponse {
+    fn from(r: ConnectorRecord) -> Self {
+        ConnectorResponse {
+            connector: r.connector,
+            created_at: r.created_at,
+            last_modified_at: r.last_modified_at,
+            status: r.status,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ListResponse<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+    pub page: u32,
+    pub limit: u32,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListParams {
+    page: Option<u32>,
+    limit: Option<u32>,
+    search: Option<String>,
+    credential_type: Option<String>,
+    auth_type: Option<String>,
+    status: Option<String>,
+    sort: Option<String>,
+    order: Option<String>,
+}
+
+/// The limit after checking it, so a client asking for too much is told rather
+/// than silently clamped.
+pub fn check_limit(limit: Option<u32>) -> ApiResult<Option<u32>> {
+    match limit {
+        Some(0) => Err(ApiError::bad_request("limit must be at least 1").with_field("limit")),
+        Some(l) if l > MAX_LIMIT => Err(ApiError::bad_request(format!(
+            "limit {l} is above the maximum of {MAX_LIMIT}; page through the results instead"
+        ))
+        .with_field("limit")),
+        other => Ok(other),
+    }
+}
+
+/// Puts the path's scope into the document, refusing a document that names another.
+fn place_in_scope(connector: &mut Connector, scope: &Scope) -> ApiResult<()> {
+    let doc_scope = Scope::from_parts(
+        connector.org_identifier.as_deref(),
+        connector.project_identifier.as_deref(),
+    )
+    .map_err(|e| ApiError::bad_request(e).with_field("connector.projectIdentifier"))?;
+    let named_any = connector.org_identifier.is_some();
+    if named_any && &doc_scope != scope {
+        return Err(ApiError::bad_request(format!(
+            "the document belongs to {doc_scope} but was sent to the endpoint of {scope}; send it to the matching URL or drop orgIdentifier/projectIdentifier"
+        ))
+        .with_field("connector.orgIdentifier"));
+    }
+    connector.org_identifier = scope.org().map(str::to_string);
+    connector.project_identifier = scope.project().map(str::to_string);
+    Ok(())
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: ScopePath,
+    headers: HeaderMap,
+    Doc(doc): Doc<ConnectorDocument>,
+) -> ApiResult<Reply<ConnectorResponse>> {
+    caller.authorize(&state, &path.scope, Role::Editor).await?;
+    let mut connector = doc.connector;
+    place_in_scope(&mut connector, &path.scope)?;
+    let record = state.store.create_connector(connector).await?;
+    tracing::info!(scope = %path.scope, identifier = record.identifier(), "connector created");
+    Ok(Reply::created(Format::accepted(&headers), record.into()))
+}
+
+/// PUT creates the connector when it does not exist (201) and replaces it when it
+/// does (200). The identifier in the body, when present, must match the URL.
+pub async fn put(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: ScopePath,
+    headers: HeaderMap,
+    Doc(doc): Doc<ConnectorDocument>,
+) -> ApiResult<Reply<ConnectorResponse>> {
+    caller.authorize(&state, &path.scope, Role::Editor).await?;
+    let identifier = path.param("identifier").to_string();
+    let mut connector = doc.connector;
+    place_in_scope(&mut connector, &path.scope)?;
+    match &connector.identifier {
+        Some(id) if *id != identifier => {
+            return Err(ApiError::bad_request(format!(
+                "the identifier of a connector cannot change: the URL names '{identifier}', the document '{id}'"
+            ))
+            .with_field("connector.identifier"))
+        }
+        _ => connector.identifier = Some(identifier),
+    }
+    let up = state.store.upsert_connector(connector).await?;
+    let format = Format::accepted(&headers);
+    Ok(if up.created {
+        Reply::created(format, up.record.into())
+    } else {
+        Reply::ok(format, up.record.into())
+    })
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: ScopePath,
+    headers: HeaderMap,
+) -> ApiResult<Reply<ConnectorResponse>> {
+    caller.authorize(&state, &path.scope, Role::Viewer).await?;
+    let record = state
+        .store
+        .get_connector(&path.scope, path.param("identifier"))
+        .await?;
+    Ok(Reply::ok(Format::accepted(&headers), record.into()))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: ScopePath,
+    headers: HeaderMap,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Reply<ListResponse<ConnectorResponse>>> {
+    caller.authorize(&state, &path.scope, Role::Viewer).await?;
+    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let sort = match p.sort.as_deref() {
+        None | Some("name") => ConnectorSort::Name,
+        Some("created") => ConnectorSort::Created,
+        Some("updated") => ConnectorSort::Updated,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "sort '{other}' is not one of name, created, updated"
+            ))
+            .with_field("sort"))
+        }
+    };
+    let desc = match p.order.as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(other) => {
+            return Err(
+                ApiError::bad_request(format!("order '{other}' is not asc or desc"))
+                    .with_field("order"),
+            )
+        }
+    };
+    let status = match p.status.as_deref() {
+        None => None,
+        Some(s) => Some(ConnectivityState::parse(s).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "status '{s}' is not one of SUCCESS, FAILURE, PARTIAL, UNKNOWN, PENDING"
+            ))
+            .with_field("status")
+        })?),
+    };
+    let query = ConnectorQuery {
+        page: p.page.unwrap_or(0),
+        limit: check_limit(p.limit)?,
+        search: p.search,
+        credential_type: p.credential_type,
+        auth_type: p.auth_type,
+        status,
+        sort,
+        desc,
+    };
+    let page = state.store.list_connectors(&path.scope, query).await?;
+    Ok(Reply::ok(
+        Format::accepted(&headers),
+        ListResponse {
+            items: page.items.into_iter().map(Into::into).collect(),
+            total: page.total,
+            page: page.page,
+            limit: page.limit,
+        },
+    ))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: ScopePath,
+) -> ApiResult<Response> {
+    caller.authorize(&state, &path.scope, Role::Editor).await?;
+    let identifier = path.param("identifier");
+    state.store.delete_connector(&path.scope, identifier).await?;
+    tracing::info!(scope = %path.scope, identifier, "connector deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,80 @@
+//! Routes of `/api/v1`. Each resource has its own module; the same handlers serve
+//! the account, org and project scopes (`/api/v1/...`, `/api/v1/orgs/{org}/...`,
+//! `/api/v1/orgs/{org}/projects/{project}/...`).
+
+pub mod auth;
+pub mod body;
+pub mod connectors;
+pub mod error;
+pub mod orgs;
+pub mod scope;
+pub mod secrets;
+pub mod tokens;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::Router;
+use tether_store::Store;
+use tower_http::trace::TraceLayer;
+
+use error::ApiError;
+
+/// Largest request body accepted. Connector documents are a few KiB; a secret
+/// value (a PEM bundle) is at most the store's limit plus JSON framing.
+pub const BODY_LIMIT: usize = 1 << 20;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+}
+
+/// Routes that exist at every scope.
+fn scoped_routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/connectors",
+            get(connectors::list).post(connectors::create),
+        )
+        .route(
+            "/connectors/{identifier}",
+            get(connectors::get)
+                .put(connectors::put)
+                .delete(connectors::delete),
+        )
+        .route("/secrets", get(secrets::list).post(secrets::create))
+        .route(
+            "/secrets/{identifier}",
+            get(secrets::get).put(secrets::update).delete(secrets::delete),
+        )
+        .route("/tokens", get(tokens::list).post(tokens::create))
+}
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(scoped_routes())
+        .nest("/orgs/{org}", scoped_routes())
+        .nest("/orgs/{org}/projects/{project}", scoped_routes())
+        .route("/orgs", get(orgs::list_orgs).post(orgs::create_org))
+        .route("/orgs/{org}", get(orgs::get_org).delete(orgs::delete_org))
+        .route(
+            "/orgs/{org}/projects",
+            get(orgs::list_projects).post(orgs::create_project),
+        )
+        .route(
+            "/orgs/{org}/projects/{project}",
+            get(orgs::get_project).delete(orgs::delete_project),
+        )
+        .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
+        .route("/whoami", get(tokens::whoami));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(|| async {
+            ApiError::not_found("no such endpoint; the API lives under /api/v1")
+        })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // Logs method, path and status; never headers or bodies, which carry
+        // tokens and secret values.
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,123 @@
+//! `/tokens`: API tokens bound to a scope and a role. The value is returned once,
+//! by the create call; the store keeps only its hash.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use tether_store::{Role, TokenRecord};
+
+use super::auth::Caller;
+use super::body::{Doc, Format, Reply};
+use super::error::{ApiError, ApiResult};
+use super::scope::ScopePath;
+use super::AppState;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TokenCreate {
+    name: String,
+    role: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenResponse {
+    id: String,
+    name: String,
+    role: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    org_identifier: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    project_identifier: Option<String>,
+    created_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revoked_at: Option<i64>,
+}
+
+impl From<TokenRecord> for TokenResponse {
+    fn from(t: TokenRecord) -> Self {
+        TokenResponse {
+            org_identifier: t.scope.org().map(str::to_string),
+            project_identifier: t.scope.project().map(str::to_string),
+            id: t.id,
+            name: t.name,
+            role: t.role.as_str(),
+            created_at: t.created_at,
+            revoked_at: t.revoked_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct CreatedToken {
+    token: TokenResponse,
+    /// Shown once; store it now.
+    value: String,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: ScopePath,
+    headers: HeaderMap,
+    Doc(body): Doc<TokenCreate>,
+) -> ApiResult<Reply<CreatedToken>> {
+    caller.authorize(&state, &path.scope, Role::Admin).await?;
+    let role = Role::parse(&body.role).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "role '{}' is not one of viewer, editor, admin",
+            body.role
+        ))
+        .with_field("role")
+    })?;
+    let (record, value) = state
+        .store
+        .create_token(&body.name, &path.scope, role)
+        .await?;
+    tracing::info!(scope = %path.scope, id = %record.id, role = role.as_str(), "API token created");
+    Ok(Reply::created(
+        Format::accepted(&headers),
+        CreatedToken {
+            token: record.into(),
+            value: value.expose().to_string(),
+        },
+    ))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: ScopePath,
+    headers: HeaderMap,
+) -> ApiResult<Reply<Vec<TokenResponse>>> {
+    caller.authorize(&state, &path.scope, Role::Admin).await?;
+    let tokens = state.store.list_tokens(&path.scope).await?;
+    Ok(Reply::ok(
+        Format::accepted(&headers),
+        tokens.into_iter().map(Into::into).collect(),
+    ))
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let token = state.store.get_token(&id).await.map_err(|_| {
+        // The same answer whether the id is unknown or out of reach.
+        ApiError::not_found(format!("API token '{id}' not found"))
+    })?;
+    if !caller.can_see(&token.scope) {
+        return Err(ApiError::not_found(format!("API token '{id}' not found")));
+    }
+    caller.require(&token.scope, Role::Admin)?;
+    state.store.revoke_token(&id).await?;
+    tracing::info!(id = %id, "API token revoked");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Who the presented token is: lets a client check its setup.
+pub async fn whoami(caller: Caller, headers: HeaderMap) -> Reply<TokenResponse> {
+    Reply::ok(Format::accepted(&headers), caller.0.into())
+}

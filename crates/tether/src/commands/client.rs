@@ -1,0 +1,165 @@
+//! The HTTP client the CLI commands share: where the manager is, which token to
+//! present, and turning the API's `{code, message, field}` errors into messages.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Context, Result};
+use clap::Args;
+use reqwest::{Method, StatusCode};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use tether_domain::Scope;
+
+/// `--org` / `--project` for commands that act in a scope.
+#[derive(Debug, Clone, Args, Default)]
+pub struct ScopeArgs {
+    /// Org identifier (absent: account scope).
+    #[arg(long)]
+    pub org: Option<String>,
+    /// Project identifier (needs --org).
+    #[arg(long, requires = "org")]
+    pub project: Option<String>,
+}
+
+impl ScopeArgs {
+    pub fn scope(&self) -> Result<Scope> {
+        Scope::from_parts(self.org.as_deref(), self.project.as_deref()).map_err(|e| anyhow!(e))
+    }
+}
+
+/// The URL prefix of a scope's resources.
+pub fn scope_path(scope: &Scope) -> String {
+    match scope {
+        Scope::Account => "/api/v1".into(),
+        Scope::Org(o) => format!("/api/v1/orgs/{o}"),
+        Scope::Project { org, project } => format!("/api/v1/orgs/{org}/projects/{project}"),
+    }
+}
+
+/// What `tether login` saves.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ClientConfig {
+    pub url: String,
+    pub token: String,
+}
+
+pub fn config_path() -> PathBuf {
+    if let Some(d) = std::env::var_os("TETHER_CONFIG") {
+        return PathBuf::from(d);
+    }
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("tether/config.yaml")
+}
+
+#[derive(Debug, Deserialize)]
+struct ApiErrorBody {
+    code: String,
+    message: String,
+    field: Option<String>,
+}
+
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl ApiClient {
+    /// `TETHER_URL`/`TETHER_TOKEN`, else the file `tether login` wrote.
+    pub fn from_env() -> Result<ApiClient> {
+        let saved = || -> Option<ClientConfig> {
+            let text = std::fs::read_to_string(config_path()).ok()?;
+            serde_yaml::from_str(&text).ok()
+        };
+        let (url, token) = match (std::env::var("TETHER_URL"), std::env::var("TETHER_TOKEN")) {
+            (Ok(u), Ok(t)) => (u, t),
+            (u, t) => {
+                let saved = saved();
+                let url = u.ok().or_else(|| saved.as_ref().map(|s| s.url.clone()));
+                let token = t.ok().or_else(|| saved.map(|s| s.token));
+                match (url, token) {
+                    (Some(u), Some(t)) => (u, t),
+                    _ => anyhow::bail!(
+                        "no manager configured: set TETHER_URL and TETHER_TOKEN, or run `tether login --url URL` once"
+                    ),
+                }
+            }
+        };
+        ApiClient::new(&url, &token)
+    }
+
+    pub fn new(url: &str, token: &str) -> Result<ApiClient> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .timeout(std::time::Duration::from_secs(120))
+            .build()?;
+        Ok(ApiClient {
+            http,
+            base: url.trim_end_matches('/').to_string(),
+            token: token.trim().to_string(),
+        })
+    }
+
+    /// Sends a request; `body` is JSON unless `raw` gives bytes and a content type.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Body>,
+        query: &[(&str, String)],
+    ) -> Result<(StatusCode, Vec<u8>)> {
+        let url = format!("{}{}", self.base, path);
+        let mut req = self
+            .http
+            .request(method.clone(), &url)
+            .bearer_auth(&self.token)
+            .query(query);
+        match body {
+            Some(Body::Json(v)) => req = req.json(&v),
+            Some(Body::Raw { bytes, content_type }) => {
+                req = req.header("content-type", content_type).body(bytes)
+            }
+            None => {}
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the manager at {}", self.base))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await?.to_vec();
+        if status.is_success() {
+            return Ok((status, bytes));
+        }
+        match serde_json::from_slice::<ApiErrorBody>(&bytes) {
+            Ok(e) => {
+                let field = e.field.map(|f| format!(" (field {f})")).unwrap_or_default();
+                Err(anyhow!("{}{field} [{} {}]", e.message, status.as_u16(), e.code))
+            }
+            Err(_) => Err(anyhow!(
+                "{method} {path} failed with {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            )),
+        }
+    }
+
+    pub async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Body>,
+        query: &[(&str, String)],
+    ) -> Result<T> {
+        let (_, bytes) = self.send(method, path, body, query).await?;
+        serde_json::from_slice(&bytes).context("the manager answered with unexpected JSON")
+    }
+}
+
+pub enum Body {
+    Json(serde_json::Value),
+    Raw {
+        bytes: Vec<u8>,
+        content_type: &'static str,
+    },
+}

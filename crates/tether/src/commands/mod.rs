@@ -1,0 +1,61 @@
+//! The command tree. `server` runs the manager; the others are API clients that
+//! read `TETHER_URL`/`TETHER_TOKEN` or the file `tether login` writes.
+
+mod client;
+mod connectors;
+mod orgs;
+mod output;
+mod secrets;
+mod server;
+mod tokens;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tether",
+    version,
+    about = "Connect your platform to Kubernetes clusters, safely, and know the truth about each connection."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the manager: REST API, connectors, secrets and scopes.
+    Server(server::ServerArgs),
+    /// Save the manager URL and an API token for the other commands.
+    Login(tokens::LoginArgs),
+    /// Kubernetes cluster connectors.
+    #[command(subcommand)]
+    Connector(connectors::ConnectorCommand),
+    /// Encrypted secrets that connectors reference.
+    #[command(subcommand)]
+    Secret(secrets::SecretCommand),
+    /// Orgs.
+    #[command(subcommand)]
+    Org(orgs::OrgCommand),
+    /// Projects inside orgs.
+    #[command(subcommand)]
+    Project(orgs::ProjectCommand),
+    /// API tokens.
+    #[command(subcommand)]
+    Token(tokens::TokenCommand),
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Server(args) => return server::run(args).await,
+        Command::Login(args) => tokens::login(args).await?,
+        Command::Connector(cmd) => connectors::run(cmd).await?,
+        Command::Secret(cmd) => secrets::run(cmd).await?,
+        Command::Org(cmd) => orgs::run_org(cmd).await?,
+        Command::Project(cmd) => orgs::run_project(cmd).await?,
+        Command::Token(cmd) => tokens::run(cmd).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}

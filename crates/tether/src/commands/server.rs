@@ -1,0 +1,195 @@
+//! `tether server`: open the store, make sure there is a key and an admin token,
+//! serve the API until SIGINT/SIGTERM. `tether server rotate-key` re-encrypts
+//! every secret under a new key-encryption key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use tether_store::{Kek, KekOrigin, Store, StoreConfig, KEK_ENV};
+use tokio::net::TcpListener;
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ServerArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, env = "TETHER_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    #[command(subcommand)]
+    action: Option<ServerAction>,
+}
+
+#[derive(Debug, Args)]
+struct StoreArgs {
+    /// Where the SQLite database, the generated key and the first admin token live.
+    #[arg(long, env = "TETHER_DATA_DIR", default_value_os_t = default_data_dir())]
+    data_dir: PathBuf,
+    /// `postgres://user@host/db` to keep everything in PostgreSQL instead of SQLite.
+    #[arg(long, env = "TETHER_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// File holding the key-encryption key (32 bytes, hex or base64). Else
+    /// $TETHER_KEK, else <data-dir>/kek (generated on first start).
+    #[arg(long, env = "TETHER_KEK_FILE")]
+    kek_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum ServerAction {
+    /// Re-encrypt every secret under a new key-encryption key.
+    RotateKey(RotateKeyArgs),
+}
+
+#[derive(Debug, Args)]
+struct RotateKeyArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// File with the new key; a new random key is generated when absent.
+    #[arg(long)]
+    new_kek_file: Option<PathBuf>,
+}
+
+fn default_data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(d).join("tether");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/share/tether"),
+        None => PathBuf::from("tether-data"),
+    }
+}
+
+async fn open_store(args: &StoreArgs) -> Result<(Store, KekOrigin)> {
+    let loaded = Kek::load_or_create(&args.data_dir, args.kek_file.as_deref())?;
+    if loaded.generated {
+        eprintln!(
+            "tether: generated a new key-encryption key in {} (mode 0600). Back it up: secrets cannot be read without it.",
+            args.data_dir.join(tether_store::KEK_FILE_NAME).display()
+        );
+    }
+    let store = Store::open(StoreConfig {
+        database_url: args.database_url.clone(),
+        data_dir: args.data_dir.clone(),
+        key: loaded.kek,
+    })
+    .await?;
+    Ok((store, loaded.origin))
+}
+
+pub async fn run(args: ServerArgs) -> Result<ExitCode> {
+    if let Some(ServerAction::RotateKey(r)) = args.action {
+        return rotate_key(r).await;
+    }
+    init_logging();
+    let (store, _) = open_store(&args.store).await?;
+    if let Some(token) = store.ensure_admin_token(&args.store.data_dir).await? {
+        // Printed once, to the terminal only (not to the log), and saved 0600.
+        println!(
+            "Admin API token (shown once; also in {}):\n  {}",
+            args.store.data_dir.join(tether_store::ADMIN_TOKEN_FILE_NAME).display(),
+            token.expose()
+        );
+    }
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}; is another server using it? pick another with --listen", args.listen))?;
+    let addr = listener.local_addr()?;
+    println!("tether server listening on http://{addr}");
+    tracing::info!(%addr, backend = ?store.backend(), "serving");
+    let state = tether_server::AppState {
+        store: store.clone(),
+    };
+    tether_server::serve(listener, state, shutdown_signal()).await?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn rotate_key(args: RotateKeyArgs) -> Result<ExitCode> {
+    let (store, origin) = open_store(&args.store).await?;
+    let new = match &args.new_kek_file {
+        Some(f) => Kek::parse(
+            &std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+            &format!("the key file {}", f.display()),
+        )?,
+        None => Kek::generate(),
+    };
+    // The new key is on disk before the database changes, so no crash can leave
+    // secrets encrypted under a key that exists nowhere.
+    let staged = args.store.data_dir.join("kek.new");
+    write_private(&staged, &format!("{}\n", new.export().expose()))?;
+    let count = store.rotate_kek(new).await?;
+    store.close().await;
+    match origin {
+        KekOrigin::DataDir(path) | KekOrigin::Generated(path) => {
+            std::fs::rename(&staged, &path)
+                .with_context(|| format!("moving {} to {}", staged.display(), path.display()))?;
+            println!("Re-encrypted {count} secrets; the new key is in {}.", path.display());
+        }
+        KekOrigin::File(path) => {
+            println!(
+                "Re-encrypted {count} secrets. The new key is in {}: replace {} with it (or point --kek-file at it) before the next start.",
+                staged.display(),
+                path.display()
+            );
+        }
+        KekOrigin::Env => {
+            println!(
+                "Re-encrypted {count} secrets. The new key is in {}: set {KEK_ENV} to its contents before the next start.",
+                staged.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("TETHER_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Completes on SIGINT or SIGTERM: the server stops accepting and drains.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested; finishing requests in flight");
+}
