@@ -16,12 +16,14 @@ use crate::validation::ValidationErrors;
 
 /// The `connector:` envelope used by YAML files and by `Content-Type: application/yaml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ConnectorDocument {
     pub connector: Connector,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Connector {
     pub name: String,
@@ -42,11 +44,13 @@ pub struct Connector {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ConnectorType {
     K8sCluster,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct K8sClusterSpec {
     /// Empty means "any available delegate".
@@ -59,7 +63,12 @@ pub struct K8sClusterSpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", content = "spec", deny_unknown_fields)]
+// ManualConfig is much larger than the unit variant; boxing it would change the
+// public shape every caller matches on, for no gain: connectors are few and
+// short-lived in memory.
+#[allow(clippy::large_enum_variant)]
 pub enum Credential {
     ManualConfig(ManualConfig),
     /// The delegate's own identity; has no spec.
@@ -67,6 +76,7 @@ pub enum Credential {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ManualConfig {
     pub master_url: String,
@@ -74,6 +84,7 @@ pub struct ManualConfig {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", content = "spec", deny_unknown_fields)]
 pub enum Auth {
     ServiceAccount(ServiceAccountAuth),
@@ -83,6 +94,7 @@ pub enum Auth {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServiceAccountAuth {
     pub service_account_token_ref: String,
@@ -91,6 +103,7 @@ pub struct ServiceAccountAuth {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UsernamePasswordAuth {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,6 +116,7 @@ pub struct UsernamePasswordAuth {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClientKeyCertAuth {
     pub client_cert_ref: String,
@@ -116,6 +130,7 @@ pub struct ClientKeyCertAuth {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OpenIdConnectAuth {
     pub oidc_issuer_url: String,
@@ -135,6 +150,7 @@ pub struct OpenIdConnectAuth {
 
 /// Result of the last connection test, kept beside the connector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectivityStatus {
     pub status: ConnectivityState,
@@ -165,6 +181,7 @@ impl Default for ConnectivityStatus {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "UPPERCASE")]
 pub enum ConnectivityState {
     Success,
@@ -199,6 +216,7 @@ impl ConnectivityState {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConnectivityError {
     pub reason: String,
     pub message: String,
@@ -317,7 +335,12 @@ impl Connector {
             }
         }
         refs.into_iter()
-            .filter_map(|(field, r)| r.map(|r| FieldRef { field, reference: r }))
+            .filter_map(|(field, r)| {
+                r.map(|r| FieldRef {
+                    field,
+                    reference: r,
+                })
+            })
             .collect()
     }
 
@@ -587,6 +610,9 @@ connector:
         let yaml = SA.replace("https://10.0.0.1:6443", "10.0.0.1:6443");
         let doc: ConnectorDocument = serde_yaml::from_str(&yaml).unwrap();
         let errs = doc.connector.validate().unwrap_err();
-        assert_eq!(errs.first().unwrap().field, "spec.credential.spec.masterUrl");
+        assert_eq!(
+            errs.first().unwrap().field,
+            "spec.credential.spec.masterUrl"
+        );
     }
 }

@@ -11,8 +11,29 @@ pub const MAX_LEN: usize = 128;
 /// Words the expression language of pipelines reserves; compared without case so
 /// that `NULL` and `null` are both refused.
 pub const RESERVED_WORDS: &[&str] = &[
-    "or", "and", "eq", "ne", "lt", "gt", "le", "ge", "div", "mod", "not", "null", "true", "false",
-    "new", "var", "return", "step", "parallel", "stepGroup", "org", "account", "class",
+    "or",
+    "and",
+    "eq",
+    "ne",
+    "lt",
+    "gt",
+    "le",
+    "ge",
+    "div",
+    "mod",
+    "not",
+    "null",
+    "true",
+    "false",
+    "new",
+    "var",
+    "return",
+    "step",
+    "parallel",
+    "stepGroup",
+    "org",
+    "account",
+    "class",
 ];
 
 /// Checks `^[a-zA-Z_][0-9a-zA-Z_$]{0,127}$` and the reserved words.
@@ -154,7 +175,11 @@ mod tests {
             "9",
         ] {
             let id = derive(name);
-            assert_eq!(validate_identifier(&id), Ok(()), "name {name:?} gave {id:?}");
+            assert_eq!(
+                validate_identifier(&id),
+                Ok(()),
+                "name {name:?} gave {id:?}"
+            );
         }
         assert_eq!(derive("1st cluster"), "_1st_cluster");
         assert_eq!(derive("---"), "connector");

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod connector;
+pub mod delegate_protocol;
 pub mod identifier;
 pub mod permissions;
 pub mod scope;

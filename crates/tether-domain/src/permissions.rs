@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// One RBAC-style rule: these verbs on these resources of one API group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PermissionRule {
     pub verbs: Vec<String>,
@@ -36,6 +37,7 @@ impl PermissionRule {
 
 /// Named permission sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum PermissionProfile {
     /// What deploying workloads needs.
@@ -58,7 +60,9 @@ impl PermissionProfile {
 
     /// The rules of a named profile (empty for `Custom`).
     pub fn rules(self) -> Vec<PermissionRule> {
-        const RW: &[&str] = &["get", "list", "watch", "create", "update", "patch", "delete"];
+        const RW: &[&str] = &[
+            "get", "list", "watch", "create", "update", "patch", "delete",
+        ];
         match self {
             PermissionProfile::Deployments => vec![
                 PermissionRule::new(RW, "", &["configmaps", "secrets", "events", "pods"]),
@@ -80,6 +84,7 @@ impl PermissionProfile {
 /// How the connection test checks authorization for one connector. Optional on the
 /// connector; absent means the `deployments` profile in the `default` namespace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConnectionTestSettings {
     #[serde(default = "default_profile")]

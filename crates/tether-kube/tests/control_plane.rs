@@ -119,10 +119,18 @@ async fn cluster_role_binding_allows_its_verbs_and_nothing_else() -> Result<()> 
     let sa = token_client(env, &token);
     assert!(can_i(&sa, "list", "pods", &ns).await?, "list pods is bound");
     assert!(can_i(&sa, "get", "pods", &ns).await?, "get pods is bound");
-    assert!(!can_i(&sa, "delete", "pods", &ns).await?, "delete pods is not");
-    assert!(!can_i(&sa, "list", "secrets", &ns).await?, "secrets are not");
+    assert!(
+        !can_i(&sa, "delete", "pods", &ns).await?,
+        "delete pods is not"
+    );
+    assert!(
+        !can_i(&sa, "list", "secrets", &ns).await?,
+        "secrets are not"
+    );
     // And the API agrees with the review: listing pods works.
-    Api::<Pod>::namespaced(sa, &ns).list(&Default::default()).await?;
+    Api::<Pod>::namespaced(sa, &ns)
+        .list(&Default::default())
+        .await?;
     Ok(())
 }
 

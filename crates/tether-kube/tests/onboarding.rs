@@ -586,29 +586,30 @@ async fn apply_is_idempotent_prunes_what_it_no_longer_grants_and_delete_removes_
 }
 
 #[tokio::test]
-async fn apply_into_a_missing_namespace_says_what_to_do_and_what_was_done() -> Result<()> {
+async fn apply_into_a_missing_namespace_changes_nothing_and_says_what_to_do() -> Result<()> {
     let env = KubeEnv::get();
     let admin = env.admin_client().await;
     let home = env.namespace("missing").await;
     let absent = tether_testenv::unique("absent");
-    let req = request("ci", &home, OnboardingProfile::Builds, &[&absent]);
+    let req = request("ci", &home, OnboardingProfile::Builds, &[&home, &absent]);
     let err = onboarding::apply(&admin, &req).await.unwrap_err();
     let msg = err.to_string();
-    let ApplyError::Api { done, .. } = &err else {
-        anyhow::bail!("{msg}")
-    };
-    ensure!(
-        done.len() == 3,
-        "SA, Secret and ClusterRole were applied: {msg}"
-    );
+    ensure!(matches!(err, ApplyError::NamespaceMissing(_)), "{msg}");
     ensure!(
         msg.contains(&format!("namespace '{absent}' does not exist"))
             && msg.contains(&format!("kubectl create namespace {absent}")),
         "{msg}"
     );
-    ensure!(msg.contains("again is safe"), "{msg}");
-    let deleted = onboarding::delete(&admin, &home, "ci").await?;
-    ensure!(deleted.deleted.len() == 3, "{deleted:?}");
+    let left = kubectl_labelled(env, &home, "ci")?;
+    ensure!(left.is_empty(), "nothing applied: {left:?}");
+
+    // Same for the account's own namespace.
+    let req = request("ci", &absent, OnboardingProfile::Builds, &[]);
+    let err = onboarding::apply(&admin, &req).await.unwrap_err();
+    ensure!(
+        matches!(&err, ApplyError::NamespaceMissing(ns) if *ns == absent),
+        "{err}"
+    );
     Ok(())
 }
 

@@ -9,10 +9,10 @@ use tether_domain::{
     derive_identifier, ConnectivityStatus, Connector, Scope, SecretRef, ValidationErrors,
 };
 
-use crate::db::{like_contains, now_ms, Arg, Filter};
+use crate::db::{like_contains, now_ms, Filter};
 use crate::error::{Result, StoreError};
-use crate::orgs::{ensure_scope_exists, scope_phrase, taken_identifiers};
 use crate::paging::{effective_limit, offset, Page};
+use crate::scopes::{ensure_scope_exists, scope_phrase, taken_identifiers};
 use crate::secrets::secret_id;
 use crate::Store;
 
@@ -85,12 +85,11 @@ fn record_from_row(r: &AnyRow) -> Result<ConnectorRecord> {
     let identifier: String = r.try_get("identifier")?;
     let scope_key: String = r.try_get("scope_key")?;
     let body: String = r.try_get("body")?;
-    let corrupt = |what: &str, e: serde_json::Error| {
-        StoreError::Corrupt {
+    let corrupt = |what: &str, e: serde_json::Error| StoreError::Corrupt {
         message: format!(
-            "the stored {what} of connector '{identifier}' ({scope_key}) is unreadable: {e}; restore it from a backup or re-apply the connector"
+            "the stored {what} of connector '{identifier}' ({scope_key}) is unreadable: {e}; \
+             restore it from a backup or re-apply the connector"
         ),
-    }
     };
     let connector: Connector = serde_json::from_str(&body).map_err(|e| corrupt("document", e))?;
     let connectivity: String = r.try_get("connectivity")?;
@@ -115,13 +114,20 @@ fn checked_scope(connector: &Connector) -> Result<Scope> {
         .map_err(|e| StoreError::validation("projectIdentifier", e))
 }
 
+/// A secret reference of a connector and the secret row it resolved to.
+struct ResolvedRef {
+    field: &'static str,
+    reference: String,
+    secret_id: i64,
+}
+
 /// Resolves every secret reference of `connector` (at `scope`) to a secret row,
 /// reporting all missing ones at once, each on its own field.
 async fn resolve_refs(
     conn: &mut AnyConnection,
     scope: &Scope,
     connector: &Connector,
-) -> Result<Vec<(&'static str, String, i64)>> {
+) -> Result<Vec<ResolvedRef>> {
     let mut found = Vec::new();
     let mut errs = ValidationErrors::default();
     for fr in connector.secret_refs() {
@@ -137,7 +143,11 @@ async fn resolve_refs(
             }
         };
         match secret_id(conn, &target.0, &target.1).await? {
-            Some(id) => found.push((fr.field, fr.reference.to_string(), id)),
+            Some(secret_id) => found.push(ResolvedRef {
+                field: fr.field,
+                reference: fr.reference.to_string(),
+                secret_id,
+            }),
             None => errs.push(
                 fr.field,
                 format!(
@@ -155,18 +165,35 @@ async fn resolve_refs(
 async fn insert_refs(
     conn: &mut AnyConnection,
     connector_id: i64,
-    refs: &[(&'static str, String, i64)],
+    refs: &[ResolvedRef],
 ) -> Result<()> {
-    for (field, reference, secret) in refs {
-        sqlx::query(
+    for ResolvedRef {
+        field,
+        reference,
+        secret_id,
+    } in refs
+    {
+        let res = sqlx::query(
             "INSERT INTO connector_secret_refs (connector_id, field, reference, secret_id) VALUES ($1, $2, $3, $4)",
         )
         .bind(connector_id)
         .bind(*field)
         .bind(reference)
-        .bind(*secret)
+        .bind(*secret_id)
         .execute(&mut *conn)
-        .await?;
+        .await
+        .map_err(StoreError::from);
+        match res {
+            // The secret was deleted after we resolved it (PostgreSQL, where
+            // writers are not serialised).
+            Err(e) if e.is_foreign_key_violation() => {
+                return Err(StoreError::validation(
+                    field,
+                    format!("secret '{reference}' was deleted while this connector was being saved; create it again or correct the reference"),
+                ))
+            }
+            r => r?,
+        };
     }
     Ok(())
 }
@@ -223,6 +250,11 @@ async fn insert(
                 "{} already exists; choose another identifier, or update it instead",
                 describe(scope, identifier)
             )))
+        }
+        // Only possible when the org/project was deleted after our check, by a
+        // transaction that committed in between (PostgreSQL).
+        Err(e) if e.is_foreign_key_violation() => {
+            return Err(StoreError::not_found(scope_phrase(scope)))
         }
         r => r?,
     };
@@ -365,21 +397,23 @@ impl Store {
     ) -> Result<Page<ConnectorRecord>> {
         let limit = effective_limit(query.limit);
         let mut f = Filter::default();
-        f.push("scope_key = {}", Arg::Text(scope.key()));
+        f.push("scope_key = {}", scope.key());
         if let Some(s) = query.search.as_deref().filter(|s| !s.is_empty()) {
             f.push(
                 "(name_key LIKE {} ESCAPE '\\' OR LOWER(identifier) LIKE {} ESCAPE '\\')",
-                Arg::Text(like_contains(s)),
+                like_contains(s),
             );
         }
+        // Type names are matched without case: `serviceaccount` in a query
+        // string means ServiceAccount.
         if let Some(c) = &query.credential_type {
-            f.push("credential_type = {}", Arg::Text(c.clone()));
+            f.push("LOWER(credential_type) = {}", c.to_lowercase());
         }
         if let Some(a) = &query.auth_type {
-            f.push("auth_type = {}", Arg::Text(a.clone()));
+            f.push("LOWER(auth_type) = {}", a.to_lowercase());
         }
         if let Some(s) = query.status {
-            f.push("status = {}", Arg::Text(s.as_str().into()));
+            f.push("status = {}", s.as_str().into());
         }
         let dir = if query.desc { "DESC" } else { "ASC" };
         // Each order ends with the row id so pages never overlap or skip rows

@@ -9,7 +9,7 @@
 use std::fmt;
 use std::fs;
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -290,8 +290,6 @@ pub(crate) fn ensure_dir(dir: &Path) -> Result<()> {
         .create(dir)
         .map_err(|e| StoreError::io("cannot create data directory", dir, e))
 }
-
-use std::os::unix::fs::DirBuilderExt;
 
 /// Writes a file that must not exist yet, readable by its owner only, and syncs
 /// it: a key that was printed as "generated" must survive a crash.

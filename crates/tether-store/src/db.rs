@@ -7,7 +7,6 @@
 //! `LIKE ... ESCAPE`). Only the DDL differs, so each backend has its own
 //! migration files.
 
-use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -168,10 +167,19 @@ impl Db {
         Ok(WriteTx { tx, _guard: guard })
     }
 
-    /// A read-only transaction, so a count and a page come from one snapshot
-    /// (on SQLite; PostgreSQL's default isolation gives each statement its own).
+    /// A read-only transaction, so that a count and a page come from one
+    /// snapshot. PostgreSQL's default isolation would give each statement its
+    /// own, hence REPEATABLE READ there; a SQLite read transaction already sees
+    /// one snapshot.
     pub async fn begin_read(&self) -> Result<Transaction<'static, Any>> {
-        Ok(self.pool.begin().await?)
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin().await?,
+            Backend::Postgres => {
+                self.pool
+                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?
+            }
+        })
     }
 
     /// Takes a transaction-scoped advisory lock on PostgreSQL; a no-op on SQLite,
@@ -236,13 +244,11 @@ impl Db {
                 });
             }
         }
-        for m in MIGRATIONS {
-            if applied
-                .iter()
-                .any(|r| r.try_get::<i64, _>("version").ok() == Some(m.version))
-            {
-                continue;
-            }
+        let applied: Vec<i64> = applied
+            .iter()
+            .map(|r| r.try_get("version"))
+            .collect::<Result<_, _>>()?;
+        for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
             tracing::info!(
                 version = m.version,
                 description = m.description,
@@ -291,12 +297,20 @@ impl Migration {
 
 /// Append only: a migration that has shipped is never edited (the checksum
 /// check refuses a database whose applied migrations differ from these).
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "initial schema",
-    sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
-    postgres: include_str!("../migrations/postgres/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "initial schema",
+        sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
+        postgres: include_str!("../migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "delegates and tasks",
+        sqlite: include_str!("../migrations/sqlite/0002_delegates.sql"),
+        postgres: include_str!("../migrations/postgres/0002_delegates.sql"),
+    },
+];
 
 /// Milliseconds since the Unix epoch, the unit of every stored timestamp.
 pub(crate) fn now_ms() -> i64 {
@@ -321,23 +335,17 @@ pub(crate) fn like_contains(search: &str) -> String {
     p
 }
 
-/// A value bound to a dynamically built query.
-#[derive(Debug, Clone)]
-pub(crate) enum Arg {
-    Text(String),
-}
-
-/// Builds a `WHERE` clause with numbered placeholders; the same argument list is
-/// bound to the count query and to the page query.
+/// Builds a `WHERE` clause with numbered placeholders; the same arguments are
+/// bound to the count query and to the page query. Every filter value is text.
 #[derive(Debug, Default)]
 pub(crate) struct Filter {
     clauses: Vec<String>,
-    pub args: Vec<Arg>,
+    args: Vec<String>,
 }
 
 impl Filter {
     /// Adds a clause in which `{}` stands for the next placeholder (once or more).
-    pub fn push(&mut self, clause: &str, arg: Arg) {
+    pub fn push(&mut self, clause: &str, arg: String) {
         self.args.push(arg);
         let n = self.args.len();
         self.clauses.push(clause.replace("{}", &format!("${n}")));
@@ -348,11 +356,11 @@ impl Filter {
         self.args.len() + 1
     }
 
-    pub fn where_sql(&self) -> Cow<'static, str> {
+    pub fn where_sql(&self) -> String {
         if self.clauses.is_empty() {
-            Cow::Borrowed("")
+            String::new()
         } else {
-            Cow::Owned(format!(" WHERE {}", self.clauses.join(" AND ")))
+            format!(" WHERE {}", self.clauses.join(" AND "))
         }
     }
 
@@ -361,9 +369,7 @@ impl Filter {
         mut q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
     ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
         for a in &self.args {
-            q = match a {
-                Arg::Text(s) => q.bind(s.clone()),
-            };
+            q = q.bind(a.clone());
         }
         q
     }

@@ -10,10 +10,14 @@
 mod connectors;
 mod crypto;
 mod db;
+mod delegates;
 mod error;
+mod events;
 mod orgs;
 mod paging;
+mod scopes;
 mod secrets;
+mod tasks;
 mod tokens;
 
 use std::fmt;
@@ -25,16 +29,19 @@ use tokio::sync::RwLock;
 pub use connectors::{ConnectorQuery, ConnectorRecord, ConnectorSort, Upserted};
 pub use crypto::{Kek, KekOrigin, LoadedKek, SecretValue, KEK_ENV, KEK_FILE_NAME};
 pub use db::{Backend, SQLITE_FILE_NAME};
+pub use delegates::{DelegateRecord, DelegateTokenRecord, Heartbeat, DELEGATE_TOKEN_PREFIX};
 pub use error::{Result, StoreError};
+pub use events::{EventListener, EVENT_CHANNEL};
 pub use orgs::{OrgRecord, ProjectRecord};
 pub use paging::{ListQuery, Page, DEFAULT_LIMIT, MAX_LIMIT};
 pub use secrets::{SecretInput, SecretMeta, SecretUpdate, MAX_SECRET_BYTES};
+pub use tasks::{Completion, NewTask, TaskAttempt, TaskRecord, TaskState};
 pub use tokens::{Role, TokenRecord, ADMIN_TOKEN_FILE_NAME, TOKEN_PREFIX};
 
 use db::Db;
 
 /// How to open the store.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StoreConfig {
     /// `postgres://...` for PostgreSQL; `None` for SQLite in `data_dir/tether.db`.
     pub database_url: Option<String>,
@@ -42,6 +49,20 @@ pub struct StoreConfig {
     pub data_dir: PathBuf,
     /// The key-encryption key secrets are sealed with.
     pub key: Kek,
+}
+
+impl fmt::Debug for StoreConfig {
+    // By hand: the URL may carry a database password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field(
+                "database",
+                &db::describe_target(self.database_url.as_deref(), &self.data_dir),
+            )
+            .field("data_dir", &self.data_dir)
+            .field("key", &self.key)
+            .finish()
+    }
 }
 
 /// A handle on the database. Cheap to clone; clones share the pool.
@@ -56,6 +77,8 @@ struct Inner {
     /// exclusively while it re-encrypts, so nothing is sealed with a key that is
     /// being replaced.
     kek: RwLock<Kek>,
+    /// The PostgreSQL URL, for the LISTEN connection; `None` on SQLite.
+    database_url: Option<String>,
 }
 
 impl fmt::Debug for Store {
@@ -76,6 +99,7 @@ impl Store {
             inner: Arc::new(Inner {
                 db,
                 kek: RwLock::new(config.key),
+                database_url: config.database_url.clone(),
             }),
         };
         if let Err(e) = store.check_kek_on_open().await {
@@ -87,6 +111,12 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.inner.db.backend
+    }
+
+    /// One round trip to the database, for health checks.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.inner.db.pool).await?;
+        Ok(())
     }
 
     /// The id of the key-encryption key in use (a fingerprint, not the key).
@@ -104,7 +134,56 @@ impl Store {
         &self.inner.db
     }
 
+    pub(crate) fn database_url(&self) -> Option<&str> {
+        self.inner.database_url.as_deref()
+    }
+
     pub(crate) fn kek(&self) -> &RwLock<Kek> {
         &self.inner.kek
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The server keeps a `Store` in shared state and awaits its futures inside
+    /// request handlers, so both must be `Send`. This fails to compile otherwise.
+    #[allow(dead_code, clippy::let_underscore_future)]
+    fn futures_are_send(s: Store, c: tether_domain::Connector, scope: tether_domain::Scope) {
+        fn send<T: Send + 'static>(_: T) {}
+        fn sync<T: Send + Sync + Clone + 'static>() {}
+        sync::<Store>();
+        send(async move {
+            let _ = s.create_connector(c.clone()).await;
+            let _ = s.upsert_connector(c.clone()).await;
+            let _ = s.update_connector(&scope, "x", c).await;
+            let _ = s.get_connector(&scope, "x").await;
+            let _ = s.list_connectors(&scope, ConnectorQuery::default()).await;
+            let _ = s.delete_connector(&scope, "x").await;
+            let _ = s.set_connectivity(&scope, "x", Default::default()).await;
+            let _ = s.read_secret_value(&scope, "x").await;
+            let _ = s.list_secrets(&scope, ListQuery::default()).await;
+            let _ = s.resolve_secret_ref(&scope, "x").await;
+            let _ = s.rotate_kek(Kek::generate()).await;
+            let _ = s.authenticate("x").await;
+            let _ = s.ensure_admin_token(std::path::Path::new("x")).await;
+            let _ = s.delete_org("x").await;
+            let _ = s.ping().await;
+        });
+    }
+
+    #[test]
+    fn config_debug_hides_password_and_key() {
+        let key = Kek::generate();
+        let c = StoreConfig {
+            database_url: Some("postgres://u:hunter2@db:5432/t".into()),
+            data_dir: "/var/lib/tether".into(),
+            key: key.clone(),
+        };
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("hunter2"), "{dbg}");
+        assert!(!dbg.contains(key.export().expose()), "{dbg}");
+        assert!(dbg.contains("db:5432"), "{dbg}");
     }
 }

@@ -14,12 +14,11 @@ use tether_domain::ValidationErrors;
 use tether_domain::{derive_identifier, validate_identifier, validate_name, Scope, SecretRef};
 
 use crate::crypto::{self, Kek, Sealed, SecretValue};
-use crate::db::{like_contains, now_ms, Arg, Filter};
+use crate::db::{like_contains, now_ms, Filter};
 use crate::error::{Result, StoreError, WRONG_KEY};
-use crate::orgs::{
-    ensure_scope_exists, list_some, scope_phrase, taken_identifiers, MAX_DESCRIPTION,
-};
+use crate::orgs::MAX_DESCRIPTION;
 use crate::paging::{effective_limit, offset, ListQuery, Page};
+use crate::scopes::{ensure_scope_exists, list_some, scope_phrase, taken_identifiers};
 use crate::Store;
 
 /// Largest secret value accepted (1 MiB): plenty for a CA bundle or a
@@ -230,6 +229,10 @@ impl Store {
                     describe(scope, &identifier)
                 )))
             }
+            // The org/project was deleted after our check (PostgreSQL).
+            Err(e) if e.is_foreign_key_violation() => {
+                return Err(StoreError::not_found(scope_phrase(scope)))
+            }
             r => r?,
         };
         tx.commit().await?;
@@ -260,11 +263,11 @@ impl Store {
     pub async fn list_secrets(&self, scope: &Scope, query: ListQuery) -> Result<Page<SecretMeta>> {
         let limit = effective_limit(query.limit);
         let mut f = Filter::default();
-        f.push("scope_key = {}", Arg::Text(scope.key()));
+        f.push("scope_key = {}", scope.key());
         if let Some(s) = query.search.as_deref().filter(|s| !s.is_empty()) {
             f.push(
                 "(name_key LIKE {} ESCAPE '\\' OR LOWER(identifier) LIKE {} ESCAPE '\\')",
-                Arg::Text(like_contains(s)),
+                like_contains(s),
             );
         }
         let mut tx = self.db().begin_read().await?;
@@ -447,7 +450,7 @@ impl Store {
             .map_err(|e| StoreError::validation("secretRef", e))?;
         match self.get_secret_meta(&scope, &r.identifier).await {
             Err(StoreError::NotFound { .. }) => Err(StoreError::not_found(format!(
-                "secret '{reference}' (looked in {})",
+                "secret '{reference}' in {}",
                 scope_phrase(&scope)
             ))),
             other => other,

@@ -23,7 +23,7 @@ use tether_domain::{validate_name, Scope};
 use crate::crypto::{ensure_dir, sync_parent, SecretValue};
 use crate::db::{now_ms, LOCK_BOOTSTRAP_TOKEN};
 use crate::error::{Result, StoreError};
-use crate::orgs::ensure_scope_exists;
+use crate::scopes::ensure_scope_exists;
 use crate::Store;
 
 /// Every token starts with this, so secret scanners and people recognise one.
@@ -72,21 +72,24 @@ pub struct TokenRecord {
     pub revoked_at: Option<i64>,
 }
 
-fn hash(token: &str) -> String {
+/// What is stored of a token: hex SHA-256 (see the module comment).
+pub(crate) fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-fn new_token() -> SecretValue {
+/// `prefix` followed by 32 random bytes in unpadded base64url.
+pub(crate) fn new_token_value(prefix: &str) -> SecretValue {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let t = format!(
-        "{TOKEN_PREFIX}{}",
+        "{prefix}{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     );
     SecretValue::new(t)
 }
 
-fn new_id() -> String {
+/// A random 16-hex-digit id for a token row.
+pub(crate) fn new_id() -> String {
     let mut bytes = [0u8; 8];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     hex::encode(bytes)
@@ -136,7 +139,7 @@ impl Store {
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL"
         ))
-        .bind(hash(token))
+        .bind(hash_token(token))
         .fetch_optional(&self.db().pool)
         .await?;
         row.as_ref().map(record_from_row).transpose()
@@ -220,7 +223,7 @@ async fn insert_token(
     scope: &Scope,
     role: Role,
 ) -> Result<(TokenRecord, SecretValue)> {
-    let token = new_token();
+    let token = new_token_value(TOKEN_PREFIX);
     let record = TokenRecord {
         id: new_id(),
         name: name.to_string(),
@@ -236,7 +239,7 @@ async fn insert_token(
     .bind(&record.name)
     .bind(scope.key())
     .bind(role.as_str())
-    .bind(hash(token.expose()))
+    .bind(hash_token(token.expose()))
     .bind(record.created_at)
     .execute(conn)
     .await?;

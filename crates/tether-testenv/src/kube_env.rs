@@ -71,21 +71,34 @@ impl KubeEnv {
             }
         }
         let status = child.wait()?;
-        bail!("{} exited ({status}) before the control plane was ready", script.display())
+        bail!(
+            "{} exited ({status}) before the control plane was ready",
+            script.display()
+        )
     }
 
     fn from_env(env: &HashMap<String, String>) -> Result<KubeEnv> {
-        let dir = PathBuf::from(env.get("TETHER_TEST_KUBE_DIR").context("no TETHER_TEST_KUBE_DIR")?);
+        let dir = PathBuf::from(
+            env.get("TETHER_TEST_KUBE_DIR")
+                .context("no TETHER_TEST_KUBE_DIR")?,
+        );
         let read = |f: &str| {
-            std::fs::read_to_string(dir.join(f)).with_context(|| format!("reading {f} in {}", dir.display()))
+            std::fs::read_to_string(dir.join(f))
+                .with_context(|| format!("reading {f} in {}", dir.display()))
         };
         Ok(KubeEnv {
-            url: env.get("TETHER_TEST_KUBE_URL").context("no TETHER_TEST_KUBE_URL")?.clone(),
+            url: env
+                .get("TETHER_TEST_KUBE_URL")
+                .context("no TETHER_TEST_KUBE_URL")?
+                .clone(),
             ca_pem: read("ca.crt")?,
             admin_cert_pem: read("admin.crt")?,
             admin_key_pem: read("admin.key")?,
             kubeconfig: dir.join("kubeconfig"),
-            bin_dir: PathBuf::from(env.get("TETHER_TEST_KUBE_BIN").context("no TETHER_TEST_KUBE_BIN")?),
+            bin_dir: PathBuf::from(
+                env.get("TETHER_TEST_KUBE_BIN")
+                    .context("no TETHER_TEST_KUBE_BIN")?,
+            ),
             dir,
         })
     }

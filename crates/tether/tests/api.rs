@@ -49,13 +49,25 @@ impl<'a> Api<'a> {
     }
 
     async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let (s, t) = self.call(reqwest::Method::GET, path, None, "application/json").await;
+        let (s, t) = self
+            .call(reqwest::Method::GET, path, None, "application/json")
+            .await;
         (s, serde_json::from_str(&t).unwrap_or(Value::Null))
     }
 
-    async fn send_json(&self, method: reqwest::Method, path: &str, v: Value) -> (StatusCode, Value) {
+    async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        v: Value,
+    ) -> (StatusCode, Value) {
         let (s, t) = self
-            .call(method, path, Some(("application/json", v.to_string().into_bytes())), "application/json")
+            .call(
+                method,
+                path,
+                Some(("application/json", v.to_string().into_bytes())),
+                "application/json",
+            )
             .await;
         (s, serde_json::from_str(&t).unwrap_or(Value::Null))
     }
@@ -76,7 +88,11 @@ async fn secret_values_never_leave_the_server() {
     for (backend, server) in servers().await {
         seed(&server);
         for (file, _) in FIXTURES {
-            cli_ok(&server, &["connector", "apply", "-f", fixture(file).to_str().unwrap()], None);
+            cli_ok(
+                &server,
+                &["connector", "apply", "-f", fixture(file).to_str().unwrap()],
+                None,
+            );
         }
         let api = Api::new(&server, &server.admin_token);
         // Read everything there is to read, in both formats.
@@ -104,11 +120,41 @@ async fn secret_values_never_leave_the_server() {
             .await;
         assert_eq!(s, StatusCode::OK);
         let (s, _) = api
-            .post(&format!("{PROJECT}/secrets"), json!({"name": "sa token", "identifier": "sa_token", "value": "value-dup-5e5e"}))
+            .post(
+                &format!("{PROJECT}/secrets"),
+                json!({"name": "sa token", "identifier": "sa_token", "value": "value-dup-5e5e"}),
+            )
             .await;
         assert_eq!(s, StatusCode::CONFLICT);
-        let mut cli_out = cli_ok(&server, &["secret", "list", "--org", "default", "--project", "web", "-o", "json"], None);
-        cli_out += &cli_ok(&server, &["secret", "get", "sa_token", "--org", "default", "--project", "web", "-o", "yaml"], None);
+        let mut cli_out = cli_ok(
+            &server,
+            &[
+                "secret",
+                "list",
+                "--org",
+                "default",
+                "--project",
+                "web",
+                "-o",
+                "json",
+            ],
+            None,
+        );
+        cli_out += &cli_ok(
+            &server,
+            &[
+                "secret",
+                "get",
+                "sa_token",
+                "--org",
+                "default",
+                "--project",
+                "web",
+                "-o",
+                "yaml",
+            ],
+            None,
+        );
 
         let mut values: Vec<&str> = SECRETS.iter().map(|s| s.2).collect();
         values.extend(["value-rotated-sa-token-77aa", "value-dup-5e5e"]);
@@ -122,7 +168,11 @@ async fn secret_values_never_leave_the_server() {
                 files.push_str(&String::from_utf8_lossy(&std::fs::read(&p).unwrap()));
             }
         }
-        let dump = if backend == "postgres" { pg_dump(&server).await } else { String::new() };
+        let dump = if backend == "postgres" {
+            pg_dump(&server).await
+        } else {
+            String::new()
+        };
         for v in values {
             assert!(!responses.contains(v), "{backend}: a response contains {v}");
             assert!(!log.contains(v), "{backend}: the log contains {v}");
@@ -137,17 +187,22 @@ async fn pg_dump(server: &TetherServer) -> String {
     use sqlx::{Connection, Row};
     let url = server.database_url.clone().expect("a PostgreSQL server");
     let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-    let tables: Vec<String> = sqlx::query("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
-        .fetch_all(&mut conn)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let tables: Vec<String> =
+        sqlx::query("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
     assert!(!tables.is_empty());
     let mut out = String::new();
     for t in tables {
-        for r in sqlx::query(&format!("SELECT t::text FROM {t} t")).fetch_all(&mut conn).await.unwrap() {
+        for r in sqlx::query(&format!("SELECT t::text FROM {t} t"))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+        {
             out.push_str(&r.get::<String, _>(0));
             out.push('\n');
         }
@@ -172,7 +227,11 @@ async fn raw_post(server: &TetherServer, path: &str, body: &[u8]) -> (u16, Strin
     let mut answer = Vec::new();
     let _ = sock.read_to_end(&mut answer).await;
     let text = String::from_utf8_lossy(&answer).to_string();
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     (status, text)
 }
 
@@ -180,25 +239,92 @@ async fn raw_post(server: &TetherServer, path: &str, body: &[u8]) -> (u16, Strin
 async fn a_project_token_cannot_reach_another_project() {
     for (backend, server) in servers().await {
         seed(&server);
-        cli_ok(&server, &["project", "create", "Other", "--org", "default", "--identifier", "other"], None);
-        cli_ok(&server, &["secret", "create", "--name", "b_secret", "--org", "default", "--project", "other"], Some("value-b"));
-        let token = cli_ok(&server, &["token", "create", "--name", "web-ci", "--role", "editor", "--org", "default", "--project", "web"], None);
+        cli_ok(
+            &server,
+            &[
+                "project",
+                "create",
+                "Other",
+                "--org",
+                "default",
+                "--identifier",
+                "other",
+            ],
+            None,
+        );
+        cli_ok(
+            &server,
+            &[
+                "secret",
+                "create",
+                "--name",
+                "b_secret",
+                "--org",
+                "default",
+                "--project",
+                "other",
+            ],
+            Some("value-b"),
+        );
+        let token = cli_ok(
+            &server,
+            &[
+                "token",
+                "create",
+                "--name",
+                "web-ci",
+                "--role",
+                "editor",
+                "--org",
+                "default",
+                "--project",
+                "web",
+            ],
+            None,
+        );
         let api = Api::new(&server, token.trim());
         let other = "/api/v1/orgs/default/projects/other";
 
         let (s, _) = api.get(&format!("{PROJECT}/secrets")).await;
         assert_eq!(s, StatusCode::OK, "{backend}: own project is readable");
-        for path in [format!("{other}/secrets"), format!("{other}/secrets/b_secret"), format!("{other}/connectors"), "/api/v1/secrets".into(), "/api/v1/orgs/default/connectors".into()] {
+        for path in [
+            format!("{other}/secrets"),
+            format!("{other}/secrets/b_secret"),
+            format!("{other}/connectors"),
+            "/api/v1/secrets".into(),
+            "/api/v1/orgs/default/connectors".into(),
+        ] {
             let (s, body) = api.get(&path).await;
             assert_eq!(s, StatusCode::FORBIDDEN, "{backend} GET {path}: {body}");
             assert_eq!(body["code"], "FORBIDDEN");
         }
-        let (s, _) = api.post(&format!("{other}/secrets"), json!({"name": "x", "value": "v"})).await;
-        assert_eq!(s, StatusCode::FORBIDDEN, "{backend}: cannot write into another project");
-        let (s, _) = api.call(reqwest::Method::DELETE, &format!("{other}/secrets/b_secret"), None, "application/json").await;
+        let (s, _) = api
+            .post(
+                &format!("{other}/secrets"),
+                json!({"name": "x", "value": "v"}),
+            )
+            .await;
+        assert_eq!(
+            s,
+            StatusCode::FORBIDDEN,
+            "{backend}: cannot write into another project"
+        );
+        let (s, _) = api
+            .call(
+                reqwest::Method::DELETE,
+                &format!("{other}/secrets/b_secret"),
+                None,
+                "application/json",
+            )
+            .await;
         assert_eq!(s, StatusCode::FORBIDDEN);
         // An editor cannot mint tokens, even for its own project.
-        let (s, _) = api.post(&format!("{PROJECT}/tokens"), json!({"name": "t", "role": "admin"})).await;
+        let (s, _) = api
+            .post(
+                &format!("{PROJECT}/tokens"),
+                json!({"name": "t", "role": "admin"}),
+            )
+            .await;
         assert_eq!(s, StatusCode::FORBIDDEN);
         // The other project's secret is untouched.
         let admin = Api::new(&server, &server.admin_token);
@@ -206,14 +332,50 @@ async fn a_project_token_cannot_reach_another_project() {
         assert_eq!(s, StatusCode::OK);
 
         // A viewer may read but not write; a revoked token is refused at once.
-        let viewer = cli_ok(&server, &["token", "create", "--name", "ro", "--role", "viewer", "--org", "default", "--project", "web"], None);
+        let viewer = cli_ok(
+            &server,
+            &[
+                "token",
+                "create",
+                "--name",
+                "ro",
+                "--role",
+                "viewer",
+                "--org",
+                "default",
+                "--project",
+                "web",
+            ],
+            None,
+        );
         let ro = Api::new(&server, viewer.trim());
-        assert_eq!(ro.get(&format!("{PROJECT}/connectors")).await.0, StatusCode::OK);
-        assert_eq!(ro.post(&format!("{PROJECT}/secrets"), json!({"name": "x", "value": "v"})).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(
+            ro.get(&format!("{PROJECT}/connectors")).await.0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            ro.post(
+                &format!("{PROJECT}/secrets"),
+                json!({"name": "x", "value": "v"})
+            )
+            .await
+            .0,
+            StatusCode::FORBIDDEN
+        );
         let (_, me) = ro.get("/api/v1/whoami").await;
-        cli_ok(&server, &["token", "revoke", me["id"].as_str().unwrap()], None);
-        assert_eq!(ro.get(&format!("{PROJECT}/connectors")).await.0, StatusCode::UNAUTHORIZED);
-        assert_eq!(Api::new(&server, "tth_wrong").get("/api/v1/whoami").await.0, StatusCode::UNAUTHORIZED);
+        cli_ok(
+            &server,
+            &["token", "revoke", me["id"].as_str().unwrap()],
+            None,
+        );
+        assert_eq!(
+            ro.get(&format!("{PROJECT}/connectors")).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            Api::new(&server, "tth_wrong").get("/api/v1/whoami").await.0,
+            StatusCode::UNAUTHORIZED
+        );
     }
 }
 
@@ -225,38 +387,136 @@ async fn bad_input_is_refused_clearly_and_nothing_is_stored() {
         let url = format!("{PROJECT}/connectors");
         let sa = fixture_text("sa.yaml");
         let cases: Vec<(&str, &str, Vec<u8>, StatusCode, &str)> = vec![
-            ("unknown field", "application/yaml", sa.replace("caCertRef", "caCertificateRef").into_bytes(), StatusCode::BAD_REQUEST, "caCertificateRef"),
-            ("wrong type", "application/yaml", sa.replace("delegateSelectors:\n    - eu-west", "delegateSelectors: 7").into_bytes(), StatusCode::BAD_REQUEST, "delegateSelectors"),
-            ("malformed yaml", "application/yaml", b"connector: [unclosed".to_vec(), StatusCode::BAD_REQUEST, "YAML"),
-            ("malformed json", "application/json", b"{\"connector\": ".to_vec(), StatusCode::BAD_REQUEST, "JSON"),
-            ("invalid utf-8", "application/yaml", [sa.as_bytes(), &[0xff, 0xfe]].concat(), StatusCode::BAD_REQUEST, "UTF-8"),
-            ("unsupported type", "text/plain", sa.clone().into_bytes(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "application/yaml"),
-            ("invalid name", "application/yaml", sa.replace("name: prod cluster", "name: prod;cluster").into_bytes(), StatusCode::UNPROCESSABLE_ENTITY, "name"),
-            ("reserved identifier", "application/yaml", sa.replace("identifier: prod_cluster", "identifier: class").into_bytes(), StatusCode::UNPROCESSABLE_ENTITY, "reserved"),
-            ("wrong scope", "application/yaml", sa.replace("projectIdentifier: web", "projectIdentifier: other").into_bytes(), StatusCode::BAD_REQUEST, "project"),
+            (
+                "unknown field",
+                "application/yaml",
+                sa.replace("caCertRef", "caCertificateRef").into_bytes(),
+                StatusCode::BAD_REQUEST,
+                "caCertificateRef",
+            ),
+            (
+                "wrong type",
+                "application/yaml",
+                sa.replace("delegateSelectors:\n    - eu-west", "delegateSelectors: 7")
+                    .into_bytes(),
+                StatusCode::BAD_REQUEST,
+                "delegateSelectors",
+            ),
+            (
+                "malformed yaml",
+                "application/yaml",
+                b"connector: [unclosed".to_vec(),
+                StatusCode::BAD_REQUEST,
+                "YAML",
+            ),
+            (
+                "malformed json",
+                "application/json",
+                b"{\"connector\": ".to_vec(),
+                StatusCode::BAD_REQUEST,
+                "JSON",
+            ),
+            (
+                "invalid utf-8",
+                "application/yaml",
+                [sa.as_bytes(), &[0xff, 0xfe]].concat(),
+                StatusCode::BAD_REQUEST,
+                "UTF-8",
+            ),
+            (
+                "unsupported type",
+                "text/plain",
+                sa.clone().into_bytes(),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "application/yaml",
+            ),
+            (
+                "invalid name",
+                "application/yaml",
+                sa.replace("name: prod cluster", "name: prod;cluster")
+                    .into_bytes(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "name",
+            ),
+            (
+                "reserved identifier",
+                "application/yaml",
+                sa.replace("identifier: prod_cluster", "identifier: class")
+                    .into_bytes(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "reserved",
+            ),
+            (
+                "wrong scope",
+                "application/yaml",
+                sa.replace("projectIdentifier: web", "projectIdentifier: other")
+                    .into_bytes(),
+                StatusCode::BAD_REQUEST,
+                "project",
+            ),
         ];
         for (what, ctype, body, status, needle) in cases {
-            let (s, text) = api.call(reqwest::Method::POST, &url, Some((ctype, body)), "application/json").await;
+            let (s, text) = api
+                .call(
+                    reqwest::Method::POST,
+                    &url,
+                    Some((ctype, body)),
+                    "application/json",
+                )
+                .await;
             assert_eq!(s, status, "{backend} {what}: {text}");
-            let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{what}: not our JSON error shape: {text}"));
-            assert!(v["code"].is_string() && v["message"].is_string(), "{what}: {text}");
+            let v: Value = serde_json::from_str(&text)
+                .unwrap_or_else(|_| panic!("{what}: not our JSON error shape: {text}"));
+            assert!(
+                v["code"].is_string() && v["message"].is_string(),
+                "{what}: {text}"
+            );
             assert!(text.contains(needle), "{backend} {what}: {text}");
         }
         let (status, text) = raw_post(&server, &url, &vec![b'#'; 2 << 20]).await;
         assert_eq!(status, 413, "{backend} oversized: {text}");
-        assert!(text.contains("PAYLOAD_TOO_LARGE") && text.contains("1 MiB"), "{text}");
-        let (_, text) = api.call(reqwest::Method::POST, &url, Some(("application/yaml", sa.replace("name: prod cluster", "name: prod;cluster").into_bytes())), "application/json").await;
+        assert!(
+            text.contains("PAYLOAD_TOO_LARGE") && text.contains("1 MiB"),
+            "{text}"
+        );
+        let (_, text) = api
+            .call(
+                reqwest::Method::POST,
+                &url,
+                Some((
+                    "application/yaml",
+                    sa.replace("name: prod cluster", "name: prod;cluster")
+                        .into_bytes(),
+                )),
+                "application/json",
+            )
+            .await;
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["field"], "name", "validation errors name the field");
         let (s, list) = api.get(&url).await;
         assert_eq!(s, StatusCode::OK);
         assert_eq!(list["total"], 0, "{backend}: nothing was stored: {list}");
         // The list parameters are checked too.
-        assert_eq!(api.get(&format!("{url}?limit=1001")).await.0, StatusCode::BAD_REQUEST);
-        assert_eq!(api.get(&format!("{url}?sort=color")).await.0, StatusCode::BAD_REQUEST);
-        assert_eq!(api.get(&format!("{url}?colour=red")).await.0, StatusCode::BAD_REQUEST);
-        assert_eq!(api.get("/api/v1/orgs/nope/connectors").await.0, StatusCode::NOT_FOUND);
-        assert_eq!(api.get(&format!("{url}/nope")).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(
+            api.get(&format!("{url}?limit=1001")).await.0,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            api.get(&format!("{url}?sort=color")).await.0,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            api.get(&format!("{url}?colour=red")).await.0,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            api.get("/api/v1/orgs/nope/connectors").await.0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            api.get(&format!("{url}/nope")).await.0,
+            StatusCode::NOT_FOUND
+        );
     }
 }
 
@@ -264,16 +524,79 @@ async fn bad_input_is_refused_clearly_and_nothing_is_stored() {
 async fn deleting_a_referenced_secret_names_the_connectors() {
     for (backend, server) in servers().await {
         seed(&server);
-        cli_ok(&server, &["connector", "apply", "-f", fixture("sa.yaml").to_str().unwrap()], None);
-        cli_ok(&server, &["connector", "apply", "-f", fixture("clientcert.yaml").to_str().unwrap()], None);
+        cli_ok(
+            &server,
+            &[
+                "connector",
+                "apply",
+                "-f",
+                fixture("sa.yaml").to_str().unwrap(),
+            ],
+            None,
+        );
+        cli_ok(
+            &server,
+            &[
+                "connector",
+                "apply",
+                "-f",
+                fixture("clientcert.yaml").to_str().unwrap(),
+            ],
+            None,
+        );
         let api = Api::new(&server, &server.admin_token);
-        let (s, body) = api.call(reqwest::Method::DELETE, "/api/v1/orgs/default/secrets/cluster_ca", None, "application/json").await;
+        let (s, body) = api
+            .call(
+                reqwest::Method::DELETE,
+                "/api/v1/orgs/default/secrets/cluster_ca",
+                None,
+                "application/json",
+            )
+            .await;
         assert_eq!(s, StatusCode::CONFLICT, "{backend}: {body}");
-        assert!(body.contains("prod_cluster") && body.contains("edge"), "{backend}: {body}");
-        cli_ok(&server, &["connector", "delete", "prod_cluster", "--org", "default", "--project", "web"], None);
-        cli_ok(&server, &["connector", "delete", "edge", "--org", "default", "--project", "web"], None);
-        let (s, _) = api.call(reqwest::Method::DELETE, "/api/v1/orgs/default/secrets/cluster_ca", None, "application/json").await;
-        assert_eq!(s, StatusCode::NO_CONTENT, "{backend}: free once no connector uses it");
+        assert!(
+            body.contains("prod_cluster") && body.contains("edge"),
+            "{backend}: {body}"
+        );
+        cli_ok(
+            &server,
+            &[
+                "connector",
+                "delete",
+                "prod_cluster",
+                "--org",
+                "default",
+                "--project",
+                "web",
+            ],
+            None,
+        );
+        cli_ok(
+            &server,
+            &[
+                "connector",
+                "delete",
+                "edge",
+                "--org",
+                "default",
+                "--project",
+                "web",
+            ],
+            None,
+        );
+        let (s, _) = api
+            .call(
+                reqwest::Method::DELETE,
+                "/api/v1/orgs/default/secrets/cluster_ca",
+                None,
+                "application/json",
+            )
+            .await;
+        assert_eq!(
+            s,
+            StatusCode::NO_CONTENT,
+            "{backend}: free once no connector uses it"
+        );
     }
 }
 
@@ -282,25 +605,46 @@ async fn lists_page_search_filter_and_sort() {
     for (backend, server) in servers().await {
         seed(&server);
         for (file, _) in FIXTURES {
-            cli_ok(&server, &["connector", "apply", "-f", fixture(file).to_str().unwrap()], None);
+            cli_ok(
+                &server,
+                &["connector", "apply", "-f", fixture(file).to_str().unwrap()],
+                None,
+            );
         }
         let api = Api::new(&server, &server.admin_token);
         let url = format!("{PROJECT}/connectors");
         let ids = |v: &Value| -> Vec<String> {
-            v["items"].as_array().unwrap().iter().map(|i| i["connector"]["identifier"].as_str().unwrap().to_string()).collect()
+            v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["connector"]["identifier"].as_str().unwrap().to_string())
+                .collect()
         };
         let (_, v) = api.get(&format!("{url}?limit=2&page=1")).await;
         assert_eq!(v["total"], 5, "{backend}");
-        assert_eq!(ids(&v), vec!["legacy", "oidc_cluster"], "{backend}: by name, second page (pages count from 0)");
+        assert_eq!(
+            ids(&v),
+            vec!["legacy", "oidc_cluster"],
+            "{backend}: by name, second page (pages count from 0)"
+        );
         let (_, v) = api.get(&format!("{url}?search=CLUSTER")).await;
-        assert_eq!(ids(&v), vec!["in_cluster", "legacy", "oidc_cluster", "prod_cluster"], "{backend}");
+        assert_eq!(
+            ids(&v),
+            vec!["in_cluster", "legacy", "oidc_cluster", "prod_cluster"],
+            "{backend}"
+        );
         let (_, v) = api.get(&format!("{url}?authType=ClientKeyCert")).await;
         assert_eq!(ids(&v), vec!["edge"]);
-        let (_, v) = api.get(&format!("{url}?credentialType=InheritFromDelegate")).await;
+        let (_, v) = api
+            .get(&format!("{url}?credentialType=InheritFromDelegate"))
+            .await;
         assert_eq!(ids(&v), vec!["in_cluster"]);
         let (_, v) = api.get(&format!("{url}?status=UNKNOWN")).await;
         assert_eq!(v["total"], 5);
-        let (_, v) = api.get(&format!("{url}?sort=created&order=desc&limit=1")).await;
+        let (_, v) = api
+            .get(&format!("{url}?sort=created&order=desc&limit=1"))
+            .await;
         assert_eq!(ids(&v), vec!["in_cluster"], "{backend}: newest first");
     }
 }
@@ -318,22 +662,42 @@ async fn rotating_the_key_keeps_every_secret_usable() {
         .env_remove("TETHER_KEK")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains(&format!("Re-encrypted {} secrets", SECRETS.len())), "{said}");
+    assert!(
+        said.contains(&format!("Re-encrypted {} secrets", SECRETS.len())),
+        "{said}"
+    );
     let new_key = std::fs::read_to_string(data_dir.join("kek")).unwrap();
     assert_ne!(old_key, new_key);
     // The server starts with the new key (a wrong key would refuse to start) and
     // the secrets still resolve.
     let server = TetherServer::start_in(bin(), &data_dir, &[]).unwrap();
-    cli_ok(&server, &["connector", "apply", "-f", fixture("sa.yaml").to_str().unwrap()], None);
+    cli_ok(
+        &server,
+        &[
+            "connector",
+            "apply",
+            "-f",
+            fixture("sa.yaml").to_str().unwrap(),
+        ],
+        None,
+    );
     drop(server);
     // With the old key, the server refuses to start and says why.
     let old_file = data_dir.with_extension("oldkek");
     std::fs::write(&old_file, old_key).unwrap();
-    let err = TetherServer::start_in(bin(), &data_dir, &["--kek-file", old_file.to_str().unwrap()])
-        .err()
-        .expect("the old key must be refused")
-        .to_string();
+    let err = TetherServer::start_in(
+        bin(),
+        &data_dir,
+        &["--kek-file", old_file.to_str().unwrap()],
+    )
+    .err()
+    .expect("the old key must be refused")
+    .to_string();
     assert!(err.contains("key-encryption key"), "{err}");
 }

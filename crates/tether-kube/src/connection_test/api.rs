@@ -70,15 +70,20 @@ fn prepare_client_cert(
 ) -> Result<Prepared, Failure> {
     let certs = pem::certificates(cert_pem).map_err(|p| diagnosis::client_cert_problem(&p))?;
     let summary = CertSummary::from_der(&certs[0]).unwrap_or_default();
-    let key = pem::client_key(key_pem.expose_secret(), passphrase.map(|p| p.expose_secret()))
-        .map_err(|p| diagnosis::client_key_problem(&p))?;
+    let key = pem::client_key(
+        key_pem.expose_secret(),
+        passphrase.map(|p| p.expose_secret()),
+    )
+    .map_err(|p| diagnosis::client_key_problem(&p))?;
     match CertifiedKey::from_der(certs.clone(), key.der.clone_key(), &tls::provider()) {
         Ok(_) => {}
         Err(rustls::Error::InconsistentKeys(_)) => return Err(diagnosis::key_mismatch(&summary)),
         Err(e) => {
-            return Err(diagnosis::client_key_problem(&pem::PemProblem::UnsupportedKey {
-                reason: format!("{}: {e}", key.description),
-            }))
+            return Err(diagnosis::client_key_problem(
+                &pem::PemProblem::UnsupportedKey {
+                    reason: format!("{}: {e}", key.description),
+                },
+            ))
         }
     }
     if now > summary.not_after || now < summary.not_before {
@@ -87,7 +92,10 @@ fn prepare_client_cert(
     if summary.client_auth == Some(false) {
         return Err(diagnosis::client_cert_not_for_clients(&summary));
     }
-    let detail = format!("client certificate {} ({})", summary.subject, key.description);
+    let detail = format!(
+        "client certificate {} ({})",
+        summary.subject, key.description
+    );
     Ok(Prepared {
         credentials: Credentials::ClientCert {
             cert_pem: cert_pem.to_string(),
@@ -122,7 +130,9 @@ fn prepare_token(token: &str) -> Prepared {
 
 async fn prepare(input: &AuthInput<'_>, knowledge: &mut Knowledge) -> Result<Prepared, Failure> {
     match &input.source {
-        AuthSource::Resolved(ResolvedAuth::ServiceAccountToken(t)) => Ok(prepare_token(t.expose_secret())),
+        AuthSource::Resolved(ResolvedAuth::ServiceAccountToken(t)) => {
+            Ok(prepare_token(t.expose_secret()))
+        }
         AuthSource::Resolved(ResolvedAuth::Basic { username, password }) => Ok(Prepared {
             credentials: Credentials::Basic {
                 username: username.clone(),
@@ -178,7 +188,9 @@ async fn prepare(input: &AuthInput<'_>, knowledge: &mut Knowledge) -> Result<Pre
         AuthSource::Delegate { credentials, label } => {
             let mut p = match credentials {
                 Credentials::Token(t) => prepare_token(t.expose_secret()),
-                Credentials::ClientCert { cert_pem, key_pem } => prepare_client_cert(cert_pem, key_pem, None, input.now)?,
+                Credentials::ClientCert { cert_pem, key_pem } => {
+                    prepare_client_cert(cert_pem, key_pem, None, input.now)?
+                }
                 other => Prepared {
                     credentials: (*other).clone(),
                     kind: AuthKind::Delegate {
@@ -248,7 +260,12 @@ impl Answer {
 
 const MAX_BODY: usize = 1 << 20;
 
-async fn call(client: &Client, method: http::Method, path: &str, body: Option<Value>) -> Result<Answer, String> {
+async fn call(
+    client: &Client,
+    method: http::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Answer, String> {
     let mut req = http::Request::builder()
         .method(method)
         .uri(path)
@@ -296,8 +313,14 @@ fn transport_failure(ep: &Endpoint, what: &str, error: &str, timeout: Duration) 
 /// `gitVersion` of a `/version` answer, or why this is not Kubernetes.
 fn version_of(ep: &Endpoint, a: &Answer) -> Result<String, Failure> {
     a.json()
-        .and_then(|v| v.get("gitVersion").and_then(Value::as_str).map(str::to_string))
-        .ok_or_else(|| diagnosis::not_kubernetes(&ep.display, a.status, &a.content_type, &a.snippet()))
+        .and_then(|v| {
+            v.get("gitVersion")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .ok_or_else(|| {
+            diagnosis::not_kubernetes(&ep.display, a.status, &a.content_type, &a.snippet())
+        })
 }
 
 fn client_for(input: &AuthInput<'_>, credentials: Credentials) -> Result<Client, Failure> {
@@ -305,9 +328,13 @@ fn client_for(input: &AuthInput<'_>, credentials: Credentials) -> Result<Client,
     access.ca_pem = input.ca_pem.map(str::to_string);
     access.connect_timeout = input.timeout;
     access.read_timeout = input.timeout;
-    access
-        .client()
-        .map_err(|e| diagnosis::request_failed(&input.endpoint.display, "building the Kubernetes client", &error_chain(&e)))
+    access.client().map_err(|e| {
+        diagnosis::request_failed(
+            &input.endpoint.display,
+            "building the Kubernetes client",
+            &error_chain(&e),
+        )
+    })
 }
 
 pub(crate) struct AuthOutcome {
@@ -316,22 +343,22 @@ pub(crate) struct AuthOutcome {
 }
 
 /// The `authentication` stage.
-pub(crate) async fn authenticate(input: AuthInput<'_>, knowledge: &mut Knowledge) -> Result<AuthOutcome, Failure> {
+pub(crate) async fn authenticate(
+    input: AuthInput<'_>,
+    knowledge: &mut Knowledge,
+) -> Result<AuthOutcome, Failure> {
     let ep = input.endpoint;
     let prepared = prepare(&input, knowledge).await?;
     knowledge.identity = prepared.identity.clone();
+    let context = |version: Option<String>| UnauthorizedContext {
+        host: ep.host_str.clone(),
+        auth: prepared.kind.clone(),
+        server_version: version,
+        server_cert_issuer: input.server_cert_issuer.clone(),
+        now: input.now,
+    };
     let unauthorized = |message: &str, version: Option<String>| {
-        diagnosis::unauthorized(
-            &ep.display,
-            message,
-            &UnauthorizedContext {
-                host: ep.host_str.clone(),
-                auth: prepared.kind.clone(),
-                server_version: version,
-                server_cert_issuer: input.server_cert_issuer.clone(),
-                now: input.now,
-            },
-        )
+        diagnosis::unauthorized(&ep.display, message, &context(version))
     };
 
     // Is it Kubernetes, and which version? (Anonymous: independent of the credentials.)
@@ -342,8 +369,22 @@ pub(crate) async fn authenticate(input: AuthInput<'_>, knowledge: &mut Knowledge
     match a.status {
         200..=299 => knowledge.server_version = Some(version_of(ep, &a)?),
         401 | 403 => {} // anonymous access is off: ask again with the credentials
-        500..=599 => return Err(diagnosis::api_error(&ep.display, "GET /version", a.status, &a.message())),
-        _ => return Err(diagnosis::not_kubernetes(&ep.display, a.status, &a.content_type, &a.snippet())),
+        500..=599 => {
+            return Err(diagnosis::api_error(
+                &ep.display,
+                "GET /version",
+                a.status,
+                &a.message(),
+            ))
+        }
+        _ => {
+            return Err(diagnosis::not_kubernetes(
+                &ep.display,
+                a.status,
+                &a.content_type,
+                &a.snippet(),
+            ))
+        }
     }
 
     // Are the credentials accepted?
@@ -355,8 +396,22 @@ pub(crate) async fn authenticate(input: AuthInput<'_>, knowledge: &mut Knowledge
         200..=299 => knowledge.server_version = Some(version_of(ep, &a)?),
         401 => return Err(unauthorized(&a.message(), knowledge.server_version.clone())),
         403 => {}
-        500..=599 => return Err(diagnosis::api_error(&ep.display, "GET /version", a.status, &a.message())),
-        _ => return Err(diagnosis::not_kubernetes(&ep.display, a.status, &a.content_type, &a.snippet())),
+        500..=599 => {
+            return Err(diagnosis::api_error(
+                &ep.display,
+                "GET /version",
+                a.status,
+                &a.message(),
+            ))
+        }
+        _ => {
+            return Err(diagnosis::not_kubernetes(
+                &ep.display,
+                a.status,
+                &a.content_type,
+                &a.snippet(),
+            ))
+        }
     }
 
     // Who are we?
@@ -372,7 +427,10 @@ pub(crate) async fn authenticate(input: AuthInput<'_>, knowledge: &mut Knowledge
         };
         match a.status {
             200..=299 => {
-                confirmed = a.json().as_ref().and_then(identity::from_self_subject_review);
+                confirmed = a
+                    .json()
+                    .as_ref()
+                    .and_then(identity::from_self_subject_review);
                 break;
             }
             401 => return Err(unauthorized(&a.message(), knowledge.server_version.clone())),
@@ -385,12 +443,30 @@ pub(crate) async fn authenticate(input: AuthInput<'_>, knowledge: &mut Knowledge
         }
     }
     if confirmed.is_none() {
-        if let Ok(a) = call(&client, http::Method::GET, "/tether-connection-test-whoami", None).await {
+        if let Ok(a) = call(
+            &client,
+            http::Method::GET,
+            "/tether-connection-test-whoami",
+            None,
+        )
+        .await
+        {
             match a.status {
                 401 => return Err(unauthorized(&a.message(), knowledge.server_version.clone())),
                 403 => confirmed = identity::from_forbidden_message(&a.message()),
                 _ => {}
             }
+        }
+    }
+    if let Some(id) = &confirmed {
+        let anonymous = id.user == "system:anonymous"
+            || id.groups.iter().any(|g| g == "system:unauthenticated");
+        if anonymous && !matches!(prepared.credentials, Credentials::Anonymous) {
+            knowledge.identity = confirmed;
+            return Err(diagnosis::credentials_ignored(
+                &ep.display,
+                &context(knowledge.server_version.clone()),
+            ));
         }
     }
     if let Some(mut id) = confirmed {
@@ -421,7 +497,10 @@ pub(crate) async fn authenticate(input: AuthInput<'_>, knowledge: &mut Knowledge
     };
     let detail = format!(
         "Kubernetes {}; {} accepted; authenticated as {who}",
-        knowledge.server_version.as_deref().unwrap_or("(version not readable)"),
+        knowledge
+            .server_version
+            .as_deref()
+            .unwrap_or("(version not readable)"),
         prepared.detail
     );
     Ok(AuthOutcome { client, detail })

@@ -6,7 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures::StreamExt as _;
-use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
 use kube::api::PostParams;
 use kube::{Api, Client};
 use tether_domain::ConnectionTestSettings;
@@ -17,6 +19,9 @@ use super::{Identity, IdentitySource, MissingPermission, PermissionCheck};
 
 /// How many reviews run at once.
 const CONCURRENCY: usize = 8;
+
+/// Allowed, and the authorizer's reason.
+type Verdict = (bool, Option<String>);
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Triple {
@@ -56,7 +61,7 @@ fn split_subresource(resource: &str) -> (&str, Option<&str>) {
     }
 }
 
-async fn review(client: &Client, t: &Triple) -> Result<(bool, Option<String>), kube::Error> {
+async fn review(client: &Client, t: &Triple) -> Result<Verdict, kube::Error> {
     let (resource, subresource) = split_subresource(&t.resource);
     let review = SelfSubjectAccessReview {
         spec: SelfSubjectAccessReviewSpec {
@@ -95,7 +100,13 @@ fn shell_quote(s: &str) -> String {
 }
 
 /// `kubectl auth can-i VERB RESOURCE[.group] [--subresource=S] -n NS --as=USER [--as-group=G]...`
-pub(crate) fn verify_command(verb: &str, group: &str, resource: &str, namespace: &str, identity: Option<&Identity>) -> String {
+pub(crate) fn verify_command(
+    verb: &str,
+    group: &str,
+    resource: &str,
+    namespace: &str,
+    identity: Option<&Identity>,
+) -> String {
     let (res, sub) = split_subresource(resource);
     let target = if group.is_empty() {
         res.to_string()
@@ -115,7 +126,11 @@ pub(crate) fn verify_command(verb: &str, group: &str, resource: &str, namespace:
         cmd.push_str(&format!(" --as={}", shell_quote(&id.user)));
         // Service-account groups come with --as; certificate groups (O=) do not.
         if id.source == IdentitySource::ClientCertificate {
-            for g in id.groups.iter().filter(|g| g.as_str() != "system:authenticated") {
+            for g in id
+                .groups
+                .iter()
+                .filter(|g| g.as_str() != "system:authenticated")
+            {
                 cmd.push_str(&format!(" --as-group={}", shell_quote(g)));
             }
         }
@@ -139,7 +154,11 @@ pub(crate) fn rule_yaml(group: &str, resources: &[&str], verbs: &[&str]) -> Stri
 }
 
 /// A Role and RoleBinding granting everything missing in one namespace.
-fn role_manifest(namespace: &str, missing: &[&MissingPermission], identity: Option<&Identity>) -> String {
+fn role_manifest(
+    namespace: &str,
+    missing: &[&MissingPermission],
+    identity: Option<&Identity>,
+) -> String {
     // group -> resource -> verbs
     let mut by_group: BTreeMap<&str, BTreeMap<&str, BTreeSet<&str>>> = BTreeMap::new();
     for m in missing {
@@ -170,13 +189,18 @@ fn role_manifest(namespace: &str, missing: &[&MissingPermission], identity: Opti
             .strip_prefix("system:serviceaccount:")
             .and_then(|r| r.split_once(':'))
         {
-            Some((ns, name)) => format!("- kind: ServiceAccount\n  name: {name}\n  namespace: {ns}\n"),
+            Some((ns, name)) => {
+                format!("- kind: ServiceAccount\n  name: {name}\n  namespace: {ns}\n")
+            }
             None => format!(
                 "- kind: User\n  apiGroup: rbac.authorization.k8s.io\n  name: \"{}\"\n",
                 id.user
             ),
         },
-        None => "- kind: User\n  apiGroup: rbac.authorization.k8s.io\n  name: <the connector's user>\n".to_string(),
+        None => {
+            "- kind: User\n  apiGroup: rbac.authorization.k8s.io\n  name: <the connector's user>\n"
+                .to_string()
+        }
     };
     format!(
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: tether-connector\n  namespace: {namespace}\nrules:\n{rules}---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: tether-connector\n  namespace: {namespace}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: tether-connector\nsubjects:\n{subject}"
@@ -207,12 +231,18 @@ pub(crate) async fn check(
             partial: None,
         });
     }
-    let results: Vec<(usize, Result<(bool, Option<String>), kube::Error>)> = futures::stream::iter(wanted.iter().enumerate())
-        .map(|(i, t)| async move { (i, review(client, t).await) })
+    // Each future owns its client handle and triple: a closure borrowing them
+    // makes the future non-`Send` for some callers (a higher-ranked lifetime
+    // that `tokio::spawn` cannot prove), and both are cheap to clone.
+    let results: Vec<(usize, Result<Verdict, kube::Error>)> =
+        futures::stream::iter(wanted.iter().cloned().enumerate().map(|(i, t)| {
+            let client = client.clone();
+            async move { (i, review(&client, &t).await) }
+        }))
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
-    let mut ordered: Vec<Option<(bool, Option<String>)>> = vec![None; wanted.len()];
+    let mut ordered: Vec<Option<Verdict>> = vec![None; wanted.len()];
     for (i, r) in results {
         match r {
             Ok(v) => ordered[i] = Some(v),
@@ -231,11 +261,17 @@ pub(crate) async fn check(
                 return Err(diagnosis::api_error(
                     endpoint,
                     "SelfSubjectAccessReview",
-                    u16::try_from(status.code).unwrap_or(500),
+                    status.code,
                     &status.message,
                 ))
             }
-            Err(e) => return Err(diagnosis::request_failed(endpoint, "SelfSubjectAccessReview", &error_chain(&e))),
+            Err(e) => {
+                return Err(diagnosis::request_failed(
+                    endpoint,
+                    "SelfSubjectAccessReview",
+                    &error_chain(&e),
+                ))
+            }
         }
     }
     let permissions: Vec<PermissionCheck> = wanted
@@ -323,7 +359,10 @@ mod tests {
             verify_command("patch", "apps", "deployments", "prod", Some(&sa())),
             "kubectl auth can-i patch deployments.apps -n prod --as=system:serviceaccount:ci:deployer"
         );
-        assert_eq!(verify_command("get", "", "pods/log", "default", None), "kubectl auth can-i get pods --subresource=log -n default");
+        assert_eq!(
+            verify_command("get", "", "pods/log", "default", None),
+            "kubectl auth can-i get pods --subresource=log -n default"
+        );
         let cert = Identity {
             user: "alice".into(),
             groups: vec!["devs".into()],
@@ -339,7 +378,9 @@ mod tests {
             user: "https://idp#a b".into(),
             ..cert
         };
-        assert!(verify_command("list", "", "pods", "a", Some(&oidc)).contains("--as='https://idp#a b'"));
+        assert!(
+            verify_command("list", "", "pods", "a", Some(&oidc)).contains("--as='https://idp#a b'")
+        );
     }
 
     #[test]
@@ -348,7 +389,8 @@ mod tests {
             rule_yaml("", &["pods"], &["get"]),
             "- apiGroups: [\"\"]\n  resources: [\"pods\"]\n  verbs: [\"get\"]\n"
         );
-        let parsed: serde_yaml::Value = serde_yaml::from_str(&rule_yaml("apps", &["deployments"], &["get", "patch"])).unwrap();
+        let parsed: serde_yaml::Value =
+            serde_yaml::from_str(&rule_yaml("apps", &["deployments"], &["get", "patch"])).unwrap();
         assert_eq!(parsed[0]["apiGroups"][0], "apps");
         assert_eq!(parsed[0]["verbs"][1], "patch");
     }
@@ -363,13 +405,26 @@ mod tests {
             rule: String::new(),
             verify_command: String::new(),
         };
-        let all = [m("get", "", "pods"), m("list", "", "pods"), m("get", "", "secrets"), m("list", "", "secrets"), m("get", "apps", "deployments")];
+        let all = [
+            m("get", "", "pods"),
+            m("list", "", "pods"),
+            m("get", "", "secrets"),
+            m("list", "", "secrets"),
+            m("get", "apps", "deployments"),
+        ];
         let refs: Vec<&MissingPermission> = all.iter().collect();
         let yaml = role_manifest("prod", &refs, Some(&sa()));
-        let docs: Vec<serde_yaml::Value> = yaml.split("---\n").map(|d| serde_yaml::from_str(d).unwrap()).collect();
+        let docs: Vec<serde_yaml::Value> = yaml
+            .split("---\n")
+            .map(|d| serde_yaml::from_str(d).unwrap())
+            .collect();
         let rules = docs[0]["rules"].as_sequence().unwrap();
         assert_eq!(rules.len(), 2, "{yaml}");
-        assert_eq!(rules[0]["resources"].as_sequence().unwrap().len(), 2, "{yaml}");
+        assert_eq!(
+            rules[0]["resources"].as_sequence().unwrap().len(),
+            2,
+            "{yaml}"
+        );
         assert_eq!(docs[1]["subjects"][0]["kind"], "ServiceAccount");
         assert_eq!(docs[1]["subjects"][0]["namespace"], "ci");
     }

@@ -33,6 +33,7 @@ pub enum Reason {
     InvalidClientKey,
     ClientKeyMismatch,
     Unauthorized,
+    CredentialsIgnored,
     MissingPermissions,
     AuthorizationCheckFailed,
     OidcIssuerUnreachable,
@@ -67,6 +68,7 @@ impl Reason {
             Reason::InvalidClientKey => "INVALID_CLIENT_KEY",
             Reason::ClientKeyMismatch => "CLIENT_KEY_MISMATCH",
             Reason::Unauthorized => "UNAUTHORIZED",
+            Reason::CredentialsIgnored => "CREDENTIALS_IGNORED",
             Reason::MissingPermissions => "MISSING_PERMISSIONS",
             Reason::AuthorizationCheckFailed => "AUTHORIZATION_CHECK_FAILED",
             Reason::OidcIssuerUnreachable => "OIDC_ISSUER_UNREACHABLE",
@@ -90,7 +92,7 @@ impl Reason {
             | Reason::InvalidClientCertificate
             | Reason::InvalidClientKey
             | Reason::ClientKeyMismatch => 400,
-            Reason::Unauthorized => 401,
+            Reason::Unauthorized | Reason::CredentialsIgnored => 401,
             Reason::MissingPermissions => 403,
             Reason::Timeout => 504,
             Reason::Internal => 500,
@@ -138,20 +140,23 @@ impl Failure {
 pub(crate) fn fmt_time(unix_secs: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix_secs)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| format!("@{unix_secs}"))
 }
 
 fn secs(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms % 1000 == 0 {
-        format!("{} s", ms / 1000)
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
     } else {
         format!("{:.1} s", d.as_secs_f64())
     }
 }
 
-const PORT_HINT: &str = "Kubernetes API servers usually listen on 443 (managed clusters) or 6443 (kubeadm, k3s, kind)";
+const PORT_HINT: &str =
+    "Kubernetes API servers usually listen on 443 (managed clusters) or 6443 (kubeadm, k3s, kind)";
 
 // ---------------------------------------------------------------- url, dns, tcp
 
@@ -406,7 +411,10 @@ pub(crate) fn cert_not_yet_valid(endpoint: &str, cert: &CertSummary, now: i64) -
             fmt_time(now)
         ),
     )
-    .hint("The delegate's clock (or the API server's) is wrong: synchronise them with NTP.".to_string())
+    .hint(
+        "The delegate's clock (or the API server's) is wrong: synchronise them with NTP."
+            .to_string(),
+    )
 }
 
 pub(crate) fn tls_failed(endpoint: &str, error: &str) -> Failure {
@@ -419,7 +427,12 @@ pub(crate) fn tls_failed(endpoint: &str, error: &str) -> Failure {
 
 // ---------------------------------------------------------------- authentication
 
-pub(crate) fn not_kubernetes(endpoint: &str, status: u16, content_type: &str, body: &str) -> Failure {
+pub(crate) fn not_kubernetes(
+    endpoint: &str,
+    status: u16,
+    content_type: &str,
+    body: &str,
+) -> Failure {
     Failure::new(
         Reason::NotKubernetes,
         format!(
@@ -518,7 +531,9 @@ impl AuthKind {
     fn is_static(&self) -> bool {
         matches!(
             self,
-            AuthKind::ServiceAccountToken { .. } | AuthKind::Basic { .. } | AuthKind::ClientCert { .. }
+            AuthKind::ServiceAccountToken { .. }
+                | AuthKind::Basic { .. }
+                | AuthKind::ClientCert { .. }
         )
     }
 }
@@ -548,7 +563,11 @@ fn minor_version(v: &str) -> Option<(u32, u32)> {
     let v = v.trim_start_matches('v');
     let mut it = v.split('.');
     let major = it.next()?.parse().ok()?;
-    let minor: String = it.next()?.chars().take_while(char::is_ascii_digit).collect();
+    let minor: String = it
+        .next()?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     Some((major, minor.parse().ok()?))
 }
 
@@ -601,7 +620,7 @@ pub fn unauthorized_hints(ctx: &UnauthorizedContext) -> Vec<String> {
                 _ => "Kubernetes removed basic authentication (--basic-auth-file) in 1.19, and managed clusters never offered it, so most API servers reject every username and password.".to_string(),
             };
             hints.push(format!(
-                "The API server rejected the username '{username}' and its password. {removed} Switch the connector to ServiceAccount (a token) or ClientKeyCert credentials."
+                "The API server does not accept the username '{username}' and its password. {removed} Switch the connector to ServiceAccount (a token) or ClientKeyCert credentials."
             ));
         }
         AuthKind::ClientCert {
@@ -635,19 +654,41 @@ pub fn unauthorized_hints(ctx: &UnauthorizedContext) -> Vec<String> {
     hints
 }
 
-pub(crate) fn unauthorized(endpoint: &str, message: &str, ctx: &UnauthorizedContext) -> Failure {
-    let what = match &ctx.auth {
+fn credentials_phrase(auth: &AuthKind) -> &'static str {
+    match auth {
         AuthKind::ServiceAccountToken { .. } => "the service-account token",
         AuthKind::Basic { .. } => "the username and password",
         AuthKind::ClientCert { .. } => "the client certificate",
         AuthKind::Oidc { .. } => "the OIDC ID token",
         AuthKind::Delegate { .. } => "the delegate's credentials",
-    };
+    }
+}
+
+pub(crate) fn unauthorized(endpoint: &str, message: &str, ctx: &UnauthorizedContext) -> Failure {
     Failure::new(
         Reason::Unauthorized,
-        format!("the API server at {endpoint} rejected {what} (401 {message})"),
+        format!(
+            "the API server at {endpoint} rejected {} (401 {message})",
+            credentials_phrase(&ctx.auth)
+        ),
     )
     .code(401)
+    .hints(unauthorized_hints(ctx))
+}
+
+/// The API server served us as `system:anonymous`: no authenticator of it
+/// recognised the credentials, so it ignored them instead of answering 401.
+pub(crate) fn credentials_ignored(endpoint: &str, ctx: &UnauthorizedContext) -> Failure {
+    let what = credentials_phrase(&ctx.auth);
+    Failure::new(
+        Reason::CredentialsIgnored,
+        format!(
+            "the API server at {endpoint} did not recognise {what} and served the requests as the anonymous user (system:anonymous)"
+        ),
+    )
+    .hint(format!(
+        "The API server has no authenticator for this kind of credential, so it ignored {what}; anonymous requests may read /version but nothing a connector needs."
+    ))
     .hints(unauthorized_hints(ctx))
 }
 
@@ -846,8 +887,18 @@ mod tests {
             "k8s.example.com",
             token(Some("system:serviceaccount:a:b"), Some(1_700_000_000)),
         ));
-        assert!(hints.iter().any(|h| h.contains("expired at 2023-11-14T22:13:20Z")), "{hints:?}");
-        assert!(hints.iter().any(|h| h.contains("system:serviceaccount:a:b")), "{hints:?}");
+        assert!(
+            hints
+                .iter()
+                .any(|h| h.contains("expired at 2023-11-14T22:13:20Z")),
+            "{hints:?}"
+        );
+        assert!(
+            hints
+                .iter()
+                .any(|h| h.contains("system:serviceaccount:a:b")),
+            "{hints:?}"
+        );
     }
 
     #[test]
@@ -876,7 +927,10 @@ mod tests {
         c.server_version = Some("v1.20.2".into());
         let hints = unauthorized_hints(&c);
         assert!(hints[0].contains("runs v1.20.2"), "{hints:?}");
-        assert!(hints[0].contains("removed basic authentication"), "{hints:?}");
+        assert!(
+            hints[0].contains("removed basic authentication"),
+            "{hints:?}"
+        );
         assert!(hints[0].contains("'admin'"), "{hints:?}");
         assert!(hints[0].contains("ServiceAccount"), "{hints:?}");
     }
@@ -900,7 +954,14 @@ mod tests {
 
     #[test]
     fn oidc_error_codes_map_to_specific_fixes() {
-        let f = oidc_token_error("https://idp", "alice", "k8s", 400, "invalid_grant", Some("Invalid user credentials"));
+        let f = oidc_token_error(
+            "https://idp",
+            "alice",
+            "k8s",
+            400,
+            "invalid_grant",
+            Some("Invalid user credentials"),
+        );
         assert_eq!(f.reason, Reason::OidcGrantRejected);
         assert_eq!(f.code, 400);
         assert!(f.message.contains("Invalid user credentials"));
@@ -908,7 +969,14 @@ mod tests {
         let f = oidc_token_error("https://idp", "alice", "k8s", 401, "invalid_client", None);
         assert_eq!(f.reason, Reason::OidcClientRejected);
         assert!(f.hints[0].contains("oidcSecretRef"));
-        let f = oidc_token_error("https://idp", "alice", "k8s", 400, "unauthorized_client", None);
+        let f = oidc_token_error(
+            "https://idp",
+            "alice",
+            "k8s",
+            400,
+            "unauthorized_client",
+            None,
+        );
         assert_eq!(f.reason, Reason::OidcGrantNotAllowed);
         assert!(f.hints[0].contains("Direct access grants"));
     }
@@ -920,16 +988,32 @@ mod tests {
         assert!(f.message.contains("within 10 s"));
         assert!(f.hints[0].contains("Is the delegate allowed to reach"));
         let f = timeout(StageName::Tls, "127.0.0.1:1", Duration::from_millis(1500));
-        assert!(f.message.contains("did not answer the TLS handshake within 1.5 s"));
+        assert!(f
+            .message
+            .contains("did not answer the TLS handshake within 1.5 s"));
     }
 
     #[test]
     fn pem_fixes_are_specific() {
-        assert!(pem_fix("caCertRef", &PemProblem::Base64WrappedPem { label: "CERTIFICATE".into() }).contains("base64 -d"));
+        assert!(pem_fix(
+            "caCertRef",
+            &PemProblem::Base64WrappedPem {
+                label: "CERTIFICATE".into()
+            }
+        )
+        .contains("base64 -d"));
         assert!(pem_fix("caCertRef", &PemProblem::Der).contains("openssl x509 -inform DER"));
-        assert!(pem_fix("caCertRef", &PemProblem::PrivateKey { label: "PRIVATE KEY".into() }).contains("not a private key"));
-        assert!(pem_fix("clientKeyRef", &PemProblem::PassphraseRequired).contains("clientKeyPassphraseRef"));
-        assert!(pem_fix("clientKeyRef", &PemProblem::LegacyEncryptedKey).contains("openssl pkcs8 -topk8"));
+        assert!(pem_fix(
+            "caCertRef",
+            &PemProblem::PrivateKey {
+                label: "PRIVATE KEY".into()
+            }
+        )
+        .contains("not a private key"));
+        assert!(pem_fix("clientKeyRef", &PemProblem::PassphraseRequired)
+            .contains("clientKeyPassphraseRef"));
+        assert!(pem_fix("clientKeyRef", &PemProblem::LegacyEncryptedKey)
+            .contains("openssl pkcs8 -topk8"));
     }
 
     #[test]

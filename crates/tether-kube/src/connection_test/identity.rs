@@ -51,7 +51,10 @@ pub(crate) fn token_facts(token: &str) -> AuthKind {
 
 /// The identity a JWT claims (`sub`), unverified.
 pub(crate) fn from_token(facts: &AuthKind) -> Option<Identity> {
-    let AuthKind::ServiceAccountToken { subject: Some(sub), .. } = facts else {
+    let AuthKind::ServiceAccountToken {
+        subject: Some(sub), ..
+    } = facts
+    else {
         return None;
     };
     let mut groups = Vec::new();
@@ -76,7 +79,10 @@ pub(crate) fn from_token(facts: &AuthKind) -> Option<Identity> {
 /// The identity of a client certificate: CN is the user, each O a group.
 pub(crate) fn from_certificate(cert: &CertSummary) -> Identity {
     Identity {
-        user: cert.common_name.clone().unwrap_or_else(|| cert.subject.clone()),
+        user: cert
+            .common_name
+            .clone()
+            .unwrap_or_else(|| cert.subject.clone()),
         groups: cert.organizations.clone(),
         source: IdentitySource::ClientCertificate,
         confirmed_by_server: false,
@@ -123,7 +129,12 @@ pub(crate) fn from_self_subject_review(body: &Value) -> Option<Identity> {
     let groups = info
         .get("groups")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     Some(Identity {
         user,
@@ -145,12 +156,24 @@ mod tests {
 
     #[test]
     fn service_account_token_claims_are_read() {
-        let t = jwt(r#"{"iss":"kubernetes/serviceaccount","sub":"system:serviceaccount:ci:deployer","exp":1700000000}"#);
+        let t = jwt(
+            r#"{"iss":"kubernetes/serviceaccount","sub":"system:serviceaccount:ci:deployer","exp":1700000000}"#,
+        );
         let facts = token_facts(&t);
-        let AuthKind::ServiceAccountToken { subject, expires_at, is_jwt, base64_wrapped, .. } = &facts else {
+        let AuthKind::ServiceAccountToken {
+            subject,
+            expires_at,
+            is_jwt,
+            base64_wrapped,
+            ..
+        } = &facts
+        else {
             panic!()
         };
-        assert_eq!(subject.as_deref(), Some("system:serviceaccount:ci:deployer"));
+        assert_eq!(
+            subject.as_deref(),
+            Some("system:serviceaccount:ci:deployer")
+        );
         assert_eq!(*expires_at, Some(1_700_000_000));
         assert!(*is_jwt && !*base64_wrapped);
         let id = from_token(&facts).unwrap();
@@ -163,12 +186,24 @@ mod tests {
     fn base64_wrapped_and_opaque_tokens_are_told_apart() {
         let t = jwt(r#"{"sub":"system:serviceaccount:a:b"}"#);
         let wrapped = base64::engine::general_purpose::STANDARD.encode(&t);
-        let AuthKind::ServiceAccountToken { subject, is_jwt, base64_wrapped, .. } = token_facts(&wrapped) else {
+        let AuthKind::ServiceAccountToken {
+            subject,
+            is_jwt,
+            base64_wrapped,
+            ..
+        } = token_facts(&wrapped)
+        else {
             panic!()
         };
         assert!(!is_jwt && base64_wrapped);
         assert_eq!(subject.as_deref(), Some("system:serviceaccount:a:b"));
-        let AuthKind::ServiceAccountToken { is_jwt, base64_wrapped, subject, .. } = token_facts("abc123.opaque") else {
+        let AuthKind::ServiceAccountToken {
+            is_jwt,
+            base64_wrapped,
+            subject,
+            ..
+        } = token_facts("abc123.opaque")
+        else {
             panic!()
         };
         assert!(!is_jwt && !base64_wrapped && subject.is_none());
@@ -186,6 +221,9 @@ mod tests {
     #[test]
     fn oidc_identity_uses_the_default_mapping() {
         let t = jwt(r#"{"iss":"https://idp.example.com","sub":"1234","email":"a@b.c"}"#);
-        assert_eq!(from_id_token(&t).unwrap().user, "https://idp.example.com#1234");
+        assert_eq!(
+            from_id_token(&t).unwrap().user,
+            "https://idp.example.com#1234"
+        );
     }
 }

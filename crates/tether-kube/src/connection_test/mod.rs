@@ -122,7 +122,11 @@ impl std::fmt::Debug for ResolvedAuth {
             ResolvedAuth::ClientCert { passphrase, .. } => write!(
                 f,
                 "ClientCert(<redacted key>{})",
-                if passphrase.is_some() { ", <redacted passphrase>" } else { "" }
+                if passphrase.is_some() {
+                    ", <redacted passphrase>"
+                } else {
+                    ""
+                }
             ),
             ResolvedAuth::Oidc {
                 issuer_url,
@@ -174,9 +178,7 @@ impl ConnectionReport {
 
     /// The stage that failed, if any.
     pub fn failed_stage(&self) -> Option<&StageReport> {
-        self.stages
-            .iter()
-            .find(|s| s.status == StageStatus::Failed)
+        self.stages.iter().find(|s| s.status == StageStatus::Failed)
     }
 
     /// The machine-readable reason of the first error, if any.
@@ -310,7 +312,12 @@ pub async fn run(input: TestInput) -> ConnectionReport {
 
 /// A FAILURE report for a test that could not run at all (e.g. the delegate
 /// could not resolve a secret); keeps one report shape for every outcome.
-pub fn failure_report(reason: &str, message: &str, code: i32, hints: Vec<String>) -> ConnectionReport {
+pub fn failure_report(
+    reason: &str,
+    message: &str,
+    code: i32,
+    hints: Vec<String>,
+) -> ConnectionReport {
     ConnectionReport {
         status: ConnectivityState::Failure,
         error_summary: Some(message.to_string()),

@@ -48,10 +48,14 @@ pub(crate) fn check_url(raw: &str) -> Result<(Endpoint, String), Failure> {
     if !raw.contains("://") {
         return Err(diagnosis::invalid_url(
             &shown,
-            &format!("it has no scheme; did you mean https://{}?", shown.trim_end_matches('/')),
+            &format!(
+                "it has no scheme; did you mean https://{}?",
+                shown.trim_end_matches('/')
+            ),
         ));
     }
-    let url = url::Url::parse(raw.trim()).map_err(|e| diagnosis::invalid_url(&shown, &e.to_string()))?;
+    let url =
+        url::Url::parse(raw.trim()).map_err(|e| diagnosis::invalid_url(&shown, &e.to_string()))?;
     let Some(host) = url.host().map(|h| h.to_owned()) else {
         return Err(diagnosis::invalid_url(&shown, "it has no host"));
     };
@@ -64,7 +68,10 @@ pub(crate) fn check_url(raw: &str) -> Result<(Endpoint, String), Failure> {
         url::Host::Ipv6(ip) => format!("[{ip}]"),
         other => other.to_string(),
     };
-    let https_url = format!("https://{bracketed}{port_part}{}", url.path().trim_end_matches('/'));
+    let https_url = format!(
+        "https://{bracketed}{port_part}{}",
+        url.path().trim_end_matches('/')
+    );
     match url.scheme() {
         "https" => {}
         "http" => return Err(diagnosis::http_scheme(&shown, &https_url)),
@@ -91,7 +98,10 @@ pub(crate) fn check_url(raw: &str) -> Result<(Endpoint, String), Failure> {
         detail.push_str(&format!(", path prefix {}", url.path()));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(diagnosis::invalid_url(&shown, "it has a query or fragment, which an API server URL never has"));
+        return Err(diagnosis::invalid_url(
+            &shown,
+            "it has a query or fragment, which an API server URL never has",
+        ));
     }
     Ok((
         Endpoint {
@@ -122,7 +132,10 @@ pub(crate) async fn resolve(ep: &Endpoint) -> Result<(Vec<SocketAddr>, String), 
                 .map_err(|e| diagnosis::dns_failed(name, &e.to_string()))?
                 .collect();
             if addrs.is_empty() {
-                return Err(diagnosis::dns_failed(name, "the lookup returned no address"));
+                return Err(diagnosis::dns_failed(
+                    name,
+                    "the lookup returned no address",
+                ));
             }
             let list: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
             Ok((addrs, format!("{name} resolves to {}", list.join(", "))))
@@ -131,7 +144,10 @@ pub(crate) async fn resolve(ep: &Endpoint) -> Result<(Vec<SocketAddr>, String), 
 }
 
 /// The `tcp` stage: the first address that accepts. The caller bounds the time.
-pub(crate) async fn connect(ep: &Endpoint, addrs: &[SocketAddr]) -> Result<(TcpStream, String), Failure> {
+pub(crate) async fn connect(
+    ep: &Endpoint,
+    addrs: &[SocketAddr],
+) -> Result<(TcpStream, String), Failure> {
     let mut last: Option<std::io::Error> = None;
     for addr in addrs {
         match TcpStream::connect(addr).await {
@@ -165,14 +181,27 @@ mod tests {
 
         let f = check_url("http://k8s.example.com:6443").unwrap_err();
         assert_eq!(f.reason, diagnosis::Reason::PlainHttp);
-        assert!(f.hints[0].contains("https://k8s.example.com:6443"), "{:?}", f.hints);
+        assert!(
+            f.hints[0].contains("https://k8s.example.com:6443"),
+            "{:?}",
+            f.hints
+        );
 
         let f = check_url("k8s.example.com:6443").unwrap_err();
-        assert!(f.message.contains("did you mean https://k8s.example.com:6443"), "{}", f.message);
+        assert!(
+            f.message
+                .contains("did you mean https://k8s.example.com:6443"),
+            "{}",
+            f.message
+        );
 
         let f = check_url("https://admin:hunter2@k8s.example.com").unwrap_err();
         assert!(!f.message.contains("hunter2"), "{}", f.message);
-        assert!(f.message.contains("https://k8s.example.com"), "{}", f.message);
+        assert!(
+            f.message.contains("https://k8s.example.com"),
+            "{}",
+            f.message
+        );
     }
 
     #[test]

@@ -105,10 +105,18 @@ pub(crate) async fn fetch_id_token(req: OidcRequest<'_>) -> Result<OidcToken, Fa
         ));
     }
     let doc: Value = resp.json().await.map_err(|_| {
-        diagnosis::oidc_discovery(issuer, &discovery_url, "the answer is not a JSON OpenID configuration")
+        diagnosis::oidc_discovery(
+            issuer,
+            &discovery_url,
+            "the answer is not a JSON OpenID configuration",
+        )
     })?;
     let Some(token_endpoint) = doc.get("token_endpoint").and_then(Value::as_str) else {
-        return Err(diagnosis::oidc_discovery(issuer, &discovery_url, "the OpenID configuration has no token_endpoint"));
+        return Err(diagnosis::oidc_discovery(
+            issuer,
+            &discovery_url,
+            "the OpenID configuration has no token_endpoint",
+        ));
     };
     if !token_endpoint.starts_with("https://") {
         return Err(diagnosis::oidc_discovery(
@@ -128,7 +136,12 @@ pub(crate) async fn fetch_id_token(req: OidcRequest<'_>) -> Result<OidcToken, Fa
 
     // 2. Password grant.
     let mut scope = vec!["openid".to_string()];
-    scope.extend(req.scopes.iter().filter(|s| s.as_str() != "openid").cloned());
+    scope.extend(
+        req.scopes
+            .iter()
+            .filter(|s| s.as_str() != "openid")
+            .cloned(),
+    );
     let scope = scope.join(" ");
     let mut form: Vec<(&str, &str)> = vec![
         ("grant_type", "password"),
@@ -173,7 +186,10 @@ pub(crate) async fn fetch_id_token(req: OidcRequest<'_>) -> Result<OidcToken, Fa
     };
     Ok(OidcToken {
         id_token: SecretString::from(id_token.to_string()),
-        detail: format!("ID token for '{}' from {issuer} (password grant)", req.username),
+        detail: format!(
+            "ID token for '{}' from {issuer} (password grant)",
+            req.username
+        ),
         warnings,
     })
 }

@@ -69,8 +69,12 @@ fn sniff_non_pem(text: &str) -> PemProblem {
     if looks_b64 {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(compact.as_bytes())
-            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(compact.as_bytes()))
-            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(compact.as_bytes()));
+            .or_else(|_| {
+                base64::engine::general_purpose::STANDARD_NO_PAD.decode(compact.as_bytes())
+            })
+            .or_else(|_| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(compact.as_bytes())
+            });
         if let Ok(bytes) = decoded {
             if let Some(label) = std::str::from_utf8(&bytes).ok().and_then(first_label) {
                 return PemProblem::Base64WrappedPem { label };
@@ -241,11 +245,11 @@ pub(crate) fn client_key(text: &str, passphrase: Option<&str>) -> Result<ClientK
             pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::DecryptFailed) => {
                 PemProblem::WrongPassphrase
             }
-            pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::UnsupportedAlgorithm { oid }) => {
-                PemProblem::UnsupportedKey {
-                    reason: format!("unsupported key encryption algorithm {oid}"),
-                }
-            }
+            pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::UnsupportedAlgorithm {
+                oid,
+            }) => PemProblem::UnsupportedKey {
+                reason: format!("unsupported key encryption algorithm {oid}"),
+            },
             // A wrong passphrase often decrypts to garbage that fails to parse.
             _ => PemProblem::WrongPassphrase,
         })?;
@@ -253,15 +257,22 @@ pub(crate) fn client_key(text: &str, passphrase: Option<&str>) -> Result<ClientK
         let desc = format!("{} key, encrypted PKCS#8", pkcs8_algorithm(&bytes));
         (PrivateKeyDer::Pkcs8(bytes.into()), desc)
     } else {
-        let key = blocks(text)?.into_iter().find_map(|(kind, der)| match kind {
-            SectionKind::PrivateKey => {
-                let desc = format!("{} key, PKCS#8", pkcs8_algorithm(&der));
-                Some((PrivateKeyDer::Pkcs8(der.into()), desc))
-            }
-            SectionKind::RsaPrivateKey => Some((PrivateKeyDer::Pkcs1(der.into()), "RSA key, PKCS#1".to_string())),
-            SectionKind::EcPrivateKey => Some((PrivateKeyDer::Sec1(der.into()), "EC key, SEC1".to_string())),
-            _ => None,
-        });
+        let key = blocks(text)?
+            .into_iter()
+            .find_map(|(kind, der)| match kind {
+                SectionKind::PrivateKey => {
+                    let desc = format!("{} key, PKCS#8", pkcs8_algorithm(&der));
+                    Some((PrivateKeyDer::Pkcs8(der.into()), desc))
+                }
+                SectionKind::RsaPrivateKey => Some((
+                    PrivateKeyDer::Pkcs1(der.into()),
+                    "RSA key, PKCS#1".to_string(),
+                )),
+                SectionKind::EcPrivateKey => {
+                    Some((PrivateKeyDer::Sec1(der.into()), "EC key, SEC1".to_string()))
+                }
+                _ => None,
+            });
         match key {
             Some(k) => k,
             None if label == "CERTIFICATE" => return Err(PemProblem::CertificateInsteadOfKey),
@@ -372,7 +383,10 @@ SM49AwEHA0IABH3dN2pD8d5Kc6t8E3y0bS2k7eWwK1yE8a1KQnRrJbqYd2pE3x0P
                 label: "PRIVATE KEY".into()
             })
         );
-        assert_eq!(diagnose_ca_pem(&key.public_key_pem()), Err(PemProblem::PublicKey));
+        assert_eq!(
+            diagnose_ca_pem(&key.public_key_pem()),
+            Err(PemProblem::PublicKey)
+        );
         assert!(matches!(
             diagnose_ca_pem("-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n"),
             Err(PemProblem::PrivateKey { .. })
@@ -390,7 +404,10 @@ SM49AwEHA0IABH3dN2pD8d5Kc6t8E3y0bS2k7eWwK1yE8a1KQnRrJbqYd2pE3x0P
             Err(PemProblem::BadPem { .. })
         ));
         // PEM framing around a body that is not a certificate.
-        assert!(matches!(diagnose_ca_pem(NOT_A_CERT), Err(PemProblem::BadCertificate { index: 1, .. })));
+        assert!(matches!(
+            diagnose_ca_pem(NOT_A_CERT),
+            Err(PemProblem::BadCertificate { index: 1, .. })
+        ));
         assert_eq!(diagnose_ca_pem("  \n"), Err(PemProblem::Empty));
         assert_eq!(diagnose_ca_pem("hello, world"), Err(PemProblem::NotPem));
     }
@@ -419,20 +436,25 @@ SM49AwEHA0IABH3dN2pD8d5Kc6t8E3y0bS2k7eWwK1yE8a1KQnRrJbqYd2pE3x0P
     #[test]
     fn client_keys_in_every_format_load() {
         let der = p256_pkcs8();
-        let pkcs8_pem = pkcs8::der::pem::encode_string("PRIVATE KEY", LineEnding::LF, &der).unwrap();
+        let pkcs8_pem =
+            pkcs8::der::pem::encode_string("PRIVATE KEY", LineEnding::LF, &der).unwrap();
         let k = client_key(&pkcs8_pem, None).unwrap();
         assert_eq!(k.description, "EC P-256 key, PKCS#8");
 
         // SEC1: the inner ECPrivateKey of the PKCS#8 structure.
         let info = pkcs8::PrivateKeyInfo::from_der(&der).unwrap();
-        let sec1 = pkcs8::der::pem::encode_string("EC PRIVATE KEY", LineEnding::LF, info.private_key).unwrap();
+        let sec1 =
+            pkcs8::der::pem::encode_string("EC PRIVATE KEY", LineEnding::LF, info.private_key)
+                .unwrap();
         let k = client_key(&sec1, None).unwrap();
         assert_eq!(k.description, "EC key, SEC1");
         assert!(matches!(k.der, PrivateKeyDer::Sec1(_)));
 
         // Encrypted PKCS#8, decrypted with the passphrase into plain PKCS#8 PEM.
         // PBKDF2-SHA256 + AES-256-CBC, as `openssl pkcs8 -topk8` writes by default.
-        let params = pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(2048, b"saltsalt", &[7; 16]).unwrap();
+        let params =
+            pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(2048, b"saltsalt", &[7; 16])
+                .unwrap();
         let enc = info
             .encrypt_with_params(params, b"correct horse")
             .unwrap()
@@ -441,17 +463,32 @@ SM49AwEHA0IABH3dN2pD8d5Kc6t8E3y0bS2k7eWwK1yE8a1KQnRrJbqYd2pE3x0P
         let k = client_key(&enc, Some("correct horse")).unwrap();
         assert_eq!(k.description, "EC P-256 key, encrypted PKCS#8");
         use secrecy::ExposeSecret;
-        assert!(k.pem.expose_secret().starts_with("-----BEGIN PRIVATE KEY-----"));
-        assert_eq!(client_key(&enc, None).unwrap_err(), PemProblem::PassphraseRequired);
-        assert_eq!(client_key(&enc, Some("wrong")).unwrap_err(), PemProblem::WrongPassphrase);
+        assert!(k
+            .pem
+            .expose_secret()
+            .starts_with("-----BEGIN PRIVATE KEY-----"));
+        assert_eq!(
+            client_key(&enc, None).unwrap_err(),
+            PemProblem::PassphraseRequired
+        );
+        assert_eq!(
+            client_key(&enc, Some("wrong")).unwrap_err(),
+            PemProblem::WrongPassphrase
+        );
     }
 
     #[test]
     fn client_key_mistakes_are_named_without_leaking_the_key() {
         let (cert, _) = generated();
-        assert_eq!(client_key(&cert, None).unwrap_err(), PemProblem::CertificateInsteadOfKey);
+        assert_eq!(
+            client_key(&cert, None).unwrap_err(),
+            PemProblem::CertificateInsteadOfKey
+        );
         let legacy = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nAAAA\n-----END RSA PRIVATE KEY-----\n";
-        assert_eq!(client_key(legacy, Some("x")).unwrap_err(), PemProblem::LegacyEncryptedKey);
+        assert_eq!(
+            client_key(legacy, Some("x")).unwrap_err(),
+            PemProblem::LegacyEncryptedKey
+        );
         let der = p256_pkcs8();
         let pem = pkcs8::der::pem::encode_string("PRIVATE KEY", LineEnding::LF, &der).unwrap();
         assert!(matches!(
@@ -464,7 +501,10 @@ SM49AwEHA0IABH3dN2pD8d5Kc6t8E3y0bS2k7eWwK1yE8a1KQnRrJbqYd2pE3x0P
         let bad_pem = pkcs8::der::pem::encode_string("PRIVATE KEY", LineEnding::LF, &bad).unwrap();
         let err = client_key(&bad_pem, None).unwrap_err();
         assert!(matches!(err, PemProblem::UnsupportedKey { .. }), "{err:?}");
-        let body: String = bad_pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let body: String = bad_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
         assert!(!err.to_string().contains(&body));
     }
 }

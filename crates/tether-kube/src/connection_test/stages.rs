@@ -68,7 +68,11 @@ async fn stages(input: &TestInput, runner: &mut Runner, out: &mut Outcome) -> Re
             master_url,
             ca_pem,
             auth,
-        } => (master_url.as_str(), ca_pem.as_deref(), AuthSource::Resolved(auth)),
+        } => (
+            master_url.as_str(),
+            ca_pem.as_deref(),
+            AuthSource::Resolved(auth),
+        ),
         TestTarget::Inherited {
             access,
             identity_label,
@@ -123,7 +127,13 @@ async fn stages(input: &TestInput, runner: &mut Runner, out: &mut Outcome) -> Re
     let identity = out.knowledge.identity.clone();
     let outcome = runner
         .stage(StageName::Authorization, &ep.display, async {
-            let o = authz::check(&auth.client, &input.settings, identity.as_ref(), &ep.display).await?;
+            let o = authz::check(
+                &auth.client,
+                &input.settings,
+                identity.as_ref(),
+                &ep.display,
+            )
+            .await?;
             let detail = o.detail.clone();
             Ok((o, detail))
         })

@@ -16,7 +16,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use x509_parser::extensions::GeneralName;
@@ -82,7 +84,11 @@ impl CertSummary {
             },
             not_before: cert.validity().not_before.timestamp(),
             not_after: cert.validity().not_after.timestamp(),
-            subject: if subject.is_empty() { "no subject".into() } else { subject },
+            subject: if subject.is_empty() {
+                "no subject".into()
+            } else {
+                subject
+            },
             issuer,
             sans,
         };
@@ -171,9 +177,13 @@ impl ServerCertVerifier for RecordingVerifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let result = match &self.inner {
-            Some(v) => v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now),
+            Some(v) => {
+                v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            }
             // No roots at all (a system without CA bundle): nothing is trusted.
-            None => Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)),
+            None => Err(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer,
+            )),
         };
         if let Ok(mut seen) = self.seen.lock() {
             seen.end_entity = Some(end_entity.to_vec());
@@ -188,7 +198,12 @@ impl ServerCertVerifier for RecordingVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -197,7 +212,12 @@ impl ServerCertVerifier for RecordingVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -217,7 +237,11 @@ struct Recording<S> {
 const KEEP: usize = 16;
 
 impl<S: AsyncRead + Unpin> AsyncRead for Recording<S> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
         if self.first.len() < KEEP {
@@ -230,7 +254,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for Recording<S> {
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for Recording<S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -263,7 +291,13 @@ pub(crate) fn server_name(host: &url::Host<String>) -> Result<ServerName<'static
 fn printable(bytes: &[u8]) -> String {
     let s: String = bytes
         .iter()
-        .map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '.' })
+        .map(|&b| {
+            if (0x20..0x7f).contains(&b) {
+                b as char
+            } else {
+                '.'
+            }
+        })
         .collect();
     format!("'{s}'")
 }
@@ -317,10 +351,7 @@ pub(crate) async fn probe(
         .lock()
         .map(|mut s| std::mem::take(&mut *s))
         .unwrap_or_default();
-    let cert = seen
-        .end_entity
-        .as_deref()
-        .and_then(CertSummary::from_der);
+    let cert = seen.end_entity.as_deref().and_then(CertSummary::from_der);
 
     match result {
         Ok(tls) => {
@@ -340,7 +371,8 @@ pub(crate) async fn probe(
                     diagnosis::fmt_time(cert.not_after)
                 ));
             }
-            let detail = format!(
+            let detail =
+                format!(
                 "{version}; certificate {} issued by {}, valid until {}; SANs: {}; trusted via {}",
                 cert.subject,
                 cert.issuer,
@@ -351,9 +383,23 @@ pub(crate) async fn probe(
                     TrustSource::CaCertRef { .. } => "caCertRef".to_string(),
                 }
             );
-            Ok(TlsOutcome { cert, detail, warnings })
+            Ok(TlsOutcome {
+                cert,
+                detail,
+                warnings,
+            })
         }
-        Err(io_err) => Err(classify(io_err, &recording.first, seen.error, cert, &host_str, endpoint, https_url, &trust_source, now)),
+        Err(io_err) => Err(classify(
+            io_err,
+            &recording.first,
+            seen.error,
+            cert,
+            &host_str,
+            endpoint,
+            https_url,
+            &trust_source,
+            now,
+        )),
     }
 }
 
@@ -390,7 +436,10 @@ fn classify(
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
                 diagnosis::cert_not_yet_valid(endpoint, &cert, now)
             }
-            other => diagnosis::tls_failed(endpoint, &format!("the certificate {} was rejected: {other:?}", cert.subject)),
+            other => diagnosis::tls_failed(
+                endpoint,
+                &format!("the certificate {} was rejected: {other:?}", cert.subject),
+            ),
         };
     }
     if first.starts_with(b"HTTP/") {
@@ -401,7 +450,9 @@ fn classify(
         .and_then(|e| e.downcast_ref::<rustls::Error>())
         .cloned();
     match rustls_err {
-        Some(rustls::Error::InvalidMessage(_)) if !first.is_empty() && first[0] != 0x15 && first[0] != 0x16 => {
+        Some(rustls::Error::InvalidMessage(_))
+            if !first.is_empty() && first[0] != 0x15 && first[0] != 0x16 =>
+        {
             diagnosis::not_tls(endpoint, &printable(first))
         }
         Some(rustls::Error::AlertReceived(alert)) => diagnosis::tls_failed(
@@ -409,7 +460,9 @@ fn classify(
             &format!("the server aborted the handshake with the alert {alert:?}"),
         ),
         Some(other) => diagnosis::tls_failed(endpoint, &other.to_string()),
-        None if io_err.kind() == std::io::ErrorKind::UnexpectedEof || io_err.kind() == std::io::ErrorKind::ConnectionReset => {
+        None if io_err.kind() == std::io::ErrorKind::UnexpectedEof
+            || io_err.kind() == std::io::ErrorKind::ConnectionReset =>
+        {
             if first.is_empty() {
                 diagnosis::tls_failed(
                     endpoint,
@@ -435,9 +488,7 @@ pub(crate) fn covers(cert: &CertSummary, host: &str) -> bool {
         };
         let name = name.to_ascii_lowercase();
         match name.strip_prefix("*.") {
-            Some(suffix) => host
-                .split_once('.')
-                .is_some_and(|(_, rest)| rest == suffix),
+            Some(suffix) => host.split_once('.').is_some_and(|(_, rest)| rest == suffix),
             None => name == host,
         }
     })
@@ -450,15 +501,26 @@ mod tests {
     #[test]
     fn summary_reads_subject_sans_and_usage() {
         let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(vec!["api.internal".to_string(), "127.0.0.1".to_string()]).unwrap();
-        params.distinguished_name.push(rcgen::DnType::CommonName, "me");
-        params.distinguished_name.push(rcgen::DnType::OrganizationName, "system:masters");
+        let mut params = rcgen::CertificateParams::new(vec![
+            "api.internal".to_string(),
+            "127.0.0.1".to_string(),
+        ])
+        .unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "me");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "system:masters");
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
         let cert = params.self_signed(&key).unwrap();
         let s = CertSummary::from_der(cert.der()).unwrap();
         assert_eq!(s.common_name.as_deref(), Some("me"));
         assert_eq!(s.organizations, vec!["system:masters".to_string()]);
-        assert_eq!(s.sans, vec!["DNS:api.internal".to_string(), "IP:127.0.0.1".to_string()]);
+        assert_eq!(
+            s.sans,
+            vec!["DNS:api.internal".to_string(), "IP:127.0.0.1".to_string()]
+        );
         assert_eq!(s.client_auth, Some(true));
         assert!(s.self_signed);
         assert!(covers(&s, "127.0.0.1"));

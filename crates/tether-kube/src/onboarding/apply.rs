@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Debug;
 
-use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, Resource};
@@ -42,6 +42,11 @@ pub struct ApplyReport {
 pub enum ApplyError {
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    #[error(
+        "namespace '{0}' does not exist: create it first (kubectl create namespace {0}) or choose \
+         another; nothing was changed"
+    )]
+    NamespaceMissing(String),
     #[error("cannot {step}: {detail}{}", done_note(.done))]
     Api {
         /// What was being done, e.g. `apply ClusterRole tether:default:ci:builds`.
@@ -82,6 +87,14 @@ fn done_note(done: &[ObjectRef]) -> String {
 pub async fn apply(client: &Client, request: &ManifestRequest) -> Result<ApplyReport, ApplyError> {
     let objects = rbac_manifest(request)?;
     let account = request.account()?;
+    let mut namespaces: BTreeSet<&str> = objects
+        .iter()
+        .filter_map(|o| o.metadata().namespace.as_deref())
+        .collect();
+    namespaces.insert(account.namespace());
+    for ns in namespaces {
+        check_namespace(client, ns).await?;
+    }
     let mut report = ApplyReport::default();
     let mut done = Vec::new();
     for object in &objects {
@@ -105,6 +118,24 @@ pub async fn apply(client: &Client, request: &ManifestRequest) -> Result<ApplyRe
         }
     }
     Ok(report)
+}
+
+/// Fails before anything is created when a namespace is missing. Callers that may
+/// not read namespaces (an operator with only namespace rights) skip the check.
+async fn check_namespace(client: &Client, namespace: &str) -> Result<(), ApplyError> {
+    match Api::<Namespace>::all(client.clone())
+        .get_opt(namespace)
+        .await
+    {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(ApplyError::NamespaceMissing(namespace.to_string())),
+        Err(kube::Error::Api(s)) if s.code == 403 => Ok(()),
+        Err(e) => Err(ApplyError::api(
+            format!("read namespace {namespace}"),
+            e,
+            &[],
+        )),
+    }
 }
 
 /// Server-side applies one object.
@@ -145,4 +176,30 @@ where
         Some(rv) if after.meta().resource_version.as_ref() == Some(&rv) => ApplyOutcome::Unchanged,
         Some(_) => ApplyOutcome::Updated,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onboarding::ObjectKind;
+
+    #[test]
+    fn a_failed_step_lists_what_was_done_before_it() {
+        let done = [
+            ObjectRef::new(ObjectKind::ServiceAccount, Some("ns"), "ci"),
+            ObjectRef::new(ObjectKind::ClusterRole, None, "tether:ns:ci:builds"),
+        ];
+        let err = ApplyError::Api {
+            step: "apply RoleBinding t/tether:ns:ci:builds".into(),
+            detail: "it broke".into(),
+            done: done.to_vec(),
+            source: Box::new(kube::Error::LinesCodecMaxLineLengthExceeded),
+        };
+        assert_eq!(
+            err.to_string(),
+            "cannot apply RoleBinding t/tether:ns:ci:builds: it broke. Already done before this \
+             step: ServiceAccount ns/ci, ClusterRole tether:ns:ci:builds. Running the same \
+             command again is safe and continues from here"
+        );
+    }
 }

@@ -66,7 +66,12 @@ impl Caller {
 
     /// [`Caller::require`], then 404 when the org or project does not exist. The
     /// order matters: a caller learns nothing about scopes it may not reach.
-    pub async fn authorize(&self, state: &AppState, scope: &Scope, role: Role) -> Result<(), ApiError> {
+    pub async fn authorize(
+        &self,
+        state: &AppState,
+        scope: &Scope,
+        role: Role,
+    ) -> Result<(), ApiError> {
         self.require(scope, role)?;
         match scope {
             Scope::Account => {}

@@ -92,11 +92,16 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8], format: Format) -> Result<T, Api
     }
     match format {
         Format::Json => serde_json::from_str(text).map_err(|e| {
-            let kind = if e.is_data() { "does not match the expected document" } else { "is not valid JSON" };
+            let kind = if e.is_data() {
+                "does not match the expected document"
+            } else {
+                "is not valid JSON"
+            };
             ApiError::bad_request(format!("the JSON body {kind}: {e}"))
         }),
-        Format::Yaml => serde_yaml::from_str(text)
-            .map_err(|e| ApiError::bad_request(format!("the YAML body is not a valid document: {e}"))),
+        Format::Yaml => serde_yaml::from_str(text).map_err(|e| {
+            ApiError::bad_request(format!("the YAML body is not a valid document: {e}"))
+        }),
     }
 }
 
@@ -128,8 +133,14 @@ impl<T> Reply<T> {
 impl<T: Serialize> IntoResponse for Reply<T> {
     fn into_response(self) -> Response {
         let (body, ctype) = match self.format {
-            Format::Json => (serde_json::to_string(&self.value).map_err(|e| e.to_string()), "application/json"),
-            Format::Yaml => (serde_yaml::to_string(&self.value).map_err(|e| e.to_string()), "application/yaml"),
+            Format::Json => (
+                serde_json::to_string(&self.value).map_err(|e| e.to_string()),
+                "application/json",
+            ),
+            Format::Yaml => (
+                serde_yaml::to_string(&self.value).map_err(|e| e.to_string()),
+                "application/yaml",
+            ),
         };
         match body {
             Ok(body) => (
@@ -138,8 +149,12 @@ impl<T: Serialize> IntoResponse for Reply<T> {
                 body,
             )
                 .into_response(),
-            Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", format!("cannot encode the response: {e}"))
-                .into_response(),
+            Err(e) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                format!("cannot encode the response: {e}"),
+            )
+            .into_response(),
         }
     }
 }

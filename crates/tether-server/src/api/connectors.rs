@@ -16,12 +16,15 @@ use super::scope::ScopePath;
 use super::AppState;
 
 /// A connector as the API returns it: the document plus what the manager knows.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectorResponse {
     pub connector: Connector,
+    /// Milliseconds since the Unix epoch.
     pub created_at: i64,
+    /// Milliseconds since the Unix epoch.
     pub last_modified_at: i64,
+    /// The result of the last connection test.
     pub status: ConnectivityStatus,
 }
 
@@ -36,24 +39,36 @@ impl From<ConnectorRecord> for ConnectorResponse {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ListResponse<T> {
     pub items: Vec<T>,
+    /// Items matching the query, over all pages.
     pub total: u64,
+    /// This page's number, from 0.
     pub page: u32,
+    /// Items per page.
     pub limit: u32,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Page number, from 0 (default 0).
     page: Option<u32>,
+    /// Items per page, 1 to 1000 (default 30).
     limit: Option<u32>,
+    /// Case-insensitive substring of the name or identifier.
     search: Option<String>,
+    /// `ManualConfig` or `InheritFromDelegate` (case-insensitive).
     credential_type: Option<String>,
+    /// `ServiceAccount`, `UsernamePassword`, `ClientKeyCert` or `OpenIdConnect` (case-insensitive).
     auth_type: Option<String>,
+    /// Last connection test result: `SUCCESS`, `FAILURE`, `PARTIAL`, `UNKNOWN` or `PENDING`.
     status: Option<String>,
+    /// `name` (default), `created` or `updated`.
     sort: Option<String>,
+    /// `asc` (default) or `desc`.
     order: Option<String>,
 }
 
@@ -89,6 +104,30 @@ fn place_in_scope(connector: &mut Connector, scope: &Scope) -> ApiResult<()> {
     Ok(())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/connectors",
+    tag = "connectors",
+    operation_id = "createConnector",
+    summary = "Create a connector",
+    description = "Creates a connector in the scope of the URL. Without `identifier`, one is derived from the name. Every secret reference must resolve to a secret the scope may use.",
+    request_body(
+        description = "A connector document (`connector:` envelope), in JSON or YAML. `orgIdentifier`/`projectIdentifier` may be omitted; when present they must match the URL.",
+        content((ConnectorDocument = "application/json"), (ConnectorDocument = "application/yaml")),
+    ),
+    responses(
+        (status = 201, description = "Created.", content((ConnectorResponse = "application/json"), (ConnectorResponse = "application/yaml"))),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 500, response = super::openapi::Internal),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -106,6 +145,32 @@ pub async fn create(
 
 /// PUT creates the connector when it does not exist (201) and replaces it when it
 /// does (200). The identifier in the body, when present, must match the URL.
+#[utoipa::path(
+    put,
+    path = "/api/v1/connectors/{identifier}",
+    tag = "connectors",
+    operation_id = "putConnector",
+    summary = "Create or replace a connector",
+    description = "Creates the connector when it does not exist (201) and replaces it when it does (200), as `tether connector apply` does. The identifier in the body, when present, must match the URL.",
+    params(("identifier" = String, Path, description = "The connector's identifier.")),
+    request_body(
+        description = "A connector document (`connector:` envelope), in JSON or YAML. `orgIdentifier`/`projectIdentifier` may be omitted; when present they must match the URL.",
+        content((ConnectorDocument = "application/json"), (ConnectorDocument = "application/yaml")),
+    ),
+    responses(
+        (status = 200, description = "Replaced.", content((ConnectorResponse = "application/json"), (ConnectorResponse = "application/yaml"))),
+        (status = 201, description = "Created.", content((ConnectorResponse = "application/json"), (ConnectorResponse = "application/yaml"))),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 500, response = super::openapi::Internal),
+    ),
+)]
 pub async fn put(
     State(state): State<AppState>,
     caller: Caller,
@@ -135,6 +200,22 @@ pub async fn put(
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/connectors/{identifier}",
+    tag = "connectors",
+    operation_id = "getConnector",
+    summary = "Read a connector",
+    params(("identifier" = String, Path, description = "The connector's identifier.")),
+    responses(
+        (status = 200, description = "The connector.", content((ConnectorResponse = "application/json"), (ConnectorResponse = "application/yaml"))),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 500, response = super::openapi::Internal),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -149,6 +230,23 @@ pub async fn get(
     Ok(Reply::ok(Format::accepted(&headers), record.into()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/connectors",
+    tag = "connectors",
+    operation_id = "listConnectors",
+    summary = "List connectors",
+    description = "One page of the connectors of the scope, filtered and sorted.",
+    params(ListParams),
+    responses(
+        (status = 200, description = "One page of connectors.", content((ListResponse<ConnectorResponse> = "application/json"), (ListResponse<ConnectorResponse> = "application/yaml"))),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 500, response = super::openapi::Internal),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -210,6 +308,22 @@ pub async fn list(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/connectors/{identifier}",
+    tag = "connectors",
+    operation_id = "deleteConnector",
+    summary = "Delete a connector",
+    params(("identifier" = String, Path, description = "The connector's identifier.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 500, response = super::openapi::Internal),
+    ),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -217,7 +331,10 @@ pub async fn delete(
 ) -> ApiResult<Response> {
     caller.authorize(&state, &path.scope, Role::Editor).await?;
     let identifier = path.param("identifier");
-    state.store.delete_connector(&path.scope, identifier).await?;
+    state
+        .store
+        .delete_connector(&path.scope, identifier)
+        .await?;
     tracing::info!(scope = %path.scope, identifier, "connector deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

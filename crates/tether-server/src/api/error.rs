@@ -9,18 +9,29 @@ use serde::Serialize;
 use tether_domain::ValidationErrors;
 use tether_store::StoreError;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
+    /// Stable, machine-readable: `INVALID_REQUEST`, `UNAUTHENTICATED`, `FORBIDDEN`,
+    /// `NOT_FOUND`, `CONFLICT`, `PAYLOAD_TOO_LARGE`, `UNSUPPORTED_MEDIA_TYPE`,
+    /// `VALIDATION_FAILED` or `INTERNAL`.
+    #[schema(value_type = String, example = "NOT_FOUND")]
     pub code: &'static str,
+    /// What is wrong and how to fix it, for people.
     pub message: String,
+    /// The document path of the field at fault (e.g. `spec.credential.spec.masterUrl`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
     /// Every field error when validation found several.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldErrorBody>,
+    /// With NO_ELIGIBLE_DELEGATE: every delegate considered and why it could not.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    // Documented as free-form objects until `Considered` derives `utoipa::ToSchema`.
+    #[schema(value_type = Vec<Object>)]
+    pub considered: Vec<crate::delegates::eligibility::Considered>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FieldErrorBody {
     pub field: String,
     pub message: String,
@@ -41,6 +52,7 @@ impl ApiError {
                 message: message.into(),
                 field: None,
                 errors: Vec::new(),
+                considered: Vec::new(),
             },
         }
     }
@@ -88,6 +100,7 @@ impl ApiError {
                         message: e.message.clone(),
                     })
                     .collect(),
+                considered: Vec::new(),
             },
         }
     }

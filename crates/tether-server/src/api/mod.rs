@@ -4,8 +4,11 @@
 
 pub mod auth;
 pub mod body;
+pub mod connection_tests;
 pub mod connectors;
+pub mod delegates;
 pub mod error;
+pub mod openapi;
 pub mod orgs;
 pub mod scope;
 pub mod secrets;
@@ -14,7 +17,11 @@ pub mod tokens;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
+use std::sync::Arc;
+
 use tether_store::Store;
+
+use crate::delegates::Broker;
 use tower_http::trace::TraceLayer;
 
 use error::ApiError;
@@ -26,6 +33,7 @@ pub const BODY_LIMIT: usize = 1 << 20;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    pub broker: Arc<Broker>,
 }
 
 /// Routes that exist at every scope.
@@ -44,9 +52,22 @@ fn scoped_routes() -> Router<AppState> {
         .route("/secrets", get(secrets::list).post(secrets::create))
         .route(
             "/secrets/{identifier}",
-            get(secrets::get).put(secrets::update).delete(secrets::delete),
+            get(secrets::get)
+                .put(secrets::update)
+                .delete(secrets::delete),
         )
         .route("/tokens", get(tokens::list).post(tokens::create))
+        .route(
+            "/connectors/{identifier}/test",
+            axum::routing::post(connection_tests::run),
+        )
+        .route("/delegates", get(delegates::list))
+        .route("/delegates/{delegate}", get(delegates::get))
+        .route(
+            "/delegate-tokens",
+            get(delegates::list_tokens).post(delegates::create_token),
+        )
+        .route("/tasks", axum::routing::post(delegates::create_task))
 }
 
 pub fn router(state: AppState) -> Router {
@@ -65,13 +86,18 @@ pub fn router(state: AppState) -> Router {
             get(orgs::get_project).delete(orgs::delete_project),
         )
         .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
-        .route("/whoami", get(tokens::whoami));
+        .route("/whoami", get(tokens::whoami))
+        .route(
+            "/delegate-tokens/{id}",
+            axum::routing::delete(delegates::revoke_token),
+        )
+        .route("/tasks/{id}", get(delegates::get_task))
+        .route("/delegates/connect", get(crate::delegates::connect));
     Router::new()
         .nest("/api/v1", api)
+        .route(openapi::PATH, get(openapi::serve))
         .route("/healthz", get(|| async { "ok" }))
-        .fallback(|| async {
-            ApiError::not_found("no such endpoint; the API lives under /api/v1")
-        })
+        .fallback(|| async { ApiError::not_found("no such endpoint; the API lives under /api/v1") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         // Logs method, path and status; never headers or bodies, which carry
         // tokens and secret values.

@@ -13,24 +13,29 @@ use super::error::ApiResult;
 use super::scope::ScopePath;
 use super::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ContainerCreate {
+    /// Derived from the name when absent; immutable afterwards.
     identifier: Option<String>,
     name: String,
     description: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// An org, or a project (which has `orgIdentifier`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerResponse {
     identifier: String,
+    /// The project's org; absent for an org.
     #[serde(skip_serializing_if = "Option::is_none")]
     org_identifier: Option<String>,
     name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<String>,
+    /// Milliseconds since the Unix epoch.
     created_at: i64,
+    /// Milliseconds since the Unix epoch.
     last_modified_at: i64,
 }
 
@@ -61,18 +66,43 @@ impl From<ProjectRecord> for ContainerResponse {
 }
 
 fn identifier_for(body: &ContainerCreate, taken: &[String]) -> String {
-    body.identifier.clone().unwrap_or_else(|| {
-        derive_identifier(&body.name, "org", |c| taken.iter().any(|t| t == c))
-    })
+    body.identifier
+        .clone()
+        .unwrap_or_else(|| derive_identifier(&body.name, "org", |c| taken.iter().any(|t| t == c)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/orgs",
+    tag = "orgs",
+    operation_id = "createOrg",
+    summary = "Create an org",
+    description = "Needs an admin token of the account.",
+    request_body(
+        description = "The new org, in JSON or YAML.",
+        content((ContainerCreate = "application/json"), (ContainerCreate = "application/yaml")),
+    ),
+    responses(
+        (status = 201, description = "Created.", content((ContainerResponse = "application/json"), (ContainerResponse = "application/yaml"))),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 500, response = super::openapi::Internal),
+    ),
+)]
 pub async fn create_org(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     Doc(body): Doc<ContainerCreate>,
 ) -> ApiResult<Reply<ContainerResponse>> {
-    caller.authorize(&state, &Scope::Account, Role::Admin).await?;
+    caller
+        .authorize(&state, &Scope::Account, Role::Admin)
+        .await?;
     let taken: Vec<String> = state
         .store
         .list_orgs()
@@ -88,6 +118,18 @@ pub async fn create_org(
     Ok(Reply::created(Format::accepted(&headers), org.into()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/orgs",
+    tag = "orgs",
+    operation_id = "listOrgs",
+    summary = "List orgs",
+    responses(
+        (status = 200, description = "The orgs the token can see.", content((Vec<ContainerResponse> = "application/json"), (Vec<ContainerResponse> = "application/yaml"))),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 500, response = super::openapi::Internal),
+    ),
+)]
 pub async fn list_orgs(
     State(state): State<AppState>,
     caller: Caller,
@@ -106,6 +148,22 @@ pub async fn list_orgs(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/orgs/{org}",
+    tag = "orgs",
+    operation_id = "getOrg",
+    summary = "Read an org",
+    params(("org" = String, Path, description = "The org's identifier.")),
+    responses(
+        (status = 200, description = "The org.", content((ContainerResponse = "application/json"), (ContainerResponse = "application/yaml"))),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 500, response = super::openapi::Internal),
+    ),
+)]
 pub async fn get_org(
     State(state): State<AppState>,
     caller: Caller,
@@ -121,6 +179,24 @@ pub async fn get_org(
     Ok(Reply::ok(Format::accepted(&headers), record.into()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/orgs/{org}",
+    tag = "orgs",
+    operation_id = "deleteOrg",
+    summary = "Delete an org",
+    description = "Needs an admin token of the account. Refused with 409 while the org holds projects, connectors or secrets.",
+    params(("org" = String, Path, description = "The org's identifier.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 500, response = super::openapi::Internal),
+    ),
+)]
 pub async fn delete_org(
     State(state): State<AppState>,
     caller: Caller,
@@ -131,6 +207,31 @@ pub async fn delete_org(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/orgs/{org}/projects",
+    tag = "orgs",
+    operation_id = "createProject",
+    summary = "Create a project",
+    description = "Needs an admin token of the org or the account.",
+    params(("org" = String, Path, description = "The org's identifier.")),
+    request_body(
+        description = "The new project, in JSON or YAML.",
+        content((ContainerCreate = "application/json"), (ContainerCreate = "application/yaml")),
+    ),
+    responses(
+        (status = 201, description = "Created.", content((ContainerResponse = "application/json"), (ContainerResponse = "application/yaml"))),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 500, response = super::openapi::Internal),
+    ),
+)]
 pub async fn create_project(
     State(state): State<AppState>,
     caller: Caller,
@@ -155,6 +256,22 @@ pub async fn create_project(
     Ok(Reply::created(Format::accepted(&headers), project.into()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/orgs/{org}/projects",
+    tag = "orgs",
+    operation_id = "listProjects",
+    summary = "List the projects of an org",
+    params(("org" = String, Path, description = "The org's identifier.")),
+    responses(
+        (status = 200, description = "The projects the token can see.", content((Vec<ContainerResponse> = "application/json"), (Vec<ContainerResponse> = "application/yaml"))),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 500, response = super::openapi::Internal),
+    ),
+)]
 pub async fn list_projects(
     State(state): State<AppState>,
     caller: Caller,
@@ -176,6 +293,22 @@ pub async fn list_projects(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/orgs/{org}/projects/{project}",
+    tag = "orgs",
+    operation_id = "getProject",
+    summary = "Read a project",
+    params(("org" = String, Path, description = "The org's identifier."), ("project" = String, Path, description = "The project's identifier.")),
+    responses(
+        (status = 200, description = "The project.", content((ContainerResponse = "application/json"), (ContainerResponse = "application/yaml"))),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 500, response = super::openapi::Internal),
+    ),
+)]
 pub async fn get_project(
     State(state): State<AppState>,
     caller: Caller,
@@ -190,6 +323,24 @@ pub async fn get_project(
     Ok(Reply::ok(Format::accepted(&headers), record.into()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/orgs/{org}/projects/{project}",
+    tag = "orgs",
+    operation_id = "deleteProject",
+    summary = "Delete a project",
+    description = "Needs an admin token of the org or the account. Refused with 409 while the project holds connectors or secrets.",
+    params(("org" = String, Path, description = "The org's identifier."), ("project" = String, Path, description = "The project's identifier.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 500, response = super::openapi::Internal),
+    ),
+)]
 pub async fn delete_project(
     State(state): State<AppState>,
     caller: Caller,

@@ -19,7 +19,10 @@ pub struct ScopePath {
 impl ScopePath {
     /// A path parameter that the route guarantees.
     pub fn param(&self, name: &str) -> &str {
-        self.params.get(name).map(String::as_str).unwrap_or_default()
+        self.params
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_default()
     }
 }
 
@@ -27,10 +30,9 @@ impl FromRequestParts<AppState> for ScopePath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Path(params): Path<HashMap<String, String>> =
-            Path::from_request_parts(parts, state)
-                .await
-                .map_err(|e| ApiError::bad_request(format!("bad path: {e}")))?;
+        let Path(params): Path<HashMap<String, String>> = Path::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("bad path: {e}")))?;
         let scope = Scope::from_parts(
             params.get("org").map(String::as_str),
             params.get("project").map(String::as_str),

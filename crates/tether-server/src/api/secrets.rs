@@ -17,30 +17,34 @@ use super::scope::ScopePath;
 use super::AppState;
 
 /// The body of a create. `Debug` is hand-written so the value can never be logged.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretCreate {
+    /// Derived from the name when absent; immutable afterwards.
     identifier: Option<String>,
     name: String,
     description: Option<String>,
     #[serde(default)]
     tags: BTreeMap<String, String>,
+    /// The secret text (at most 1 MiB). Never returned by the API.
     value: String,
 }
 
 /// The body of an update; `value` absent keeps the stored value.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretChange {
+    /// When present, must be the identifier of the URL.
     identifier: Option<String>,
     name: String,
     description: Option<String>,
     #[serde(default)]
     tags: BTreeMap<String, String>,
+    /// The new secret text; absent keeps the stored value.
     value: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretResponse {
     identifier: String,
@@ -52,9 +56,13 @@ pub struct SecretResponse {
     org_identifier: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     project_identifier: Option<String>,
+    /// Always `SecretText`.
     #[serde(rename = "type")]
+    #[schema(value_type = String, example = "SecretText")]
     kind: &'static str,
+    /// Milliseconds since the Unix epoch.
     created_at: i64,
+    /// Milliseconds since the Unix epoch.
     last_modified_at: i64,
 }
 
@@ -74,14 +82,42 @@ impl From<SecretMeta> for SecretResponse {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Page number, from 0 (default 0).
     page: Option<u32>,
+    /// Items per page, 1 to 1000 (default 30).
     limit: Option<u32>,
+    /// Case-insensitive substring of the name or identifier.
     search: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/secrets",
+    tag = "secrets",
+    operation_id = "createSecret",
+    summary = "Create a text secret",
+    description = "Stores a secret encrypted at rest. The response carries its metadata; the value never comes back out.",
+    request_body(
+        description = "The secret, in JSON or YAML.",
+        content((SecretCreate = "application/json"), (SecretCreate = "application/yaml")),
+    ),
+    responses(
+        (status = 201, description = "Created; metadata only.", content((SecretResponse = "application/json"), (SecretResponse = "application/yaml"))),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 500, response = super::openapi::Internal),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -107,6 +143,22 @@ pub async fn create(
     Ok(Reply::created(Format::accepted(&headers), meta.into()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/secrets/{identifier}",
+    tag = "secrets",
+    operation_id = "getSecret",
+    summary = "Read a secret's metadata",
+    params(("identifier" = String, Path, description = "The secret's identifier.")),
+    responses(
+        (status = 200, description = "The secret's metadata (never its value).", content((SecretResponse = "application/json"), (SecretResponse = "application/yaml"))),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 500, response = super::openapi::Internal),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -121,6 +173,22 @@ pub async fn get(
     Ok(Reply::ok(Format::accepted(&headers), meta.into()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/secrets",
+    tag = "secrets",
+    operation_id = "listSecrets",
+    summary = "List secrets",
+    params(ListParams),
+    responses(
+        (status = 200, description = "One page of secrets' metadata.", content((ListResponse<SecretResponse> = "application/json"), (ListResponse<SecretResponse> = "application/yaml"))),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 500, response = super::openapi::Internal),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -152,6 +220,30 @@ pub async fn list(
     ))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/secrets/{identifier}",
+    tag = "secrets",
+    operation_id = "updateSecret",
+    summary = "Update a secret",
+    description = "Replaces name, description and tags, and the value when `value` is given.",
+    params(("identifier" = String, Path, description = "The secret's identifier.")),
+    request_body(
+        description = "The new metadata and, optionally, the new value, in JSON or YAML.",
+        content((SecretChange = "application/json"), (SecretChange = "application/yaml")),
+    ),
+    responses(
+        (status = 200, description = "Updated; metadata only.", content((SecretResponse = "application/json"), (SecretResponse = "application/yaml"))),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 500, response = super::openapi::Internal),
+    ),
+)]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -183,6 +275,24 @@ pub async fn update(
     Ok(Reply::ok(Format::accepted(&headers), meta.into()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/secrets/{identifier}",
+    tag = "secrets",
+    operation_id = "deleteSecret",
+    summary = "Delete a secret",
+    description = "Refused with 409 while connectors reference the secret.",
+    params(("identifier" = String, Path, description = "The secret's identifier.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 500, response = super::openapi::Internal),
+    ),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,

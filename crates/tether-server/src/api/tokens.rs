@@ -13,24 +13,28 @@ use super::error::{ApiError, ApiResult};
 use super::scope::ScopePath;
 use super::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TokenCreate {
     name: String,
+    #[schema(value_type = super::openapi::RoleName)]
     role: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenResponse {
     id: String,
     name: String,
+    #[schema(value_type = super::openapi::RoleName)]
     role: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     org_identifier: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     project_identifier: Option<String>,
+    /// Milliseconds since the Unix epoch.
     created_at: i64,
+    /// Milliseconds since the Unix epoch; absent while the token is valid.
     #[serde(skip_serializing_if = "Option::is_none")]
     revoked_at: Option<i64>,
 }
@@ -49,13 +53,36 @@ impl From<TokenRecord> for TokenResponse {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CreatedToken {
     token: TokenResponse,
     /// Shown once; store it now.
     value: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens",
+    tag = "tokens",
+    operation_id = "createToken",
+    summary = "Create an API token",
+    description = "Creates a token bound to the scope of the URL with the given role. The response carries the token's value, once: the manager keeps only its hash.",
+    request_body(
+        description = "The name and role of the new token, in JSON or YAML.",
+        content((TokenCreate = "application/json"), (TokenCreate = "application/yaml")),
+    ),
+    responses(
+        (status = 201, description = "Created; `value` is shown only here.", content((CreatedToken = "application/json"), (CreatedToken = "application/yaml"))),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 500, response = super::openapi::Internal),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -85,6 +112,21 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens",
+    tag = "tokens",
+    operation_id = "listTokens",
+    summary = "List the API tokens of the scope",
+    responses(
+        (status = 200, description = "The tokens (never their values), revoked ones included.", content((Vec<TokenResponse> = "application/json"), (Vec<TokenResponse> = "application/yaml"))),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 500, response = super::openapi::Internal),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -99,6 +141,22 @@ pub async fn list(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{id}",
+    tag = "tokens",
+    operation_id = "revokeToken",
+    summary = "Revoke an API token",
+    description = "Revokes the token at once. Needs an admin token whose scope covers the token's; a token out of reach is reported as not found.",
+    params(("id" = String, Path, description = "The token's id (not its value).")),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 500, response = super::openapi::Internal),
+    ),
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
@@ -118,6 +176,17 @@ pub async fn revoke(
 }
 
 /// Who the presented token is: lets a client check its setup.
+#[utoipa::path(
+    get,
+    path = "/api/v1/whoami",
+    tag = "tokens",
+    operation_id = "whoami",
+    responses(
+        (status = 200, description = "The token that authenticated this request.", content((TokenResponse = "application/json"), (TokenResponse = "application/yaml"))),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 500, response = super::openapi::Internal),
+    ),
+)]
 pub async fn whoami(caller: Caller, headers: HeaderMap) -> Reply<TokenResponse> {
     Reply::ok(Format::accepted(&headers), caller.0.into())
 }

@@ -182,7 +182,8 @@ async fn paging_search_filters_and_sort(env: TestEnv) {
     };
     assert_eq!(s.list_connectors(&p, q).await.unwrap().total, 7);
     let q = ConnectorQuery {
-        auth_type: Some("ServiceAccount".into()),
+        // Type names match without case.
+        auth_type: Some("serviceaccount".into()),
         search: Some("cluster".into()),
         ..Default::default()
     };

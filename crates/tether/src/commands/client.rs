@@ -53,11 +53,12 @@ pub fn config_path() -> PathBuf {
     base.join("tether/config.yaml")
 }
 
+/// The API's error shape.
 #[derive(Debug, Deserialize)]
-struct ApiErrorBody {
-    code: String,
-    message: String,
-    field: Option<String>,
+pub struct ApiErrorBody {
+    pub code: String,
+    pub message: String,
+    pub field: Option<String>,
 }
 
 pub struct ApiClient {
@@ -110,6 +111,22 @@ impl ApiClient {
         body: Option<Body>,
         query: &[(&str, String)],
     ) -> Result<(StatusCode, Vec<u8>)> {
+        let (status, bytes) = self.send_any(method.clone(), path, body, query).await?;
+        if status.is_success() {
+            return Ok((status, bytes));
+        }
+        Err(api_error(&method, path, status, &bytes))
+    }
+
+    /// Like [`ApiClient::send`], but returns every answer with its status, for
+    /// callers that handle some failures themselves (a 404 that means "not yet").
+    pub async fn send_any(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Body>,
+        query: &[(&str, String)],
+    ) -> Result<(StatusCode, Vec<u8>)> {
         let url = format!("{}{}", self.base, path);
         let mut req = self
             .http
@@ -118,9 +135,10 @@ impl ApiClient {
             .query(query);
         match body {
             Some(Body::Json(v)) => req = req.json(&v),
-            Some(Body::Raw { bytes, content_type }) => {
-                req = req.header("content-type", content_type).body(bytes)
-            }
+            Some(Body::Raw {
+                bytes,
+                content_type,
+            }) => req = req.header("content-type", content_type).body(bytes),
             None => {}
         }
         let resp = req
@@ -129,19 +147,7 @@ impl ApiClient {
             .with_context(|| format!("cannot reach the manager at {}", self.base))?;
         let status = resp.status();
         let bytes = resp.bytes().await?.to_vec();
-        if status.is_success() {
-            return Ok((status, bytes));
-        }
-        match serde_json::from_slice::<ApiErrorBody>(&bytes) {
-            Ok(e) => {
-                let field = e.field.map(|f| format!(" (field {f})")).unwrap_or_default();
-                Err(anyhow!("{}{field} [{} {}]", e.message, status.as_u16(), e.code))
-            }
-            Err(_) => Err(anyhow!(
-                "{method} {path} failed with {status}: {}",
-                String::from_utf8_lossy(&bytes)
-            )),
-        }
+        Ok((status, bytes))
     }
 
     pub async fn json<T: DeserializeOwned>(
@@ -153,6 +159,21 @@ impl ApiClient {
     ) -> Result<T> {
         let (_, bytes) = self.send(method, path, body, query).await?;
         serde_json::from_slice(&bytes).context("the manager answered with unexpected JSON")
+    }
+}
+
+/// The error a failed answer stands for: the API's `{code, message, field}` as a
+/// sentence, or the raw answer when it is not in that shape.
+pub fn api_error(method: &Method, path: &str, status: StatusCode, bytes: &[u8]) -> anyhow::Error {
+    match serde_json::from_slice::<ApiErrorBody>(bytes) {
+        Ok(e) => {
+            let field = e.field.map(|f| format!(" (field {f})")).unwrap_or_default();
+            anyhow!("{}{field} [{} {}]", e.message, status.as_u16(), e.code)
+        }
+        Err(_) => anyhow!(
+            "{method} {path} failed with {status}: {}",
+            String::from_utf8_lossy(bytes)
+        ),
     }
 }
 

@@ -65,6 +65,8 @@ pub enum ConnectorCommand {
         #[command(flatten)]
         scope: ScopeArgs,
     },
+    /// Turn a kubeconfig context with a static credential into secrets and a connector.
+    ImportKubeconfig(super::cluster::ImportKubeconfigArgs),
 }
 
 const HEADERS: &[&str] = &[
@@ -96,7 +98,11 @@ pub async fn run(cmd: ConnectorCommand) -> Result<()> {
     let client = ApiClient::from_env()?;
     match cmd {
         ConnectorCommand::Apply { file } => apply(&client, &file).await,
-        ConnectorCommand::Get { identifier, scope, output } => {
+        ConnectorCommand::Get {
+            identifier,
+            scope,
+            output,
+        } => {
             let path = format!("{}/connectors/{identifier}", scope_path(&scope.scope()?));
             let r: Value = client.json(Method::GET, &path, None, &[]).await?;
             print(output, &r, HEADERS, || vec![row(&r)])
@@ -143,6 +149,7 @@ pub async fn run(cmd: ConnectorCommand) -> Result<()> {
             println!("deleted connector {identifier}");
             Ok(())
         }
+        ConnectorCommand::ImportKubeconfig(args) => super::cluster::import_kubeconfig(args).await,
     }
 }
 
@@ -157,26 +164,43 @@ async fn apply(client: &ApiClient, file: &PathBuf) -> Result<()> {
     } else {
         std::fs::read(file).with_context(|| format!("reading {}", file.display()))?
     };
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| anyhow!("{} is not UTF-8 text", file.display()))?;
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| anyhow!("{} is not UTF-8 text", file.display()))?;
     let is_json = text.trim_start().starts_with('{');
     let doc: ConnectorDocument = if is_json {
-        serde_json::from_str(text).with_context(|| format!("{} is not a connector document", file.display()))?
+        serde_json::from_str(text)
+            .with_context(|| format!("{} is not a connector document", file.display()))?
     } else {
-        serde_yaml::from_str(text).with_context(|| format!("{} is not a connector document", file.display()))?
+        serde_yaml::from_str(text)
+            .with_context(|| format!("{} is not a connector document", file.display()))?
     };
     let c = &doc.connector;
     let scope = Scope::from_parts(c.org_identifier.as_deref(), c.project_identifier.as_deref())
         .map_err(|e| anyhow!(e))?;
-    let content_type = if is_json { "application/json" } else { "application/yaml" };
-    let body = Some(Body::Raw { bytes, content_type });
+    let content_type = if is_json {
+        "application/json"
+    } else {
+        "application/yaml"
+    };
+    let body = Some(Body::Raw {
+        bytes,
+        content_type,
+    });
     let base = format!("{}/connectors", scope_path(&scope));
     let (status, resp) = match &c.identifier {
-        Some(id) => client.send(Method::PUT, &format!("{base}/{id}"), body, &[]).await?,
+        Some(id) => {
+            client
+                .send(Method::PUT, &format!("{base}/{id}"), body, &[])
+                .await?
+        }
         None => client.send(Method::POST, &base, body, &[]).await?,
     };
     let r: Value = serde_json::from_slice(&resp)?;
-    let verb = if status == reqwest::StatusCode::CREATED { "created" } else { "configured" };
+    let verb = if status == reqwest::StatusCode::CREATED {
+        "created"
+    } else {
+        "configured"
+    };
     println!(
         "connector/{} {verb}",
         r["connector"]["identifier"].as_str().unwrap_or_default()

@@ -2,9 +2,12 @@
 //! read `TETHER_URL`/`TETHER_TOKEN` or the file `tether login` writes.
 
 mod client;
+mod cluster;
 mod connectors;
+mod delegates;
 mod orgs;
 mod output;
+mod rbac;
 mod secrets;
 mod server;
 mod tokens;
@@ -45,6 +48,26 @@ enum Command {
     /// API tokens.
     #[command(subcommand)]
     Token(tokens::TokenCommand),
+    /// Delegates: run, install, list, tokens.
+    #[command(subcommand)]
+    Delegate(delegates::DelegateCommand),
+    /// Tasks run by delegates.
+    #[command(subcommand)]
+    Task(delegates::TaskCommand),
+    /// Onboard clusters with your kubeconfig: service account, RBAC, token, connector.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
+    /// Least-privilege RBAC manifests for a service account.
+    #[command(subcommand)]
+    Rbac(rbac::RbacCommand),
+}
+
+impl Cli {
+    /// `tether delegate run` lives on one thread: it idles most of the time,
+    /// and a delegate's memory footprint is part of what we promise.
+    pub fn single_threaded(&self) -> bool {
+        matches!(&self.command, Command::Delegate(d) if d.is_run())
+    }
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -56,6 +79,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Org(cmd) => orgs::run_org(cmd).await?,
         Command::Project(cmd) => orgs::run_project(cmd).await?,
         Command::Token(cmd) => tokens::run(cmd).await?,
+        Command::Delegate(cmd) => return delegates::run(cmd).await,
+        Command::Task(cmd) => delegates::task(cmd).await?,
+        Command::Cluster(cmd) => cluster::run(cmd).await?,
+        Command::Rbac(cmd) => rbac::run(cmd)?,
     }
     Ok(ExitCode::SUCCESS)
 }

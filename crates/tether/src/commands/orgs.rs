@@ -67,12 +67,21 @@ fn rows(items: &[Value]) -> Vec<Vec<String>> {
         .collect()
 }
 
-async fn create(client: &ApiClient, path: &str, name: String, identifier: Option<String>, description: Option<String>) -> Result<()> {
+async fn create(
+    client: &ApiClient,
+    path: &str,
+    name: String,
+    identifier: Option<String>,
+    description: Option<String>,
+) -> Result<()> {
     let body = json!({"name": name, "identifier": identifier, "description": description});
     let created: Value = client
         .json(Method::POST, path, Some(Body::Json(strip_nulls(body))), &[])
         .await?;
-    println!("created {}", created["identifier"].as_str().unwrap_or_default());
+    println!(
+        "created {}",
+        created["identifier"].as_str().unwrap_or_default()
+    );
     Ok(())
 }
 
@@ -87,16 +96,25 @@ pub fn strip_nulls(mut v: Value) -> Value {
 pub async fn run_org(cmd: OrgCommand) -> Result<()> {
     let client = ApiClient::from_env()?;
     match cmd {
-        OrgCommand::Create { name, identifier, description } => {
-            create(&client, "/api/v1/orgs", name, identifier, description).await
-        }
+        OrgCommand::Create {
+            name,
+            identifier,
+            description,
+        } => create(&client, "/api/v1/orgs", name, identifier, description).await,
         OrgCommand::List { output } => {
             let items: Vec<Value> = client.json(Method::GET, "/api/v1/orgs", None, &[]).await?;
-            print(output, &items, &["IDENTIFIER", "NAME", "CREATED"], || rows(&items))
+            print(output, &items, &["IDENTIFIER", "NAME", "CREATED"], || {
+                rows(&items)
+            })
         }
         OrgCommand::Delete { identifier } => {
             client
-                .send(Method::DELETE, &format!("/api/v1/orgs/{identifier}"), None, &[])
+                .send(
+                    Method::DELETE,
+                    &format!("/api/v1/orgs/{identifier}"),
+                    None,
+                    &[],
+                )
                 .await?;
             println!("deleted org {identifier}");
             Ok(())
@@ -107,18 +125,42 @@ pub async fn run_org(cmd: OrgCommand) -> Result<()> {
 pub async fn run_project(cmd: ProjectCommand) -> Result<()> {
     let client = ApiClient::from_env()?;
     match cmd {
-        ProjectCommand::Create { name, org, identifier, description } => {
-            create(&client, &format!("/api/v1/orgs/{org}/projects"), name, identifier, description).await
+        ProjectCommand::Create {
+            name,
+            org,
+            identifier,
+            description,
+        } => {
+            create(
+                &client,
+                &format!("/api/v1/orgs/{org}/projects"),
+                name,
+                identifier,
+                description,
+            )
+            .await
         }
         ProjectCommand::List { org, output } => {
             let items: Vec<Value> = client
-                .json(Method::GET, &format!("/api/v1/orgs/{org}/projects"), None, &[])
+                .json(
+                    Method::GET,
+                    &format!("/api/v1/orgs/{org}/projects"),
+                    None,
+                    &[],
+                )
                 .await?;
-            print(output, &items, &["IDENTIFIER", "NAME", "CREATED"], || rows(&items))
+            print(output, &items, &["IDENTIFIER", "NAME", "CREATED"], || {
+                rows(&items)
+            })
         }
         ProjectCommand::Delete { identifier, org } => {
             client
-                .send(Method::DELETE, &format!("/api/v1/orgs/{org}/projects/{identifier}"), None, &[])
+                .send(
+                    Method::DELETE,
+                    &format!("/api/v1/orgs/{org}/projects/{identifier}"),
+                    None,
+                    &[],
+                )
                 .await?;
             println!("deleted project {org}/{identifier}");
             Ok(())

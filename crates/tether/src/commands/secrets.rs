@@ -99,17 +99,32 @@ const HEADERS: &[&str] = &["IDENTIFIER", "NAME", "TYPE", "UPDATED"];
 pub async fn run(cmd: SecretCommand) -> Result<()> {
     let client = ApiClient::from_env()?;
     match cmd {
-        SecretCommand::Create { name, identifier, description, value_file, scope } => {
+        SecretCommand::Create {
+            name,
+            identifier,
+            description,
+            value_file,
+            scope,
+        } => {
             let value = read_value(value_file.as_ref())?;
             let body = strip_nulls(json!({
                 "name": name, "identifier": identifier, "description": description, "value": value,
             }));
             let path = format!("{}/secrets", scope_path(&scope.scope()?));
-            let created: Value = client.json(Method::POST, &path, Some(Body::Json(body)), &[]).await?;
-            println!("created secret {}", created["identifier"].as_str().unwrap_or_default());
+            let created: Value = client
+                .json(Method::POST, &path, Some(Body::Json(body)), &[])
+                .await?;
+            println!(
+                "created secret {}",
+                created["identifier"].as_str().unwrap_or_default()
+            );
             Ok(())
         }
-        SecretCommand::List { scope, search, output } => {
+        SecretCommand::List {
+            scope,
+            search,
+            output,
+        } => {
             let path = format!("{}/secrets", scope_path(&scope.scope()?));
             let mut query = vec![("limit", "1000".to_string())];
             if let Some(s) = search {
@@ -119,7 +134,11 @@ pub async fn run(cmd: SecretCommand) -> Result<()> {
             let items = page["items"].as_array().cloned().unwrap_or_default();
             print(output, &page, HEADERS, || rows(&items))
         }
-        SecretCommand::Get { identifier, scope, output } => {
+        SecretCommand::Get {
+            identifier,
+            scope,
+            output,
+        } => {
             let path = format!("{}/secrets/{identifier}", scope_path(&scope.scope()?));
             let s: Value = client.json(Method::GET, &path, None, &[]).await?;
             print(output, &s, HEADERS, || rows(std::slice::from_ref(&s)))

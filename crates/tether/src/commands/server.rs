@@ -19,6 +19,12 @@ pub struct ServerArgs {
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
     #[arg(long, env = "TETHER_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// How often delegates send a heartbeat.
+    #[arg(long, env = "TETHER_DELEGATE_HEARTBEAT", default_value = "15s", value_parser = humantime::parse_duration)]
+    delegate_heartbeat: std::time::Duration,
+    /// A delegate silent this long is disconnected and its tasks go to another.
+    #[arg(long, env = "TETHER_DELEGATE_TIMEOUT", default_value = "45s", value_parser = humantime::parse_duration)]
+    delegate_timeout: std::time::Duration,
     #[command(subcommand)]
     action: Option<ServerAction>,
 }
@@ -89,18 +95,33 @@ pub async fn run(args: ServerArgs) -> Result<ExitCode> {
         // Printed once, to the terminal only (not to the log), and saved 0600.
         println!(
             "Admin API token (shown once; also in {}):\n  {}",
-            args.store.data_dir.join(tether_store::ADMIN_TOKEN_FILE_NAME).display(),
+            args.store
+                .data_dir
+                .join(tether_store::ADMIN_TOKEN_FILE_NAME)
+                .display(),
             token.expose()
         );
     }
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}; is another server using it? pick another with --listen", args.listen))?;
+    let listener = TcpListener::bind(args.listen).await.with_context(|| {
+        format!(
+            "cannot listen on {}; is another server using it? pick another with --listen",
+            args.listen
+        )
+    })?;
     let addr = listener.local_addr()?;
     println!("tether server listening on http://{addr}");
     tracing::info!(%addr, backend = ?store.backend(), "serving");
+    let broker = tether_server::delegates::Broker::new(
+        store.clone(),
+        tether_server::delegates::BrokerConfig {
+            heartbeat_interval: args.delegate_heartbeat,
+            heartbeat_timeout: args.delegate_timeout.max(args.delegate_heartbeat * 2),
+            ..Default::default()
+        },
+    );
     let state = tether_server::AppState {
         store: store.clone(),
+        broker,
     };
     tether_server::serve(listener, state, shutdown_signal()).await?;
     store.close().await;
@@ -127,7 +148,10 @@ async fn rotate_key(args: RotateKeyArgs) -> Result<ExitCode> {
         KekOrigin::DataDir(path) | KekOrigin::Generated(path) => {
             std::fs::rename(&staged, &path)
                 .with_context(|| format!("moving {} to {}", staged.display(), path.display()))?;
-            println!("Re-encrypted {count} secrets; the new key is in {}.", path.display());
+            println!(
+                "Re-encrypted {count} secrets; the new key is in {}.",
+                path.display()
+            );
         }
         KekOrigin::File(path) => {
             println!(
@@ -164,18 +188,19 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
-fn init_logging() {
+pub fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("TETHER_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
 /// Completes on SIGINT or SIGTERM: the server stops accepting and drains.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -49,7 +49,12 @@ pub async fn run(cmd: TokenCommand) -> Result<()> {
         TokenCommand::Create { name, role, scope } => {
             let path = format!("{}/tokens", scope_path(&scope.scope()?));
             let created: Value = client
-                .json(Method::POST, &path, Some(Body::Json(json!({"name": name, "role": role}))), &[])
+                .json(
+                    Method::POST,
+                    &path,
+                    Some(Body::Json(json!({"name": name, "role": role}))),
+                    &[],
+                )
                 .await?;
             eprintln!(
                 "created token {} ({}); its value is shown once:",
@@ -62,23 +67,30 @@ pub async fn run(cmd: TokenCommand) -> Result<()> {
         TokenCommand::List { scope, output } => {
             let path = format!("{}/tokens", scope_path(&scope.scope()?));
             let items: Vec<Value> = client.json(Method::GET, &path, None, &[]).await?;
-            print(output, &items, &["ID", "NAME", "ROLE", "CREATED", "REVOKED"], || {
-                items
-                    .iter()
-                    .map(|t| {
-                        vec![
-                            t["id"].as_str().unwrap_or_default().into(),
-                            t["name"].as_str().unwrap_or_default().into(),
-                            t["role"].as_str().unwrap_or_default().into(),
-                            time(t["createdAt"].as_i64()),
-                            time(t["revokedAt"].as_i64()),
-                        ]
-                    })
-                    .collect()
-            })
+            print(
+                output,
+                &items,
+                &["ID", "NAME", "ROLE", "CREATED", "REVOKED"],
+                || {
+                    items
+                        .iter()
+                        .map(|t| {
+                            vec![
+                                t["id"].as_str().unwrap_or_default().into(),
+                                t["name"].as_str().unwrap_or_default().into(),
+                                t["role"].as_str().unwrap_or_default().into(),
+                                time(t["createdAt"].as_i64()),
+                                time(t["revokedAt"].as_i64()),
+                            ]
+                        })
+                        .collect()
+                },
+            )
         }
         TokenCommand::Revoke { id } => {
-            client.send(Method::DELETE, &format!("/api/v1/tokens/{id}"), None, &[]).await?;
+            client
+                .send(Method::DELETE, &format!("/api/v1/tokens/{id}"), None, &[])
+                .await?;
             println!("revoked token {id}");
             Ok(())
         }
@@ -88,7 +100,9 @@ pub async fn run(cmd: TokenCommand) -> Result<()> {
 /// Checks the token against the manager, then saves URL and token (mode 0600).
 pub async fn login(args: LoginArgs) -> Result<()> {
     let token = match &args.token_file {
-        Some(f) => std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+        Some(f) => {
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?
+        }
         None => {
             let mut t = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut t)?;
@@ -97,9 +111,14 @@ pub async fn login(args: LoginArgs) -> Result<()> {
     };
     let token = token.trim().to_string();
     let client = ApiClient::new(&args.url, &token)?;
-    let me: Value = client.json(Method::GET, "/api/v1/whoami", None, &[]).await?;
+    let me: Value = client
+        .json(Method::GET, "/api/v1/whoami", None, &[])
+        .await?;
     let path = config_path();
-    let text = serde_yaml::to_string(&ClientConfig { url: args.url.clone(), token })?;
+    let text = serde_yaml::to_string(&ClientConfig {
+        url: args.url.clone(),
+        token,
+    })?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }

@@ -13,11 +13,15 @@ pub fn bin() -> &'static Path {
 
 /// One server per storage backend: SQLite always, PostgreSQL when configured.
 pub async fn servers() -> Vec<(&'static str, TetherServer)> {
-    let mut out = vec![("sqlite", TetherServer::start(bin(), &[]).expect("start sqlite server"))];
+    let mut out = vec![(
+        "sqlite",
+        TetherServer::start(bin(), &[]).expect("start sqlite server"),
+    )];
     if let Some(db) = TestDatabase::create().await.expect("test database") {
         out.push((
             "postgres",
-            TetherServer::start(bin(), &["--database-url", &db.url]).expect("start postgres server"),
+            TetherServer::start(bin(), &["--database-url", &db.url])
+                .expect("start postgres server"),
         ));
     }
     out
@@ -69,8 +73,24 @@ pub const SECRETS: &[(&str, &str, &str)] = &[
 
 /// Creates org `default`, project `web` and every secret of [`SECRETS`].
 pub fn seed(server: &TetherServer) {
-    cli_ok(server, &["org", "create", "Default", "--identifier", "default"], None);
-    cli_ok(server, &["project", "create", "Web", "--org", "default", "--identifier", "web"], None);
+    cli_ok(
+        server,
+        &["org", "create", "Default", "--identifier", "default"],
+        None,
+    );
+    cli_ok(
+        server,
+        &[
+            "project",
+            "create",
+            "Web",
+            "--org",
+            "default",
+            "--identifier",
+            "web",
+        ],
+        None,
+    );
     for (level, id, value) in SECRETS {
         let mut args = vec!["secret", "create", "--name", id, "--identifier", id];
         match *level {
@@ -83,7 +103,9 @@ pub fn seed(server: &TetherServer) {
 }
 
 pub fn fixture(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 pub const FIXTURES: &[(&str, &str)] = &[

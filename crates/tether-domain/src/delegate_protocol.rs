@@ -1,0 +1,119 @@
+//! What a delegate and the manager say to each other over the WebSocket at
+//! `/api/v1/delegates/connect`. One JSON object per text frame, tagged by `type`.
+//!
+//! The delegate authenticates the upgrade request with its delegate token
+//! (`Authorization: Bearer tdt_...`), then sends `register`; the manager answers
+//! `registered` and from then on pushes `task`s. Heartbeats carry the ids of the
+//! tasks the delegate is running, which renews their leases: a task whose lease
+//! lapses (delegate gone, frames stopped) is offered to another delegate.
+
+use serde::{Deserialize, Serialize};
+
+/// Bump when a message changes incompatibly; the manager refuses other versions
+/// with a message that says which to run.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum DelegateMessage {
+    Register(Registration),
+    #[serde(rename_all = "camelCase")]
+    Heartbeat {
+        /// Tasks the delegate is running now.
+        running: Vec<String>,
+    },
+    /// The delegate is shutting down: send it no more tasks. Running ones still
+    /// report their results.
+    Draining,
+    #[serde(rename_all = "camelCase")]
+    TaskResult {
+        task_id: String,
+        attempt: u32,
+        outcome: TaskOutcome,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Registration {
+    pub protocol: u32,
+    pub name: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub version: String,
+    pub hostname: String,
+    /// True when the delegate runs in a pod (it has a service-account token).
+    pub in_cluster: bool,
+    /// Tasks it runs at once.
+    pub capacity: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ManagerMessage {
+    #[serde(rename_all = "camelCase")]
+    Registered {
+        delegate_id: String,
+        heartbeat_interval_ms: u64,
+    },
+    Task(TaskAssignment),
+    #[serde(rename_all = "camelCase")]
+    ResultAck {
+        task_id: String,
+    },
+    /// The manager is closing this connection and says why (token revoked,
+    /// replaced by a newer connection of the same delegate, shutting down).
+    #[serde(rename_all = "camelCase")]
+    Closing {
+        reason: String,
+        reconnect: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskAssignment {
+    pub task_id: String,
+    pub attempt: u32,
+    pub kind: String,
+    /// The task's input, with the secret values it needs resolved for this
+    /// delegate only.
+    pub payload: serde_json::Value,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "camelCase")]
+pub enum TaskOutcome {
+    Succeeded { output: serde_json::Value },
+    Failed { message: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_tagged_camel_case_json() {
+        let m = DelegateMessage::Heartbeat {
+            running: vec!["t1".into()],
+        };
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"type":"heartbeat","running":["t1"]}"#
+        );
+        let r = DelegateMessage::TaskResult {
+            task_id: "t".into(),
+            attempt: 2,
+            outcome: TaskOutcome::Failed {
+                message: "x".into(),
+            },
+        };
+        let text = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            text,
+            r#"{"type":"taskResult","taskId":"t","attempt":2,"outcome":{"status":"failed","message":"x"}}"#
+        );
+        assert_eq!(serde_json::from_str::<DelegateMessage>(&text).unwrap(), r);
+    }
+}

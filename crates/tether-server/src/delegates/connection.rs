@@ -1,0 +1,312 @@
+//! One delegate's WebSocket on the manager side: authenticate the upgrade,
+//! register, then relay heartbeats and results in and tasks out until either
+//! side closes.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::header::AUTHORIZATION;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use tether_domain::delegate_protocol::{
+    DelegateMessage, ManagerMessage, Registration, TaskOutcome, PROTOCOL_VERSION,
+};
+use tether_store::{Completion, DelegateTokenRecord, Heartbeat};
+use tokio::sync::mpsc;
+
+use super::{random_id, Broker, Live, Outbound};
+use crate::api::error::ApiError;
+use crate::api::AppState;
+
+/// Messages are small; a small read buffer keeps ten thousand idle delegates
+/// cheap (REFERENCE.md section 4: the 128 KiB default costs ~1.3 GB for 10k).
+const READ_BUFFER: usize = 4 * 1024;
+const MAX_MESSAGE: usize = 1 << 20;
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `GET /api/v1/delegates/connect`: the WebSocket delegates dial.
+pub async fn connect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let token = headers
+        .get(AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(token) = token else {
+        return ApiError::unauthorized(
+            "a delegate connects with 'Authorization: Bearer <delegate token>'",
+        )
+        .into_response();
+    };
+    let record = match state.store.authenticate_delegate(token).await {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return ApiError::unauthorized("the delegate token is unknown or revoked; create one with `tether delegate token create`").into_response()
+        }
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let broker = state.broker.clone();
+    ws.read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(MAX_MESSAGE)
+        .on_upgrade(move |socket| session(broker, record, socket))
+}
+
+async fn send(
+    ws: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    m: &ManagerMessage,
+) -> bool {
+    let Ok(text) = serde_json::to_string(m) else {
+        return false;
+    };
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, ws.send(Message::Text(text.into()))).await,
+        Ok(Ok(()))
+    )
+}
+
+async fn session(broker: Arc<Broker>, token: DelegateTokenRecord, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let registration = match tokio::time::timeout(REGISTER_TIMEOUT, stream.next()).await {
+        Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<DelegateMessage>(&t) {
+            Ok(DelegateMessage::Register(r)) => r,
+            _ => return refuse(&mut sink, "the first message must be 'register'").await,
+        },
+        _ => return,
+    };
+    if registration.protocol != PROTOCOL_VERSION {
+        let reason = format!(
+            "this manager speaks delegate protocol {PROTOCOL_VERSION}, the delegate {}; run a delegate of the manager's version",
+            registration.protocol
+        );
+        return refuse(&mut sink, &reason).await;
+    }
+    let connection_id = random_id();
+    let record = match broker
+        .store
+        .register_delegate(&token, &registration, &broker.manager_id, &connection_id)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return refuse(&mut sink, &e.to_string()).await,
+    };
+    let delegate_id = record.id.clone();
+    let (tx, mut rx) = mpsc::channel::<Outbound>(64);
+    let replaced = broker.live.lock().unwrap().insert(
+        delegate_id.clone(),
+        live(
+            &token,
+            &registration,
+            &record.scope,
+            connection_id.clone(),
+            tx,
+        ),
+    );
+    if let Some(old) = replaced {
+        // Same delegate name, newer connection: a restart, or two processes
+        // sharing a name. Tell the old one why it is dropped.
+        let _ = old.tx.try_send(Outbound {
+            message: ManagerMessage::Closing {
+                reason: format!(
+                    "replaced by a newer connection of delegate '{}'; give each delegate process its own --name",
+                    registration.name
+                ),
+                reconnect: false,
+            },
+            close: true,
+        });
+    }
+    tracing::info!(delegate = %delegate_id, name = %registration.name, scope = %record.scope, tags = ?registration.tags, "delegate connected");
+    let registered = ManagerMessage::Registered {
+        delegate_id: delegate_id.clone(),
+        heartbeat_interval_ms: broker.config.heartbeat_interval.as_millis() as u64,
+    };
+    if send(&mut sink, &registered).await {
+        broker.wake_dispatch.notify_one();
+        run(
+            &broker,
+            &delegate_id,
+            &connection_id,
+            &mut sink,
+            &mut stream,
+            &mut rx,
+        )
+        .await;
+    }
+    let _ = sink.close().await;
+
+    // Forget it here, unless a newer connection already took its place. Its
+    // tasks stay assigned until their leases lapse: a delegate that reconnects
+    // in time keeps them and nothing runs twice.
+    {
+        let mut live = broker.live.lock().unwrap();
+        if live
+            .get(&delegate_id)
+            .is_some_and(|d| d.connection_id == connection_id)
+        {
+            live.remove(&delegate_id);
+        }
+    }
+    if let Err(e) = broker
+        .store
+        .delegate_disconnected(&delegate_id, &connection_id)
+        .await
+    {
+        tracing::warn!(error = %e, delegate = %delegate_id, "cannot record the disconnection");
+    }
+    tracing::info!(delegate = %delegate_id, "delegate disconnected");
+}
+
+fn live(
+    token: &DelegateTokenRecord,
+    reg: &Registration,
+    scope: &tether_domain::Scope,
+    connection_id: String,
+    tx: mpsc::Sender<Outbound>,
+) -> Live {
+    Live {
+        connection_id,
+        token_id: token.id.clone(),
+        scope: scope.clone(),
+        tags: reg.tags.clone(),
+        capacity: reg.capacity.max(1),
+        draining: false,
+        outstanding: HashSet::new(),
+        tx,
+        last_frame: Instant::now(),
+    }
+}
+
+async fn refuse(sink: &mut futures_util::stream::SplitSink<WebSocket, Message>, reason: &str) {
+    tracing::warn!(%reason, "refused a delegate");
+    let _ = send(
+        sink,
+        &ManagerMessage::Closing {
+            reason: reason.to_string(),
+            reconnect: false,
+        },
+    )
+    .await;
+    let _ = sink.close().await;
+}
+
+async fn run(
+    broker: &Arc<Broker>,
+    delegate_id: &str,
+    connection_id: &str,
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+    rx: &mut mpsc::Receiver<Outbound>,
+) {
+    loop {
+        tokio::select! {
+            frame = stream.next() => {
+                let text = match frame {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                    Some(Ok(_)) => { touch(broker, delegate_id); continue; }
+                };
+                touch(broker, delegate_id);
+                match serde_json::from_str::<DelegateMessage>(&text) {
+                    Ok(DelegateMessage::Heartbeat { running }) => heartbeat(broker, delegate_id, connection_id, running),
+                    Ok(DelegateMessage::TaskResult { task_id, attempt, outcome }) => {
+                        if !result(broker, delegate_id, &task_id, attempt, outcome).await {
+                            continue; // not stored (database trouble): the delegate re-sends
+                        }
+                        if !send(sink, &ManagerMessage::ResultAck { task_id }).await {
+                            return;
+                        }
+                    }
+                    Ok(DelegateMessage::Draining) => {
+                        tracing::info!(delegate = %delegate_id, "delegate is draining; no new tasks for it");
+                        if let Some(d) = broker.live.lock().unwrap().get_mut(delegate_id) {
+                            d.draining = true;
+                        }
+                        let _ = broker.store.set_delegate_draining(delegate_id).await;
+                    }
+                    Ok(DelegateMessage::Register(_)) => {}
+                    Err(e) => tracing::warn!(delegate = %delegate_id, error = %e, "ignoring a message the manager does not understand"),
+                }
+            }
+            out = rx.recv() => {
+                let Some(out) = out else { return };
+                if !send(sink, &out.message).await || out.close {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn touch(broker: &Broker, delegate_id: &str) {
+    if let Some(d) = broker.live.lock().unwrap().get_mut(delegate_id) {
+        d.last_frame = Instant::now();
+    }
+}
+
+fn heartbeat(broker: &Broker, delegate_id: &str, connection_id: &str, running: Vec<String>) {
+    let holds_tasks = {
+        let mut live = broker.live.lock().unwrap();
+        match live.get_mut(delegate_id) {
+            Some(d) => {
+                // After a manager restart the delegate knows what it runs; the
+                // new manager learns it here and counts it against capacity.
+                d.outstanding.extend(running.iter().cloned());
+                !d.outstanding.is_empty()
+            }
+            None => !running.is_empty(),
+        }
+    };
+    broker.beats.lock().unwrap().insert(
+        delegate_id.to_string(),
+        Heartbeat {
+            delegate_id: delegate_id.to_string(),
+            connection_id: connection_id.to_string(),
+            running,
+            holds_tasks,
+        },
+    );
+}
+
+/// Stores a result; true when the delegate may forget it.
+async fn result(
+    broker: &Broker,
+    delegate_id: &str,
+    task_id: &str,
+    attempt: u32,
+    outcome: TaskOutcome,
+) -> bool {
+    let outcome = match outcome {
+        TaskOutcome::Succeeded { output } => Ok(output),
+        TaskOutcome::Failed { message } => Err(message),
+    };
+    let stored = broker
+        .store
+        .complete_task(task_id, attempt, delegate_id, outcome)
+        .await;
+    broker.unreserve(delegate_id, task_id);
+    broker.wake_dispatch.notify_one();
+    match stored {
+        Ok(Completion::Stored) => {
+            tracing::debug!(task = %task_id, delegate = %delegate_id, attempt, "task finished");
+            broker.task_finished(task_id).await;
+            true
+        }
+        Ok(other) => {
+            tracing::info!(task = %task_id, delegate = %delegate_id, attempt, outcome = ?other, "ignored a result for an attempt that is no longer live");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, task = %task_id, "cannot store a task result");
+            false
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! Which delegates may run a task, and, for those that may not, why. Pure, so
+//! the rules are tested without a network.
+
+use serde::Serialize;
+use tether_domain::Scope;
+use tether_store::DelegateRecord;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "camelCase")]
+pub enum Ineligible {
+    /// Registered in a scope that does not cover the task's.
+    #[serde(rename_all = "camelCase")]
+    Scope { delegate_scope: String },
+    /// Lacks some of the selector tags.
+    #[serde(rename_all = "camelCase")]
+    MissingTags { missing: Vec<String> },
+    /// Not connected to any manager (or its heartbeats stopped).
+    #[serde(rename_all = "camelCase")]
+    Disconnected { last_heartbeat: Option<i64> },
+    /// Shutting down.
+    Draining,
+}
+
+impl Ineligible {
+    pub fn describe(&self) -> String {
+        match self {
+            Ineligible::Scope { delegate_scope } => format!(
+                "registered in {delegate_scope}, which does not cover this scope (a delegate serves its own scope and those below it)"
+            ),
+            Ineligible::MissingTags { missing } => {
+                format!("lacks the selector tag(s) {}", missing.join(", "))
+            }
+            Ineligible::Disconnected { .. } => "disconnected (no heartbeat)".into(),
+            Ineligible::Draining => "shutting down".into(),
+        }
+    }
+}
+
+/// One delegate as the selection saw it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Considered {
+    pub id: String,
+    pub name: String,
+    pub tags: Vec<String>,
+    pub running_tasks: u32,
+    pub capacity: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ineligible: Option<Ineligible>,
+}
+
+/// Why `d` cannot run a task of `scope` with `selectors`, or `None` if it can.
+/// Capacity is not a reason: a busy delegate takes the task when a slot frees.
+pub fn assess(
+    d: &DelegateRecord,
+    scope: &Scope,
+    selectors: &[String],
+    now: i64,
+    heartbeat_timeout_ms: i64,
+) -> Option<Ineligible> {
+    if !d.scope.covers(scope) {
+        return Some(Ineligible::Scope {
+            delegate_scope: d.scope.to_string(),
+        });
+    }
+    let missing: Vec<String> = selectors
+        .iter()
+        .filter(|s| !d.tags.iter().any(|t| t == *s))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        return Some(Ineligible::MissingTags { missing });
+    }
+    if !d.connected(now, heartbeat_timeout_ms) {
+        return Some(Ineligible::Disconnected {
+            last_heartbeat: d.last_heartbeat,
+        });
+    }
+    if d.draining {
+        return Some(Ineligible::Draining);
+    }
+    None
+}
+
+pub fn consider(
+    delegates: &[DelegateRecord],
+    scope: &Scope,
+    selectors: &[String],
+    now: i64,
+    heartbeat_timeout_ms: i64,
+) -> Vec<Considered> {
+    delegates
+        .iter()
+        .map(|d| Considered {
+            id: d.id.clone(),
+            name: d.name.clone(),
+            tags: d.tags.clone(),
+            running_tasks: d.running_tasks,
+            capacity: d.capacity,
+            ineligible: assess(d, scope, selectors, now, heartbeat_timeout_ms),
+        })
+        .collect()
+}
+
+/// The sentence an API caller reads when nothing can run its task.
+pub fn explain(scope: &Scope, selectors: &[String], considered: &[Considered]) -> String {
+    let wanted = if selectors.is_empty() {
+        "any available delegate".to_string()
+    } else {
+        format!("a delegate with all of the tags [{}]", selectors.join(", "))
+    };
+    if considered.is_empty() {
+        return format!(
+            "no delegate can run this task: it needs {wanted} serving {}, and none is registered there. Install one with `tether delegate manifest` (or `tether delegate run`) using a delegate token of this scope or above",
+            scope_words(scope)
+        );
+    }
+    let reasons: Vec<String> = considered
+        .iter()
+        .filter_map(|c| {
+            c.ineligible
+                .as_ref()
+                .map(|r| format!("'{}': {}", c.name, r.describe()))
+        })
+        .collect();
+    format!(
+        "no delegate can run this task: it needs {wanted} serving {}. Considered: {}",
+        scope_words(scope),
+        reasons.join("; ")
+    )
+}
+
+fn scope_words(scope: &Scope) -> String {
+    match scope {
+        Scope::Account => "the account".into(),
+        s => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delegate(name: &str, scope: Scope, tags: &[&str], connected: bool) -> DelegateRecord {
+        DelegateRecord {
+            id: format!("id-{name}"),
+            scope,
+            name: name.into(),
+            token_id: "t".into(),
+            tags: tags.iter().map(|s| s.to_string()).collect(),
+            version: "0".into(),
+            hostname: "h".into(),
+            in_cluster: false,
+            capacity: 2,
+            draining: false,
+            manager_id: connected.then(|| "m".into()),
+            connection_id: connected.then(|| "c".into()),
+            connected_at: Some(1_000),
+            last_heartbeat: Some(1_000),
+            created_at: 0,
+            running_tasks: 0,
+        }
+    }
+
+    #[test]
+    fn scope_tags_and_connection_decide() {
+        let p = Scope::Project {
+            org: "o".into(),
+            project: "a".into(),
+        };
+        let other = Scope::Project {
+            org: "o".into(),
+            project: "b".into(),
+        };
+        let sel = vec!["eu".to_string(), "prod".to_string()];
+        let now = 2_000;
+        assert_eq!(
+            assess(
+                &delegate("acc", Scope::Account, &["eu", "prod"], true),
+                &p,
+                &sel,
+                now,
+                5_000
+            ),
+            None
+        );
+        assert!(matches!(
+            assess(
+                &delegate("b", other, &["eu", "prod"], true),
+                &p,
+                &sel,
+                now,
+                5_000
+            ),
+            Some(Ineligible::Scope { .. })
+        ));
+        assert_eq!(
+            assess(
+                &delegate("x", p.clone(), &["eu"], true),
+                &p,
+                &sel,
+                now,
+                5_000
+            ),
+            Some(Ineligible::MissingTags {
+                missing: vec!["prod".into()]
+            })
+        );
+        assert!(matches!(
+            assess(
+                &delegate("y", p.clone(), &["eu", "prod"], false),
+                &p,
+                &sel,
+                now,
+                5_000
+            ),
+            Some(Ineligible::Disconnected { .. })
+        ));
+        // Heartbeat too old counts as disconnected.
+        assert!(matches!(
+            assess(
+                &delegate("z", p.clone(), &["eu", "prod"], true),
+                &p,
+                &sel,
+                10_000,
+                5_000
+            ),
+            Some(Ineligible::Disconnected { .. })
+        ));
+    }
+
+    #[test]
+    fn explanation_names_each_delegate_and_reason() {
+        let p = Scope::Org("o".into());
+        let ds = vec![delegate("lonely", p.clone(), &[], true)];
+        let c = consider(&ds, &p, &["gpu".into()], 1_000, 5_000);
+        let text = explain(&p, &["gpu".into()], &c);
+        assert!(
+            text.contains("'lonely': lacks the selector tag(s) gpu"),
+            "{text}"
+        );
+        let none = explain(&p, &[], &[]);
+        assert!(none.contains("tether delegate manifest"), "{none}");
+    }
+}

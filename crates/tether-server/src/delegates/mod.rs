@@ -1,0 +1,485 @@
+//! The task broker: the delegates connected to this manager, and the tasks it
+//! hands them.
+//!
+//! Durable state (tasks, delegates, leases) is in the store, so several managers
+//! sharing one PostgreSQL act as one and a restart loses nothing. What is only
+//! in memory is this manager's own connections. Three background loops keep
+//! things moving:
+//! - dispatch: offers queued tasks to eligible delegates connected here, the
+//!   least busy first, never past a delegate's capacity;
+//! - heartbeats: writes the beats received in the last second in one batch and
+//!   renews the leases of the tasks those delegates hold;
+//! - reaper: closes connections whose frames stopped, takes back tasks whose
+//!   lease lapsed (offering them to another delegate), fails tasks past their
+//!   deadline.
+//! Events (`task`, `done:<id>`, `revoked:<token>`) wake other managers through
+//! the store's LISTEN/NOTIFY; a periodic re-scan covers any event lost.
+
+mod connection;
+pub mod eligibility;
+pub(crate) mod payload;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tether_domain::delegate_protocol::ManagerMessage;
+use tether_domain::Scope;
+use tether_store::{Heartbeat, NewTask, Store, StoreError, TaskRecord};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+pub use connection::connect;
+use eligibility::Considered;
+
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// How often delegates send a heartbeat.
+    pub heartbeat_interval: Duration,
+    /// A delegate silent this long is disconnected and its tasks move on. Also
+    /// the lease a task assignment holds between renewals.
+    pub heartbeat_timeout: Duration,
+    /// How many delegates may try one task.
+    pub max_attempts: u32,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            heartbeat_interval: Duration::from_secs(15),
+            heartbeat_timeout: Duration::from_secs(45),
+            max_attempts: 3,
+        }
+    }
+}
+
+/// A message to a connected delegate; `close` ends the connection after it.
+pub(crate) struct Outbound {
+    pub message: ManagerMessage,
+    pub close: bool,
+}
+
+/// A delegate connected to this manager.
+pub(crate) struct Live {
+    pub connection_id: String,
+    pub token_id: String,
+    pub scope: Scope,
+    pub tags: Vec<String>,
+    pub capacity: u32,
+    pub draining: bool,
+    /// Tasks handed to it and not finished.
+    pub outstanding: HashSet<String>,
+    pub tx: mpsc::Sender<Outbound>,
+    pub last_frame: Instant,
+}
+
+/// A task could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("{message}")]
+    NoEligibleDelegate {
+        message: String,
+        considered: Vec<Considered>,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct Broker {
+    pub store: Store,
+    pub config: BrokerConfig,
+    /// Identifies this manager process in the `delegates` table.
+    pub manager_id: String,
+    live: Mutex<HashMap<String, Live>>,
+    /// Heartbeats received since the last flush, by delegate id.
+    beats: Mutex<HashMap<String, Heartbeat>>,
+    waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
+    wake_dispatch: Notify,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Broker {
+    pub fn new(store: Store, config: BrokerConfig) -> Arc<Broker> {
+        Arc::new(Broker {
+            store,
+            config,
+            manager_id: random_id(),
+            live: Mutex::new(HashMap::new()),
+            beats: Mutex::new(HashMap::new()),
+            waiters: Mutex::new(HashMap::new()),
+            wake_dispatch: Notify::new(),
+        })
+    }
+
+    fn timeout_ms(&self) -> i64 {
+        self.config.heartbeat_timeout.as_millis() as i64
+    }
+
+    /// Starts the background loops; they stop when `shutdown` fires.
+    pub fn spawn_loops(self: &Arc<Self>, shutdown: tokio::sync::watch::Receiver<bool>) {
+        let b = self.clone();
+        let mut s = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = b.wake_dispatch.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = s.changed() => return,
+                }
+                if let Err(e) = b.dispatch_once().await {
+                    tracing::warn!(error = %e, "dispatching tasks failed; retrying");
+                }
+            }
+        });
+        let b = self.clone();
+        let mut s = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = s.changed() => return,
+                }
+                b.flush_heartbeats().await;
+                b.reap().await;
+            }
+        });
+        let b = self.clone();
+        let mut s = shutdown;
+        tokio::spawn(async move {
+            let mut listener = match b.store.listen().await {
+                Ok(Some(l)) => l,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot LISTEN for events from other managers; relying on periodic re-scans");
+                    return;
+                }
+            };
+            loop {
+                tokio::select! {
+                    ev = listener.recv() => match ev {
+                        Ok(ev) => b.on_event(&ev),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "event listener failed");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    },
+                    _ = s.changed() => return,
+                }
+            }
+        });
+    }
+
+    fn on_event(&self, ev: &str) {
+        if ev == "task" {
+            self.wake_dispatch.notify_one();
+        } else if let Some(id) = ev.strip_prefix("done:") {
+            self.wake_waiters(id);
+        } else if let Some(token_id) = ev.strip_prefix("revoked:") {
+            self.close_token(token_id);
+        }
+    }
+
+    /// Creates a task if some delegate could run it; otherwise says why none can.
+    pub async fn submit(
+        &self,
+        kind: &str,
+        scope: &Scope,
+        payload: Value,
+        selectors: Vec<String>,
+        timeout: Duration,
+    ) -> Result<TaskRecord, SubmitError> {
+        let now = now_ms();
+        let mut candidates = self.store.delegates_covering(scope).await?;
+        candidates.sort_by(|a, b| a.name.cmp(&b.name));
+        let considered =
+            eligibility::consider(&candidates, scope, &selectors, now, self.timeout_ms());
+        if considered.iter().all(|c| c.ineligible.is_some()) {
+            return Err(SubmitError::NoEligibleDelegate {
+                message: eligibility::explain(scope, &selectors, &considered),
+                considered,
+            });
+        }
+        let attempts = self.config.max_attempts;
+        let task = self
+            .store
+            .create_task(NewTask {
+                kind: kind.to_string(),
+                scope: scope.clone(),
+                payload,
+                selectors,
+                timeout_ms: timeout.as_millis() as u64,
+                max_attempts: attempts,
+                // Waiting plus every attempt, with room for reconnects.
+                deadline_ms: (timeout.as_millis() as u64
+                    + self.config.heartbeat_timeout.as_millis() as u64)
+                    * u64::from(attempts)
+                    + 60_000,
+            })
+            .await?;
+        self.wake_dispatch.notify_one();
+        self.publish("task").await;
+        Ok(task)
+    }
+
+    /// Waits until the task is finished or `limit` passes; returns its record.
+    pub async fn wait(&self, task_id: &str, limit: Duration) -> Result<TaskRecord, StoreError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let (tx, rx) = oneshot::channel();
+            self.waiters
+                .lock()
+                .unwrap()
+                .entry(task_id.to_string())
+                .or_default()
+                .push(tx);
+            let task = self.store.get_task(task_id).await?;
+            if task.state.is_final() || tokio::time::Instant::now() >= deadline {
+                return Ok(task);
+            }
+            // Woken by a local completion or another manager's event; the
+            // periodic re-check covers an event lost in between.
+            tokio::select! {
+                _ = rx => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    }
+
+    fn wake_waiters(&self, task_id: &str) {
+        if let Some(ws) = self.waiters.lock().unwrap().remove(task_id) {
+            for w in ws {
+                let _ = w.send(());
+            }
+        }
+    }
+
+    async fn publish(&self, event: &str) {
+        if let Err(e) = self.store.publish(event).await {
+            tracing::warn!(error = %e, event, "cannot tell other managers");
+        }
+    }
+
+    /// Offers queued tasks to the delegates connected here.
+    async fn dispatch_once(&self) -> Result<(), StoreError> {
+        let queued = self.store.queued_tasks(512).await?;
+        for task in queued {
+            let Some((delegate_id, tx)) = self.reserve(&task) else {
+                continue;
+            };
+            let lease = self.config.heartbeat_timeout.as_millis() as u64;
+            match self.store.claim_task(&task.id, &delegate_id, lease).await {
+                Ok(Some(claimed)) => {
+                    let message = match payload::for_delegate(&self.store, &claimed).await {
+                        Ok(payload) => {
+                            ManagerMessage::Task(tether_domain::delegate_protocol::TaskAssignment {
+                                task_id: claimed.id.clone(),
+                                attempt: claimed.attempt,
+                                kind: claimed.kind.clone(),
+                                payload,
+                                timeout_ms: claimed.timeout_ms,
+                            })
+                        }
+                        Err(message) => {
+                            // Nothing a delegate could do: finish it here.
+                            self.unreserve(&delegate_id, &claimed.id);
+                            self.store
+                                .complete_task(
+                                    &claimed.id,
+                                    claimed.attempt,
+                                    &delegate_id,
+                                    Err(message),
+                                )
+                                .await?;
+                            self.task_finished(&claimed.id).await;
+                            continue;
+                        }
+                    };
+                    tracing::debug!(task = %claimed.id, delegate = %delegate_id, attempt = claimed.attempt, "task assigned");
+                    if tx
+                        .send(Outbound {
+                            message,
+                            close: false,
+                        })
+                        .await
+                        .is_err()
+                    {
+                        // The connection just ended; its clean-up takes the task back.
+                        tracing::debug!(task = %claimed.id, "delegate went away while the task was handed over");
+                    }
+                }
+                Ok(None) => self.unreserve(&delegate_id, &task.id),
+                Err(e) => {
+                    self.unreserve(&delegate_id, &task.id);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Picks the least busy eligible delegate connected here and books a slot.
+    fn reserve(&self, task: &TaskRecord) -> Option<(String, mpsc::Sender<Outbound>)> {
+        let mut live = self.live.lock().unwrap();
+        let (id, d) = live
+            .iter_mut()
+            .filter(|(_, d)| {
+                !d.draining
+                    && (d.outstanding.len() as u32) < d.capacity
+                    && d.scope.covers(&task.scope)
+                    && task.selectors.iter().all(|s| d.tags.contains(s))
+            })
+            .min_by_key(|(_, d)| d.outstanding.len())?;
+        d.outstanding.insert(task.id.clone());
+        Some((id.clone(), d.tx.clone()))
+    }
+
+    fn unreserve(&self, delegate_id: &str, task_id: &str) {
+        if let Some(d) = self.live.lock().unwrap().get_mut(delegate_id) {
+            d.outstanding.remove(task_id);
+        }
+    }
+
+    async fn task_finished(&self, task_id: &str) {
+        self.wake_waiters(task_id);
+        self.publish(&format!("done:{task_id}")).await;
+    }
+
+    async fn flush_heartbeats(&self) {
+        let beats: Vec<Heartbeat> = self.beats.lock().unwrap().drain().map(|(_, b)| b).collect();
+        if beats.is_empty() {
+            return;
+        }
+        let now = now_ms();
+        let lease_until = now + self.timeout_ms();
+        // Tasks handed over within the last two intervals may not be in the
+        // delegate's list yet.
+        let in_flight_since = now - 2 * self.config.heartbeat_interval.as_millis() as i64;
+        if let Err(e) = self
+            .store
+            .record_heartbeats(&beats, now, lease_until, in_flight_since)
+            .await
+        {
+            tracing::warn!(error = %e, count = beats.len(), "cannot record heartbeats");
+        }
+    }
+
+    async fn reap(&self) {
+        // Connections whose frames stopped without a close.
+        let silent: Vec<(String, mpsc::Sender<Outbound>)> = {
+            let live = self.live.lock().unwrap();
+            live.iter()
+                .filter(|(_, d)| d.last_frame.elapsed() > self.config.heartbeat_timeout)
+                .map(|(id, d)| (id.clone(), d.tx.clone()))
+                .collect()
+        };
+        for (id, tx) in silent {
+            tracing::warn!(delegate = %id, "no frame within the heartbeat timeout; disconnecting it");
+            let _ = tx.try_send(Outbound {
+                message: ManagerMessage::Closing {
+                    reason: "no heartbeat within the timeout".into(),
+                    reconnect: true,
+                },
+                close: true,
+            });
+            // Its session may be stuck writing; forget it here so no new task
+            // goes to it, and let the lease machinery move its tasks.
+            // Its tasks move on when their leases lapse (at most one heartbeat
+            // timeout from their last renewal).
+            let removed = self.live.lock().unwrap().remove(&id);
+            if let Some(d) = removed {
+                let _ = self
+                    .store
+                    .delegate_disconnected(&id, &d.connection_id)
+                    .await;
+            }
+        }
+        match self.store.release_expired_leases(now_ms()).await {
+            Ok(released) if !released.is_empty() => {
+                for t in &released {
+                    tracing::info!(task = %t.id, state = t.state.as_str(), "took back a task whose lease lapsed");
+                    if t.state.is_final() {
+                        self.task_finished(&t.id).await;
+                    }
+                }
+                self.wake_dispatch.notify_one();
+                self.publish("task").await;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot check task leases"),
+        }
+        if let Err(e) = self.store.expire_task_deadlines(now_ms()).await {
+            tracing::warn!(error = %e, "cannot expire task deadlines");
+        }
+    }
+
+    /// Closes this manager's connections made with a revoked token, at once.
+    pub fn close_token(&self, token_id: &str) {
+        let live = self.live.lock().unwrap();
+        for d in live.values().filter(|d| d.token_id == token_id) {
+            let _ = d.tx.try_send(Outbound {
+                message: ManagerMessage::Closing {
+                    reason: "the delegate token was revoked".into(),
+                    reconnect: false,
+                },
+                close: true,
+            });
+        }
+    }
+
+    /// Revokes a delegate token and disconnects its delegates on every manager.
+    pub async fn revoke_token(
+        &self,
+        token_id: &str,
+    ) -> Result<tether_store::DelegateTokenRecord, StoreError> {
+        let rec = self.store.revoke_delegate_token(token_id).await?;
+        self.close_token(token_id);
+        self.publish(&format!("revoked:{token_id}")).await;
+        Ok(rec)
+    }
+
+    /// Tells every connected delegate the manager is going away, so they
+    /// reconnect (to another manager, or to this one after its restart).
+    pub async fn shutdown(&self) {
+        let txs: Vec<mpsc::Sender<Outbound>> = self
+            .live
+            .lock()
+            .unwrap()
+            .values()
+            .map(|d| d.tx.clone())
+            .collect();
+        for tx in txs {
+            let _ = tx
+                .send(Outbound {
+                    message: ManagerMessage::Closing {
+                        reason: "the manager is shutting down".into(),
+                        reconnect: true,
+                    },
+                    close: true,
+                })
+                .await;
+        }
+        if let Err(e) = self.store.manager_stopped(&self.manager_id).await {
+            tracing::warn!(error = %e, "cannot mark this manager's delegates disconnected");
+        }
+    }
+
+    /// How many delegates are connected to this manager.
+    pub fn connected_here(&self) -> usize {
+        self.live.lock().unwrap().len()
+    }
+}
+
+pub(crate) fn random_id() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
