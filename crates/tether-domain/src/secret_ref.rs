@@ -27,9 +27,11 @@ impl SecretRef {
             None => (RefLevel::Own, s),
             Some(("org", id)) => (RefLevel::Org, id),
             Some(("account", id)) => (RefLevel::Account, id),
-            Some((prefix, _)) => return Err(format!(
+            Some((prefix, _)) => {
+                return Err(format!(
                 "secret reference '{s}' has the prefix '{prefix}'; use 'x', 'org.x' or 'account.x'"
-            )),
+            ))
+            }
         };
         validate_identifier(id).map_err(|e| format!("secret reference '{s}': {e}"))?;
         Ok(SecretRef {
