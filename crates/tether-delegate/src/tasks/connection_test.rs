@@ -19,21 +19,22 @@ const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 pub async fn run(payload: Value, ctx: &TaskContext) -> Value {
     let report = match input(&payload, ctx) {
         Ok(input) => connection_test::run(input).await,
-        Err(report) => report,
+        Err(report) => *report,
     };
     serde_json::to_value(report).unwrap_or(Value::Null)
 }
 
-type Report = tether_kube::connection_test::ConnectionReport;
+/// Boxed: a report is large, and most results carry none.
+type Report = Box<tether_kube::connection_test::ConnectionReport>;
 
 fn input(payload: &Value, ctx: &TaskContext) -> Result<TestInput, Report> {
     let bad = |m: String| {
-        failure_report(
+        Box::new(failure_report(
             "BAD_TASK",
             &m,
             400,
             vec!["run a delegate of the manager's version".into()],
-        )
+        ))
     };
     let connector: Connector = serde_json::from_value(payload["connectorDocument"].clone())
         .map_err(|e| bad(format!("the task's connector cannot be read: {e}")))?;
@@ -47,12 +48,12 @@ fn input(payload: &Value, ctx: &TaskContext) -> Result<TestInput, Report> {
         Credential::ManualConfig(m) => {
             let get = |r: &str| -> Result<String, Report> {
                 secrets.get(r).cloned().ok_or_else(|| {
-                    failure_report(
+                    Box::new(failure_report(
                         "SECRET_NOT_FOUND",
                         &format!("the manager sent no value for secret '{r}'"),
                         400,
                         vec!["check that the secret exists and retry".into()],
-                    )
+                    ))
                 })
             };
             let secret = |r: &str| get(r).map(SecretString::from);
@@ -149,21 +150,21 @@ fn inherited(ctx: &TaskContext) -> Result<TestTarget, Report> {
         }
     }
     let Some(path) = &ctx.kubeconfig else {
-        return Err(failure_report(
+        return Err(Box::new(failure_report(
             "NO_DELEGATE_CREDENTIALS",
             &format!("delegate '{}' runs outside a cluster and was started without --kubeconfig, so it has no credentials to inherit", ctx.delegate_name),
             400,
             vec!["run the delegate in the cluster (tether delegate manifest), or start it with --kubeconfig, or give the connector ManualConfig credentials".into()],
-        ));
+        )));
     };
     let imported =
         tether_kube::onboarding::import_kubeconfig_file(path, None, true).map_err(|e| {
-            failure_report(
+            Box::new(failure_report(
                 "BAD_DELEGATE_KUBECONFIG",
                 &format!("the delegate's kubeconfig {}: {e}", path.display()),
                 400,
                 vec![],
-            )
+            ))
         })?;
     let label = format!(
         "kubeconfig {} (context {}) of delegate '{}'",

@@ -12,6 +12,7 @@
 //! - reaper: closes connections whose frames stopped, takes back tasks whose
 //!   lease lapsed (offering them to another delegate), fails tasks past their
 //!   deadline.
+//!
 //! Events (`task`, `done:<id>`, `revoked:<token>`) wake other managers through
 //! the store's LISTEN/NOTIFY; a periodic re-scan covers any event lost.
 
@@ -19,7 +20,7 @@ mod connection;
 pub mod eligibility;
 pub(crate) mod payload;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,7 +30,8 @@ use tether_domain::Scope;
 use tether_store::{Heartbeat, NewTask, Store, StoreError, TaskRecord};
 use tokio::sync::{mpsc, oneshot, Notify};
 
-pub use connection::connect;
+// `__path_connect`: its OpenAPI description, listed in `api/openapi.rs`.
+pub use connection::{__path_connect, connect};
 use eligibility::Considered;
 
 #[derive(Debug, Clone)]
@@ -67,8 +69,10 @@ pub(crate) struct Live {
     pub tags: Vec<String>,
     pub capacity: u32,
     pub draining: bool,
-    /// Tasks handed to it and not finished.
-    pub outstanding: HashSet<String>,
+    /// Tasks handed to it and not finished, with when this manager learned of
+    /// each (handed it over, or heard of it at registration): a heartbeat
+    /// forgets those the delegate no longer runs (see `connection::heartbeat`).
+    pub outstanding: HashMap<String, Instant>,
     pub tx: mpsc::Sender<Outbound>,
     pub last_frame: Instant,
 }
@@ -90,6 +94,9 @@ pub struct Broker {
     pub config: BrokerConfig,
     /// Identifies this manager process in the `delegates` table.
     pub manager_id: String,
+    /// When this manager started: leases are not taken back during its first
+    /// heartbeat timeout, so delegates have time to reconnect after a restart.
+    started: Instant,
     live: Mutex<HashMap<String, Live>>,
     /// Heartbeats received since the last flush, by delegate id.
     beats: Mutex<HashMap<String, Heartbeat>>,
@@ -110,6 +117,7 @@ impl Broker {
             store,
             config,
             manager_id: random_id(),
+            started: Instant::now(),
             live: Mutex::new(HashMap::new()),
             beats: Mutex::new(HashMap::new()),
             waiters: Mutex::new(HashMap::new()),
@@ -196,15 +204,23 @@ impl Broker {
         timeout: Duration,
     ) -> Result<TaskRecord, SubmitError> {
         let now = now_ms();
-        let mut candidates = self.store.delegates_covering(scope).await?;
-        candidates.sort_by(|a, b| a.name.cmp(&b.name));
+        let candidates = self.store.delegates_covering(scope).await?;
         let considered =
             eligibility::consider(&candidates, scope, &selectors, now, self.timeout_ms());
         if considered.iter().all(|c| c.ineligible.is_some()) {
-            return Err(SubmitError::NoEligibleDelegate {
-                message: eligibility::explain(scope, &selectors, &considered),
-                considered,
-            });
+            // Explain with the delegates of the rest of the org too: they cannot
+            // run it, and saying why (their scope) is what the caller needs when
+            // a delegate was installed with another project's token.
+            let mut near = self.store.delegates_near(scope).await?;
+            near.sort_by(|a, b| a.name.cmp(&b.name));
+            let considered =
+                eligibility::consider(&near, scope, &selectors, now, self.timeout_ms());
+            if considered.iter().all(|c| c.ineligible.is_some()) {
+                return Err(SubmitError::NoEligibleDelegate {
+                    message: eligibility::explain(scope, &selectors, &considered),
+                    considered,
+                });
+            }
         }
         let attempts = self.config.max_attempts;
         let task = self
@@ -337,7 +353,7 @@ impl Broker {
                     && task.selectors.iter().all(|s| d.tags.contains(s))
             })
             .min_by_key(|(_, d)| d.outstanding.len())?;
-        d.outstanding.insert(task.id.clone());
+        d.outstanding.insert(task.id.clone(), Instant::now());
         Some((id.clone(), d.tx.clone()))
     }
 
@@ -401,6 +417,18 @@ impl Broker {
                     .await;
             }
         }
+        // Just (re)started: the delegates that hold tasks may still be
+        // reconnecting, and taking their tasks back now would run them twice.
+        if self.started.elapsed() >= self.config.heartbeat_timeout {
+            self.release_lapsed().await;
+        }
+        if let Err(e) = self.store.expire_task_deadlines(now_ms()).await {
+            tracing::warn!(error = %e, "cannot expire task deadlines");
+        }
+    }
+
+    /// Takes back the tasks whose lease lapsed and offers them again.
+    async fn release_lapsed(&self) {
         match self.store.release_expired_leases(now_ms()).await {
             Ok(released) if !released.is_empty() => {
                 for t in &released {
@@ -415,9 +443,6 @@ impl Broker {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot check task leases"),
         }
-        if let Err(e) = self.store.expire_task_deadlines(now_ms()).await {
-            tracing::warn!(error = %e, "cannot expire task deadlines");
-        }
     }
 
     /// Closes this manager's connections made with a revoked token, at once.
@@ -426,7 +451,7 @@ impl Broker {
         for d in live.values().filter(|d| d.token_id == token_id) {
             let _ = d.tx.try_send(Outbound {
                 message: ManagerMessage::Closing {
-                    reason: "the delegate token was revoked".into(),
+                    reason: "the delegate token was revoked; create a new one with `tether delegate token create` and restart the delegate with it".into(),
                     reconnect: false,
                 },
                 close: true,
