@@ -30,6 +30,10 @@ pub enum DelegateError {
     Unauthorized(u16),
     #[error("the manager refused the registration: {0}")]
     Refused(String),
+    /// The manager ended the connection and said not to come back (token
+    /// revoked, replaced by another process of the same name).
+    #[error("the manager disconnected this delegate for good: {0}")]
+    Closed(String),
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("cannot serve the health endpoint on {addr}: {source}")]

@@ -181,7 +181,7 @@ pub(crate) async fn run(
                         if reconnect {
                             return Ok(SessionEnd::Lost(reason));
                         }
-                        return Err(SessionError::Fatal(DelegateError::Refused(reason)));
+                        return Err(SessionError::Fatal(DelegateError::Closed(reason)));
                     }
                     Ok(ManagerMessage::Registered { .. }) => {}
                     Err(e) => tracing::warn!(error = %e, "ignoring a message this delegate does not understand"),

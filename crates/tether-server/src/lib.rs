@@ -7,7 +7,9 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod connectivity;
 pub mod delegates;
+pub mod metrics;
 
 use std::future::Future;
 
@@ -26,6 +28,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     state.broker.spawn_loops(stop_rx.clone());
+    connectivity::spawn_retest_loop(state.clone(), stop_rx.clone());
     let broker = state.broker.clone();
     let mut http_stop = stop_rx;
     tokio::spawn(async move {

@@ -12,6 +12,7 @@ use serde_json::Value;
 use tether_server::delegates::{Broker, BrokerConfig};
 use tether_server::{router, AppState};
 use tether_store::{Kek, Store, StoreConfig};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tower::ServiceExt;
 
 /// The fields of axum's `MethodRouter` that hold a method's handler.
@@ -125,7 +126,7 @@ async fn app() -> (Router, tempfile::TempDir) {
     .await
     .expect("open SQLite store");
     let broker = Broker::new(store.clone(), BrokerConfig::default());
-    (router(AppState { store, broker }), dir)
+    (router(AppState::new(store, broker)), dir)
 }
 
 async fn call(app: &Router, method: Method, uri: &str) -> (StatusCode, String, Vec<u8>) {
@@ -150,6 +151,50 @@ async fn call(app: &Router, method: Method, uri: &str) -> (StatusCode, String, V
         .await
         .unwrap();
     (status, ctype, body.to_vec())
+}
+
+/// `GET uri` as a WebSocket upgrade (no token), over a real connection to the
+/// router served on loopback; returns the status and body. A WebSocket route
+/// cannot be probed with `oneshot`: axum's `WebSocketUpgrade` answers 400 to a
+/// request without the upgrade headers and 426 to one without hyper's upgrade
+/// state, before the handler sees the token.
+async fn call_upgrade(app: &Router, uri: &str) -> (StatusCode, Vec<u8>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = app.clone();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET {uri} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).await.unwrap();
+    let status: u16 = line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP status line: {line:?}"));
+    let mut length = 0;
+    loop {
+        line.clear();
+        reader.read_line(&mut line).await.unwrap();
+        let header = line.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap();
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).await.unwrap();
+    server.abort();
+    (StatusCode::from_u16(status).unwrap(), body)
 }
 
 async fn fetch_document(app: &Router) -> (String, Value) {
@@ -218,7 +263,12 @@ async fn documented_security_matches_the_handlers() {
                 .iter()
                 .all(|req| req.as_object().is_some_and(|r| !r.is_empty()));
         let uri = concrete(&path);
-        let (status, _, body) = call(&app, method.to_uppercase().parse().unwrap(), &uri).await;
+        let (status, body) = if op["responses"].get("101").is_some() {
+            call_upgrade(&app, &uri).await
+        } else {
+            let (status, _, body) = call(&app, method.to_uppercase().parse().unwrap(), &uri).await;
+            (status, body)
+        };
         let body: String = String::from_utf8_lossy(&body).chars().take(300).collect();
         if needs_token {
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {uri}: {body}");
@@ -233,7 +283,7 @@ async fn documented_security_matches_the_handlers() {
         }
     }
     public.sort();
-    assert_eq!(public, ["/api/v1/openapi.json", "/healthz"]);
+    assert_eq!(public, ["/api/v1/openapi.json", "/healthz", "/metrics"]);
 }
 
 #[tokio::test]
@@ -475,4 +525,94 @@ async fn connector_and_error_schemas_carry_their_fields() {
             "#/components/schemas/ErrorBody"
         );
     }
+}
+
+/// The keys of a JSON object.
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object().expect("an object").keys().cloned().collect()
+}
+
+/// The property names of a schema (following `$ref`s and `allOf`, not nested
+/// objects), and those it requires.
+fn schema_fields(doc: &Value, schema: &Value) -> (BTreeSet<String>, BTreeSet<String>) {
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        let name = r.strip_prefix("#/components/schemas/").unwrap();
+        return schema_fields(doc, &doc["components"]["schemas"][name]);
+    }
+    let mut props = keys(schema.get("properties").unwrap_or(&serde_json::json!({})));
+    let mut required: BTreeSet<String> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    for part in schema
+        .get("allOf")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let (p, r) = schema_fields(doc, part);
+        props.extend(p);
+        required.extend(r);
+    }
+    (props, required)
+}
+
+/// `TaskAttempt` and `ConnectionReport` have no `ToSchema` (their crates do not
+/// use utoipa); `api/openapi.rs` documents them with stand-ins. Each stand-in
+/// must name exactly the fields the real type serialises, and require exactly
+/// those it always serialises.
+#[tokio::test]
+async fn stand_in_schemas_match_the_types_they_document() {
+    use tether_kube::connection_test::{failure_report, Identity, IdentitySource};
+    use tether_server::api::connection_tests::TestResponse;
+
+    let (app, _dir) = app().await;
+    let (_, doc) = fetch_document(&app).await;
+
+    let attempt = tether_store::TaskAttempt {
+        attempt: 1,
+        delegate_id: "d".into(),
+        assigned_at: 1,
+        ended_at: None,
+        outcome: None,
+    };
+    let (props, required) = schema_fields(&doc, &doc["components"]["schemas"]["TaskAttempt"]);
+    assert_eq!(required, keys(&serde_json::to_value(&attempt).unwrap()));
+    let full = tether_store::TaskAttempt {
+        ended_at: Some(2),
+        outcome: Some("succeeded".into()),
+        ..attempt
+    };
+    assert_eq!(props, keys(&serde_json::to_value(&full).unwrap()));
+
+    // The test's response: the report flattened, plus where it ran.
+    let mut report = failure_report("X", "x", 500, Vec::new());
+    report.error_summary = None;
+    let minimal = TestResponse {
+        report: report.clone(),
+        delegate_id: None,
+        task_id: None,
+    };
+    report.error_summary = Some("x".into());
+    report.server_version = Some("v1.20.2".into());
+    report.identity = Some(Identity {
+        user: "u".into(),
+        groups: Vec::new(),
+        source: IdentitySource::TokenClaims,
+        confirmed_by_server: false,
+        label: None,
+    });
+    let full = TestResponse {
+        report,
+        delegate_id: Some("d".into()),
+        task_id: Some("t".into()),
+    };
+    let response =
+        &doc["paths"]["/api/v1/connectors/{identifier}/test"]["post"]["responses"]["200"];
+    let (props, required) = schema_fields(&doc, &response["content"]["application/json"]["schema"]);
+    assert_eq!(required, keys(&serde_json::to_value(&minimal).unwrap()));
+    assert_eq!(props, keys(&serde_json::to_value(&full).unwrap()));
 }

@@ -506,9 +506,13 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::not_found(describe(scope, identifier)))?;
         let id: i64 = row.try_get("id")?;
-        // The foreign key cascades too; deleting explicitly does not depend on
+        // The foreign keys cascade too; deleting explicitly does not depend on
         // SQLite's foreign_keys pragma being on.
         sqlx::query("DELETE FROM connector_secret_refs WHERE connector_id = $1")
+            .bind(id)
+            .execute(tx.conn())
+            .await?;
+        sqlx::query("DELETE FROM connection_test_results WHERE connector_id = $1")
             .bind(id)
             .execute(tx.conn())
             .await?;
@@ -526,30 +530,43 @@ impl Store {
         &self,
         scope: &Scope,
         identifier: &str,
-        mut status: ConnectivityStatus,
+        status: ConnectivityStatus,
     ) -> Result<ConnectivityStatus> {
-        let success = status.status == ConnectivityState::Success;
-        if success && status.tested_at.is_none() {
-            status.tested_at = Some(now_ms());
-        }
         let mut tx = self.db().begin_write().await?;
-        // One statement, so concurrent results cannot lose lastConnectedAt.
-        let row = sqlx::query(
-            "UPDATE connectors SET status = $1, connectivity = $2,
-                last_connected_at = CASE WHEN $3 = 1 THEN $4 ELSE last_connected_at END
-             WHERE scope_key = $5 AND identifier = $6 RETURNING last_connected_at",
-        )
-        .bind(status.status.as_str())
-        .bind(status_json(&status))
-        .bind(i64::from(success))
-        .bind(status.tested_at)
-        .bind(scope.key())
-        .bind(identifier)
-        .fetch_optional(tx.conn())
-        .await?
-        .ok_or_else(|| StoreError::not_found(describe(scope, identifier)))?;
-        status.last_connected_at = row.try_get("last_connected_at")?;
+        let (_, status) = write_connectivity(tx.conn(), scope, identifier, status).await?;
         tx.commit().await?;
         Ok(status)
     }
+}
+
+/// [`Store::set_connectivity`] inside `conn`'s transaction; also returns the
+/// connector's row id. On PostgreSQL the UPDATE locks the connector's row until
+/// the transaction ends.
+pub(crate) async fn write_connectivity(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    identifier: &str,
+    mut status: ConnectivityStatus,
+) -> Result<(i64, ConnectivityStatus)> {
+    let success = status.status == ConnectivityState::Success;
+    if success && status.tested_at.is_none() {
+        status.tested_at = Some(now_ms());
+    }
+    // One statement, so concurrent results cannot lose lastConnectedAt.
+    let row = sqlx::query(
+        "UPDATE connectors SET status = $1, connectivity = $2,
+            last_connected_at = CASE WHEN $3 = 1 THEN $4 ELSE last_connected_at END
+         WHERE scope_key = $5 AND identifier = $6 RETURNING id, last_connected_at",
+    )
+    .bind(status.status.as_str())
+    .bind(status_json(&status))
+    .bind(i64::from(success))
+    .bind(status.tested_at)
+    .bind(scope.key())
+    .bind(identifier)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| StoreError::not_found(describe(scope, identifier)))?;
+    status.last_connected_at = row.try_get("last_connected_at")?;
+    Ok((row.try_get("id")?, status))
 }

@@ -310,6 +310,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_delegates.sql"),
         postgres: include_str!("../migrations/postgres/0002_delegates.sql"),
     },
+    Migration {
+        version: 3,
+        description: "connection test history",
+        sqlite: include_str!("../migrations/sqlite/0003_connection_test_history.sql"),
+        postgres: include_str!("../migrations/postgres/0003_connection_test_history.sql"),
+    },
 ];
 
 /// Milliseconds since the Unix epoch, the unit of every stored timestamp.

@@ -394,6 +394,41 @@ impl Store {
         rows.iter().map(delegate_from_row).collect()
     }
 
+    /// The covering delegates plus those of the other scopes of `scope`'s org
+    /// (its org's projects), by name. The latter can never run a task of
+    /// `scope`; they are listed when nothing can, because a delegate installed
+    /// with a sibling project's token is a common mistake. Other orgs' delegates
+    /// are not included.
+    pub async fn delegates_near(&self, scope: &Scope) -> Result<Vec<DelegateRecord>> {
+        let Some(org) = scope.org() else {
+            return self.delegates_covering(scope).await;
+        };
+        // LIKE is case-insensitive on SQLite and `_` is a wildcard: escape it,
+        // and keep only exact matches below.
+        let pattern = format!(
+            "project/{}/%",
+            org.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let rows = sqlx::query(&format!(
+            "SELECT {DELEGATE_COLUMNS} FROM delegates d WHERE d.scope_key IN ($1, $2) OR d.scope_key LIKE $3 ESCAPE '\\' ORDER BY d.name"
+        ))
+        .bind(Scope::Account.key())
+        .bind(Scope::Org(org.to_string()).key())
+        .bind(pattern)
+        .fetch_all(&self.db().pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let d = delegate_from_row(r)?;
+            if d.scope == Scope::Account || d.scope.org() == Some(org) {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
     /// Delegates registered with a token (to disconnect them on revocation).
     pub async fn delegates_of_token(&self, token_id: &str) -> Result<Vec<DelegateRecord>> {
         let rows = sqlx::query(&format!(

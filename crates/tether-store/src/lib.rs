@@ -17,7 +17,9 @@ mod orgs;
 mod paging;
 mod scopes;
 mod secrets;
+mod stats;
 mod tasks;
+mod test_history;
 mod tokens;
 
 use std::fmt;
@@ -35,7 +37,11 @@ pub use events::{EventListener, EVENT_CHANNEL};
 pub use orgs::{OrgRecord, ProjectRecord};
 pub use paging::{ListQuery, Page, DEFAULT_LIMIT, MAX_LIMIT};
 pub use secrets::{SecretInput, SecretMeta, SecretUpdate, MAX_SECRET_BYTES};
+pub use stats::ConnectorConnectivity;
 pub use tasks::{Completion, NewTask, TaskAttempt, TaskRecord, TaskState};
+pub use test_history::{
+    NewTestResult, TestResultRecord, TestTrigger, DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT,
+};
 pub use tokens::{Role, TokenRecord, ADMIN_TOKEN_FILE_NAME, TOKEN_PREFIX};
 
 use db::Db;

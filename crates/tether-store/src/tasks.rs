@@ -190,6 +190,19 @@ impl Store {
             .ok_or_else(|| StoreError::not_found(format!("task '{id}'")))
     }
 
+    /// Ids of the tasks assigned to a delegate and not finished: what a
+    /// reconnecting delegate still holds, to count against its capacity.
+    pub async fn tasks_held_by(&self, delegate_id: &str) -> Result<Vec<String>> {
+        let rows =
+            sqlx::query("SELECT id FROM tasks WHERE delegate_id = $1 AND state = 'assigned'")
+                .bind(delegate_id)
+                .fetch_all(&self.db().pool)
+                .await?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>("id").map_err(Into::into))
+            .collect()
+    }
+
     /// Queued tasks, oldest first.
     pub async fn queued_tasks(&self, limit: u32) -> Result<Vec<TaskRecord>> {
         let rows = sqlx::query(&format!(

@@ -8,10 +8,12 @@
 //! with a namespace each ([`KubeEnv::namespace`]).
 #![forbid(unsafe_code)]
 
+mod accounts;
 mod kube_env;
 mod postgres;
 mod tether_server;
 
+pub use accounts::{bind_cluster_role, service_account_token};
 pub use kube_env::{repo_root, KubeEnv};
 pub use postgres::TestDatabase;
 pub use tether_server::TetherServer;

@@ -640,8 +640,20 @@ async fn lists_page_search_filter_and_sort() {
             .get(&format!("{url}?credentialType=InheritFromDelegate"))
             .await;
         assert_eq!(ids(&v), vec!["in_cluster"]);
+        // Each apply started a connection test in the background; without a
+        // delegate each ends FAILURE (NO_ELIGIBLE_DELEGATE). No event says
+        // when: poll, bounded.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (_, v) = api.get(&format!("{url}?status=FAILURE")).await;
+            if v["total"] == 5 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{backend}: {v}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         let (_, v) = api.get(&format!("{url}?status=UNKNOWN")).await;
-        assert_eq!(v["total"], 5);
+        assert_eq!(v["total"], 0);
         let (_, v) = api
             .get(&format!("{url}?sort=created&order=desc&limit=1"))
             .await;

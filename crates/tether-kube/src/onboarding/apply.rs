@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::api_error::explain;
 use super::delete::{delete_object, list_labelled};
 use super::manifests::{rbac_manifest, ManifestError, ManifestObject, ManifestRequest};
-use super::object_ref::ObjectRef;
+use super::object_ref::{ObjectKind, ObjectRef};
 
 /// The field manager of every server-side apply tether makes.
 pub const FIELD_MANAGER: &str = "tether";
@@ -108,7 +108,13 @@ pub async fn apply(client: &Client, request: &ManifestRequest) -> Result<ApplyRe
 
     let wanted: BTreeSet<ObjectRef> = objects.iter().map(ManifestObject::object_ref).collect();
     let existing = list_labelled(client, &account, &done).await?;
-    for stale in existing.into_iter().filter(|r| !wanted.contains(r)) {
+    // Token Secrets are not pruned: `cluster rotate-token` replaces them with
+    // new names, and the token a connector holds must survive a re-apply.
+    // `delete` still removes every one of them.
+    for stale in existing
+        .into_iter()
+        .filter(|r| !wanted.contains(r) && r.kind != ObjectKind::Secret)
+    {
         let deleted = delete_object(client, &stale)
             .await
             .map_err(|e| ApplyError::api(format!("delete the stale {stale}"), e, &done))?;

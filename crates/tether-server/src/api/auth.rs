@@ -5,6 +5,9 @@
 //! and its role must be high enough for the action. Both checks happen in the
 //! handler through [`Caller::require`], so no route can forget the scope: a
 //! handler cannot reach the store for a scope without passing one.
+//!
+//! The web UI's browser sends no token: its session cookie stands for one
+//! (see `tether_ui::session`), with a CSRF token on every mutation.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -22,11 +25,9 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-            ApiError::unauthorized(
-                "no API token: send 'Authorization: Bearer <token>' (the first admin token is in <data-dir>/admin-token)",
-            )
-        })?;
+        let Some(header) = parts.headers.get(AUTHORIZATION) else {
+            return from_session(parts, state).await;
+        };
         let token = header
             .to_str()
             .ok()
@@ -40,6 +41,34 @@ impl FromRequestParts<AppState> for Caller {
             None => Err(ApiError::unauthorized(
                 "the API token is unknown or revoked; create a new one with `tether token create`",
             )),
+        }
+    }
+}
+
+/// A request without `Authorization`: the web UI's session cookie, which must
+/// come with the session's CSRF token on anything but GET/HEAD/OPTIONS.
+async fn from_session(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
+    let no_token = || {
+        ApiError::unauthorized(
+            "no API token: send 'Authorization: Bearer <token>' (the first admin token is in <data-dir>/admin-token), or sign in to the web UI",
+        )
+    };
+    let Some(sessions) = parts.extensions.get::<tether_ui::Sessions>() else {
+        return Err(no_token());
+    };
+    match sessions.authenticate_api(&parts.method, &parts.headers) {
+        tether_ui::ApiSession::None => Err(no_token()),
+        tether_ui::ApiSession::CsrfRejected => Err(ApiError::forbidden(tether_ui::CSRF_MESSAGE)),
+        tether_ui::ApiSession::Authenticated { token_id } => {
+            match state.store.get_token(&token_id).await {
+                Ok(record) if record.revoked_at.is_none() => Ok(Caller(record)),
+                _ => {
+                    sessions.remove_token(&token_id);
+                    Err(ApiError::unauthorized(
+                        "your session's API token was revoked or deleted; sign in again with a valid token",
+                    ))
+                }
+            }
         }
     }
 }

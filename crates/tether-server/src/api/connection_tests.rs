@@ -1,8 +1,8 @@
 //! `POST /connectors/{identifier}/test`: run the connection test on a delegate
-//! chosen by the connector's selectors, store the outcome on the connector, and
-//! return the report.
+//! chosen by the connector's selectors, store the outcome on the connector and
+//! in its history, and return the report.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tether_domain::connector::{ConnectivityState, ConnectivityStatus};
 use tether_domain::Scope;
 use tether_kube::connection_test::{failure_report, ConnectionReport, DEFAULT_STAGE_TIMEOUT};
-use tether_store::{Role, TaskState};
+use tether_store::{NewTestResult, Role, TaskState, TestTrigger};
 
 use super::auth::Caller;
 use super::body::{Format, Reply};
@@ -19,25 +19,52 @@ use super::scope::ScopePath;
 use super::AppState;
 use crate::delegates::{payload, SubmitError};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct TestParams {
-    /// Per-stage limit in milliseconds (default 10 s).
+    /// Per-stage limit in milliseconds, 100 to 120000 (default 10000); values
+    /// outside are brought to the nearest bound.
     stage_timeout_ms: Option<u64>,
 }
 
 /// The report plus where it ran.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ConnectionTestResponse)]
 #[serde(rename_all = "camelCase")]
 pub struct TestResponse {
     #[serde(flatten)]
+    #[schema(value_type = super::openapi::ConnectionReport)]
     pub report: ConnectionReport,
+    /// The delegate that ran the test; absent when none could.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delegate_id: Option<String>,
+    /// The task the test ran as (`GET /api/v1/tasks/{id}`); absent when none was submitted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub task_id: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/connectors/{identifier}/test",
+    tag = "connectors",
+    operation_id = "testConnector",
+    summary = "Test a connector's connection",
+    description = "Runs the connection test of the connector on a delegate chosen by its `delegateSelectors` (URL, DNS, TCP, TLS, authentication, then the permissions of its profile), waits for the report, stores the outcome as the connector's `status` and in its test history (`GET …/test-history`) and returns the report. The call returns when the test is done; each attempt is bounded by eight times the per-stage limit.\n\n\
+A test that could not run is still a 200 with a `FAILURE` report whose `errors[0].reason` says why: `SECRET_NOT_FOUND` (a secret reference does not resolve; nothing is sent to a delegate), `NO_ELIGIBLE_DELEGATE` (no connected delegate serves the scope with the selector tags), `DELEGATE_TASK_FAILED`, `BAD_DELEGATE_REPORT` or `TEST_TIMED_OUT`.",
+    params(
+        ("identifier" = String, Path, description = "The connector's identifier."),
+        TestParams,
+    ),
+    responses(
+        (status = 200, description = "The test ran, or could not: `status` is `SUCCESS`, `PARTIAL` (connected and authenticated, some permissions missing) or `FAILURE`.", content((TestResponse = "application/json"), (TestResponse = "application/yaml"))),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 500, response = super::openapi::Internal),
+    ),
+)]
 pub async fn run(
     State(state): State<AppState>,
     caller: Caller,
@@ -53,18 +80,30 @@ pub async fn run(
         .map(Duration::from_millis)
         .unwrap_or(DEFAULT_STAGE_TIMEOUT)
         .clamp(Duration::from_millis(100), Duration::from_secs(120));
-    let response = test_connector(&state, &path.scope, &identifier, stage_timeout).await?;
+    let response = test_connector(
+        &state,
+        &path.scope,
+        &identifier,
+        stage_timeout,
+        TestTrigger::Api,
+    )
+    .await?;
     Ok(Reply::ok(Format::accepted(&headers), response))
 }
 
-/// Runs one test end to end and records it. Used by the API and by the
-/// background re-tests.
+/// Runs one test end to end and records it (status, history, metrics). Used
+/// by the API and by the background tests (`crate::connectivity`).
 pub async fn test_connector(
     state: &AppState,
     scope: &Scope,
     identifier: &str,
     stage_timeout: Duration,
+    trigger: TestTrigger,
 ) -> Result<TestResponse, ApiError> {
+    let run = Run {
+        trigger,
+        started: Instant::now(),
+    };
     let record = state.store.get_connector(scope, identifier).await?;
     // A reference that does not resolve is refused before anything is sent.
     for r in record.connector.secret_refs() {
@@ -78,7 +117,7 @@ pub async fn test_connector(
                     r.reference, r.field
                 )],
             );
-            return record_outcome(state, scope, identifier, report, None, None).await;
+            return record_outcome(state, &run, scope, identifier, report, None, None).await;
         }
     }
     let task = state
@@ -101,7 +140,7 @@ pub async fn test_connector(
                 503,
                 vec!["start a delegate that serves this scope and carries the connector's selector tags (`tether delegate manifest` prints one to install), or change spec.delegateSelectors".into()],
             );
-            return record_outcome(state, scope, identifier, report, None, None).await;
+            return record_outcome(state, &run, scope, identifier, report, None, None).await;
         }
         Err(SubmitError::Store(e)) => return Err(e.into()),
     };
@@ -130,6 +169,7 @@ pub async fn test_connector(
     };
     record_outcome(
         state,
+        &run,
         scope,
         identifier,
         report,
@@ -139,8 +179,15 @@ pub async fn test_connector(
     .await
 }
 
+/// What started a test, and when.
+struct Run {
+    trigger: TestTrigger,
+    started: Instant,
+}
+
 async fn record_outcome(
     state: &AppState,
+    run: &Run,
     scope: &Scope,
     identifier: &str,
     report: ConnectionReport,
@@ -156,11 +203,30 @@ async fn record_outcome(
             .then_some(report.tested_at),
         delegate_id: delegate_id.clone(),
     };
+    let result = NewTestResult {
+        trigger: run.trigger,
+        status: report.status,
+        tested_at: report.tested_at,
+        duration_ms: report.duration_ms,
+        delegate_id: delegate_id.clone(),
+        task_id: task_id.clone(),
+        report: serde_json::to_value(&report).unwrap_or_default(),
+    };
     state
         .store
-        .set_connectivity(scope, identifier, status)
+        .record_connection_test(
+            scope,
+            identifier,
+            status,
+            result,
+            state.tests.settings.history_limit,
+        )
         .await?;
-    tracing::info!(%scope, connector = identifier, status = report.status.as_str(), "connection test finished");
+    state
+        .tests
+        .metrics
+        .observe(report.status, run.trigger, run.started.elapsed());
+    tracing::info!(%scope, connector = identifier, status = report.status.as_str(), trigger = run.trigger.as_str(), "connection test finished");
     Ok(TestResponse {
         report,
         delegate_id,

@@ -104,13 +104,24 @@ fn place_in_scope(connector: &mut Connector, scope: &Scope) -> ApiResult<()> {
     Ok(())
 }
 
+/// Starts the test that follows a create or replace (the record then shows
+/// `PENDING`), unless the manager runs without it.
+async fn test_in_background(state: &AppState, scope: &Scope, record: &mut ConnectorRecord) {
+    let identifier = record.identifier().to_string();
+    if let Some(status) =
+        crate::connectivity::test_after_change(state, scope, &identifier, &record.status).await
+    {
+        record.status = status;
+    }
+}
+
 #[utoipa::path(
     post,
     path = "/api/v1/connectors",
     tag = "connectors",
     operation_id = "createConnector",
     summary = "Create a connector",
-    description = "Creates a connector in the scope of the URL. Without `identifier`, one is derived from the name. Every secret reference must resolve to a secret the scope may use.",
+    description = "Creates a connector in the scope of the URL. Without `identifier`, one is derived from the name. Every secret reference must resolve to a secret the scope may use. The connection test then runs in the background: the response shows `status.status` `PENDING` until its result is stored (unless the manager runs with `--test-on-change=false`).",
     request_body(
         description = "A connector document (`connector:` envelope), in JSON or YAML. `orgIdentifier`/`projectIdentifier` may be omitted; when present they must match the URL.",
         content((ConnectorDocument = "application/json"), (ConnectorDocument = "application/yaml")),
@@ -138,8 +149,9 @@ pub async fn create(
     caller.authorize(&state, &path.scope, Role::Editor).await?;
     let mut connector = doc.connector;
     place_in_scope(&mut connector, &path.scope)?;
-    let record = state.store.create_connector(connector).await?;
+    let mut record = state.store.create_connector(connector).await?;
     tracing::info!(scope = %path.scope, identifier = record.identifier(), "connector created");
+    test_in_background(&state, &path.scope, &mut record).await;
     Ok(Reply::created(Format::accepted(&headers), record.into()))
 }
 
@@ -151,7 +163,7 @@ pub async fn create(
     tag = "connectors",
     operation_id = "putConnector",
     summary = "Create or replace a connector",
-    description = "Creates the connector when it does not exist (201) and replaces it when it does (200), as `tether connector apply` does. The identifier in the body, when present, must match the URL.",
+    description = "Creates the connector when it does not exist (201) and replaces it when it does (200), as `tether connector apply` does. The identifier in the body, when present, must match the URL. Either way the connection test then runs in the background, as after a create.",
     params(("identifier" = String, Path, description = "The connector's identifier.")),
     request_body(
         description = "A connector document (`connector:` envelope), in JSON or YAML. `orgIdentifier`/`projectIdentifier` may be omitted; when present they must match the URL.",
@@ -191,7 +203,8 @@ pub async fn put(
         }
         _ => connector.identifier = Some(identifier),
     }
-    let up = state.store.upsert_connector(connector).await?;
+    let mut up = state.store.upsert_connector(connector).await?;
+    test_in_background(&state, &path.scope, &mut up.record).await;
     let format = Format::accepted(&headers);
     Ok(if up.created {
         Reply::created(format, up.record.into())

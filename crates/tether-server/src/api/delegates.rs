@@ -17,27 +17,42 @@ use super::scope::ScopePath;
 use super::AppState;
 use crate::delegates::{now_ms, SubmitError};
 
-#[derive(Debug, Serialize)]
+/// A registered delegate and what the manager knows of its connection.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DelegateResponse {
+    /// Assigned by the manager when the delegate first registers.
     id: String,
+    /// The name it registers with; unique in its scope.
     name: String,
+    /// Absent for a delegate of the account.
     #[serde(skip_serializing_if = "Option::is_none")]
     org_identifier: Option<String>,
+    /// Present for a delegate of a project.
     #[serde(skip_serializing_if = "Option::is_none")]
     project_identifier: Option<String>,
+    /// True while it holds a connection to a manager and its heartbeats arrive.
     connected: bool,
+    /// Shutting down: it gets no new tasks; running ones still finish.
     draining: bool,
+    /// Its tags, matched against the selectors of tasks and connectors.
     tags: Vec<String>,
+    /// The delegate's tether version.
     version: String,
     hostname: String,
+    /// True when it runs in a pod (it has a service-account token).
     in_cluster: bool,
+    /// Tasks it runs at once.
     capacity: u32,
+    /// Tasks it is running now.
     running_tasks: u32,
+    /// Milliseconds since the Unix epoch.
     #[serde(skip_serializing_if = "Option::is_none")]
     last_heartbeat: Option<i64>,
+    /// When its current (or last) connection opened, in milliseconds since the Unix epoch.
     #[serde(skip_serializing_if = "Option::is_none")]
     connected_at: Option<i64>,
+    /// Milliseconds since the Unix epoch.
     created_at: i64,
 }
 
@@ -67,6 +82,22 @@ fn timeout_ms(state: &AppState) -> i64 {
     state.broker.config.heartbeat_timeout.as_millis() as i64
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/delegates",
+    tag = "delegates",
+    operation_id = "listDelegates",
+    summary = "List the delegates of the scope",
+    description = "The delegates registered in exactly this scope (not those of the scopes above, which also serve it), connected or not, by name.",
+    responses(
+        (status = 200, description = "The delegates.", content((Vec<DelegateResponse> = "application/json"), (Vec<DelegateResponse> = "application/yaml"))),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 500, response = super::openapi::Internal),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -85,6 +116,22 @@ pub async fn list(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/delegates/{delegate}",
+    tag = "delegates",
+    operation_id = "getDelegate",
+    summary = "Read a delegate",
+    params(("delegate" = String, Path, description = "The delegate's id or name, in this scope.")),
+    responses(
+        (status = 200, description = "The delegate.", content((DelegateResponse = "application/json"), (DelegateResponse = "application/yaml"))),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 500, response = super::openapi::Internal),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -102,16 +149,21 @@ pub async fn get(
     ))
 }
 
-#[derive(Debug, Serialize)]
+/// A delegate token (never its value).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DelegateTokenResponse {
     id: String,
     name: String,
+    /// Absent for a token of the account.
     #[serde(skip_serializing_if = "Option::is_none")]
     org_identifier: Option<String>,
+    /// Present for a token of a project.
     #[serde(skip_serializing_if = "Option::is_none")]
     project_identifier: Option<String>,
+    /// Milliseconds since the Unix epoch.
     created_at: i64,
+    /// Milliseconds since the Unix epoch; absent while the token is valid.
     #[serde(skip_serializing_if = "Option::is_none")]
     revoked_at: Option<i64>,
 }
@@ -129,19 +181,43 @@ impl From<DelegateTokenRecord> for DelegateTokenResponse {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = DelegateTokenCreate)]
 #[serde(deny_unknown_fields)]
 pub struct TokenCreate {
     name: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CreatedDelegateToken {
     token: DelegateTokenResponse,
-    /// Shown once.
+    /// Shown once (`tdt_…`); store it now.
     value: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/delegate-tokens",
+    tag = "delegates",
+    operation_id = "createDelegateToken",
+    summary = "Create a delegate token",
+    description = "Creates a token delegates register with, bound to the scope of the URL: a delegate registered with it serves this scope and the scopes below it. It is not an API token and opens no other route. The response carries the token's value, once: the manager keeps only its hash.",
+    request_body(
+        description = "The name of the new token, in JSON or YAML.",
+        content((TokenCreate = "application/json"), (TokenCreate = "application/yaml")),
+    ),
+    responses(
+        (status = 201, description = "Created; `value` is shown only here.", content((CreatedDelegateToken = "application/json"), (CreatedDelegateToken = "application/yaml"))),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 500, response = super::openapi::Internal),
+    ),
+)]
 pub async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -164,6 +240,21 @@ pub async fn create_token(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/delegate-tokens",
+    tag = "delegates",
+    operation_id = "listDelegateTokens",
+    summary = "List the delegate tokens of the scope",
+    responses(
+        (status = 200, description = "The delegate tokens of exactly this scope (never their values), revoked ones included.", content((Vec<DelegateTokenResponse> = "application/json"), (Vec<DelegateTokenResponse> = "application/yaml"))),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 500, response = super::openapi::Internal),
+    ),
+)]
 pub async fn list_tokens(
     State(state): State<AppState>,
     caller: Caller,
@@ -178,6 +269,22 @@ pub async fn list_tokens(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/delegate-tokens/{id}",
+    tag = "delegates",
+    operation_id = "revokeDelegateToken",
+    summary = "Revoke a delegate token",
+    description = "Revokes the token at once and disconnects the delegates registered with it (on every manager). Needs an admin API token whose scope covers the token's; a token out of reach is reported as not found.",
+    params(("id" = String, Path, description = "The delegate token's id (not its value).")),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 500, response = super::openapi::Internal),
+    ),
+)]
 pub async fn revoke_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -198,39 +305,62 @@ pub async fn revoke_token(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize)]
+/// A task to run on a delegate of the scope.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TaskCreate {
+    #[schema(value_type = super::openapi::SubmittableTaskKind)]
     kind: String,
+    /// The task's input. For `echo`: `message` (answered back) and `holdMs`
+    /// (how long the delegate holds the task before answering).
     #[serde(default)]
+    #[schema(value_type = Object)]
     payload: Value,
+    /// Tags a delegate must all carry to run the task; empty for any delegate
+    /// serving the scope.
     #[serde(default)]
     selectors: Vec<String>,
-    /// Per attempt; default 120 s.
+    /// Per attempt, in milliseconds, 1 to 3600000; default 120000 (120 s).
     timeout_ms: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+/// A task and where it stands.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskResponse {
     id: String,
+    /// `echo`, or `connectionTest` for the tasks of `POST …/connectors/{identifier}/test`.
     kind: String,
+    /// Absent for a task of the account.
     #[serde(skip_serializing_if = "Option::is_none")]
     org_identifier: Option<String>,
+    /// Present for a task of a project.
     #[serde(skip_serializing_if = "Option::is_none")]
     project_identifier: Option<String>,
+    #[schema(value_type = super::openapi::TaskStateName)]
     state: &'static str,
+    /// Tags the delegate running it must all carry.
     selectors: Vec<String>,
+    /// The current attempt, from 1; 0 while it waits for its first delegate.
     attempt: u32,
+    /// How many delegates may try it (a delegate that goes away mid-task hands it on).
     max_attempts: u32,
+    /// The delegate of the current (or last) attempt.
     #[serde(skip_serializing_if = "Option::is_none")]
     delegate_id: Option<String>,
+    /// What the delegate answered, once the task succeeded.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     output: Option<Value>,
+    /// Why the task failed, once it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// Every attempt so far, oldest first.
+    #[schema(value_type = Vec<super::openapi::TaskAttempt>)]
     history: Vec<TaskAttempt>,
+    /// Milliseconds since the Unix epoch.
     created_at: i64,
+    /// Milliseconds since the Unix epoch.
     updated_at: i64,
 }
 
@@ -274,6 +404,29 @@ impl From<SubmitError> for ApiError {
 /// Tasks a client may submit directly (the connection test has its own route).
 const SUBMITTABLE: &[&str] = &["echo"];
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/tasks",
+    tag = "tasks",
+    operation_id = "createTask",
+    summary = "Submit a task",
+    description = "Queues a task for a delegate that serves the scope of the URL (registered in it or in a scope above) and carries every selector tag. The answer comes at once, with the task `queued`; poll `GET /api/v1/tasks/{id}` for its outcome. When no delegate can take it now (none serves the scope, none carries the tags, none is connected, or all are draining), nothing is queued and the 409 says why for each delegate considered; a delegate that is merely busy is not a reason: the task waits for a free slot.",
+    request_body(
+        description = "The kind, input and selectors of the task, in JSON or YAML.",
+        content((TaskCreate = "application/json"), (TaskCreate = "application/yaml")),
+    ),
+    responses(
+        (status = 201, description = "Queued.", content((TaskResponse = "application/json"), (TaskResponse = "application/yaml"))),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::NoEligibleDelegate),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 500, response = super::openapi::Internal),
+    ),
+)]
 pub async fn create_task(
     State(state): State<AppState>,
     caller: Caller,
@@ -304,6 +457,21 @@ pub async fn create_task(
     Ok(Reply::created(Format::accepted(&headers), task.into()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/tasks/{id}",
+    tag = "tasks",
+    operation_id = "getTask",
+    summary = "Read a task",
+    description = "Any API token whose scope covers the task's may read it; a task out of reach is reported as not found.",
+    params(("id" = String, Path, description = "The task's id.")),
+    responses(
+        (status = 200, description = "The task.", content((TaskResponse = "application/json"), (TaskResponse = "application/yaml"))),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 500, response = super::openapi::Internal),
+    ),
+)]
 pub async fn get_task(
     State(state): State<AppState>,
     caller: Caller,

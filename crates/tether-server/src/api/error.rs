@@ -13,7 +13,7 @@ use tether_store::StoreError;
 pub struct ErrorBody {
     /// Stable, machine-readable: `INVALID_REQUEST`, `UNAUTHENTICATED`, `FORBIDDEN`,
     /// `NOT_FOUND`, `CONFLICT`, `PAYLOAD_TOO_LARGE`, `UNSUPPORTED_MEDIA_TYPE`,
-    /// `VALIDATION_FAILED` or `INTERNAL`.
+    /// `VALIDATION_FAILED`, `NO_ELIGIBLE_DELEGATE` or `INTERNAL`.
     #[schema(value_type = String, example = "NOT_FOUND")]
     pub code: &'static str,
     /// What is wrong and how to fix it, for people.
@@ -26,8 +26,6 @@ pub struct ErrorBody {
     pub errors: Vec<FieldErrorBody>,
     /// With NO_ELIGIBLE_DELEGATE: every delegate considered and why it could not.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    // Documented as free-form objects until `Considered` derives `utoipa::ToSchema`.
-    #[schema(value_type = Vec<Object>)]
     pub considered: Vec<crate::delegates::eligibility::Considered>,
 }
 

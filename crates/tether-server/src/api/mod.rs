@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod orgs;
 pub mod scope;
 pub mod secrets;
+pub mod test_history;
 pub mod tokens;
 
 use axum::extract::DefaultBodyLimit;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 
 use tether_store::Store;
 
+use crate::connectivity::{ConnectionTests, TestSettings};
 use crate::delegates::Broker;
 use tower_http::trace::TraceLayer;
 
@@ -34,6 +36,23 @@ pub const BODY_LIMIT: usize = 1 << 20;
 pub struct AppState {
     pub store: Store,
     pub broker: Arc<Broker>,
+    /// Background connection tests, their settings and metrics.
+    pub tests: Arc<ConnectionTests>,
+}
+
+impl AppState {
+    /// With the default connection test settings ([`TestSettings::default`]).
+    pub fn new(store: Store, broker: Arc<Broker>) -> AppState {
+        AppState::with_tests(store, broker, TestSettings::default())
+    }
+
+    pub fn with_tests(store: Store, broker: Arc<Broker>, tests: TestSettings) -> AppState {
+        AppState {
+            store,
+            broker,
+            tests: ConnectionTests::new(tests),
+        }
+    }
 }
 
 /// Routes that exist at every scope.
@@ -60,6 +79,10 @@ fn scoped_routes() -> Router<AppState> {
         .route(
             "/connectors/{identifier}/test",
             axum::routing::post(connection_tests::run),
+        )
+        .route(
+            "/connectors/{identifier}/test-history",
+            get(test_history::list),
         )
         .route("/delegates", get(delegates::list))
         .route("/delegates/{delegate}", get(delegates::get))
@@ -93,11 +116,22 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/tasks/{id}", get(delegates::get_task))
         .route("/delegates/connect", get(crate::delegates::connect));
+    // The web UI (`/`, `/login`, `/connectors`, ...) answers what the API does
+    // not: it is the fallback, so the API's routes stay the router's own (and
+    // the OpenAPI document's). Its sessions also authenticate API calls (auth.rs).
+    let sessions = tether_ui::Sessions::default();
+    let ui = tether_ui::router::<()>(tether_ui::UiState::new(
+        state.store.clone(),
+        sessions.clone(),
+    ))
+    .fallback(|| async { ApiError::not_found("no such endpoint; the API lives under /api/v1") });
     Router::new()
         .nest("/api/v1", api)
         .route(openapi::PATH, get(openapi::serve))
         .route("/healthz", get(|| async { "ok" }))
-        .fallback(|| async { ApiError::not_found("no such endpoint; the API lives under /api/v1") })
+        .route(crate::metrics::PATH, get(crate::metrics::serve))
+        .fallback_service(ui)
+        .layer(axum::Extension(sessions))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         // Logs method, path and status; never headers or bodies, which carry
         // tokens and secret values.

@@ -29,13 +29,17 @@ use utoipa::openapi::{Content, Ref, RefOr, Required};
 use utoipa::{OpenApi, ToResponse};
 
 use super::error::ErrorBody;
-use super::{connectors, orgs, secrets, tokens};
+use super::{connection_tests, connectors, delegates, orgs, secrets, test_history, tokens};
 
 /// Where the document is served (no API token needed).
 pub const PATH: &str = "/api/v1/openapi.json";
 
 /// The name of the security scheme every authenticated operation requires.
 pub const BEARER: &str = "bearer";
+
+/// The name of the security scheme of the delegates' WebSocket, which takes a
+/// delegate token rather than an API token.
+pub const DELEGATE_BEARER: &str = "delegateToken";
 
 /// Documented here rather than on a handler: the router serves it with a closure.
 const HEALTHZ: &str = "/healthz";
@@ -90,6 +94,13 @@ const SCOPES: &[ScopeLevel] = &[
     secrets::delete,
     tokens::list,
     tokens::create,
+    connection_tests::run,
+    test_history::list,
+    delegates::list,
+    delegates::get,
+    delegates::list_tokens,
+    delegates::create_token,
+    delegates::create_task,
 ))]
 struct ScopedApi;
 
@@ -98,9 +109,11 @@ struct ScopedApi;
 #[openapi(
     info(
         title = "tether manager API",
-        description = "The REST API of the tether manager: orgs and projects, `K8sCluster` connectors, \
-secrets (values go in, never come out) and scoped API tokens.\n\n\
-Connectors, secrets and tokens live at three scopes with the same routes: the account \
+        description = "The REST API of the tether manager: orgs and projects, `K8sCluster` connectors and \
+their connection tests, secrets (values go in, never come out), scoped API tokens, and the delegates \
+that run tasks (connection tests among them) next to the clusters.\n\n\
+Connectors, secrets, tokens, delegates, delegate tokens and task submission live at three scopes \
+with the same routes: the account \
 (`/api/v1/connectors`), an org (`/api/v1/orgs/{org}/connectors`) and a project \
 (`/api/v1/orgs/{org}/projects/{project}/connectors`).\n\n\
 Request bodies are JSON or YAML (by `Content-Type`); responses are JSON unless `Accept` asks \
@@ -118,7 +131,11 @@ for `application/yaml`. Every error has one JSON shape, `ErrorBody`. Authenticat
         orgs::delete_project,
         tokens::revoke,
         tokens::whoami,
+        delegates::revoke_token,
+        delegates::get_task,
+        crate::delegates::connect,
         serve,
+        crate::metrics::serve,
     ),
     components(
         schemas(ErrorBody),
@@ -131,6 +148,7 @@ for `application/yaml`. Every error has one JSON shape, `ErrorBody`. Authenticat
             PayloadTooLarge,
             UnsupportedMediaType,
             Unprocessable,
+            NoEligibleDelegate,
             Internal
         )
     ),
@@ -139,6 +157,8 @@ for `application/yaml`. Every error has one JSON shape, `ErrorBody`. Authenticat
         (name = "secrets", description = "Text secrets, encrypted at rest. Responses carry metadata only, never the value."),
         (name = "tokens", description = "API tokens bound to a scope and a role (viewer, editor, admin)."),
         (name = "orgs", description = "Orgs and their projects: the scopes below the account."),
+        (name = "delegates", description = "Delegates: agents that dial the manager over a WebSocket and run tasks next to the clusters; the tokens they register with."),
+        (name = "tasks", description = "Tasks run by delegates: submitted, queued, handed to an eligible delegate, retried on another when one goes away."),
         (name = "meta", description = "The manager itself."),
     )
 )]
@@ -210,8 +230,21 @@ pub fn document() -> utoipa::openapi::OpenApi {
                     .build(),
             ),
         );
+    doc.components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(
+            DELEGATE_BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A delegate token (`tdt_…`), from `tether delegate token create` or `POST …/delegate-tokens`; only for `GET /api/v1/delegates/connect`.",
+                    ))
+                    .build(),
+            ),
+        );
     doc.security = Some(vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]);
-    for public in [PATH, HEALTHZ] {
+    for public in [PATH, HEALTHZ, crate::metrics::PATH] {
         let item = doc
             .paths
             .paths
@@ -311,6 +344,7 @@ error_responses! {
     PayloadTooLarge => "The request body is larger than 1 MiB (`PAYLOAD_TOO_LARGE`).",
     UnsupportedMediaType => "`Content-Type` is neither JSON (`application/json`) nor YAML (`application/yaml`) (`UNSUPPORTED_MEDIA_TYPE`).",
     Unprocessable => "The document is well-formed but breaks a rule, e.g. a bad identifier or a secret reference that does not resolve (`VALIDATION_FAILED`); `errors` lists every field.",
+    NoEligibleDelegate => "No delegate can run the task (`NO_ELIGIBLE_DELEGATE`): none serves the scope, none carries every selector tag, none is connected, or all are draining. Nothing was queued. The message says what the task needs; `considered` lists the delegates looked at and why each cannot run the task.",
     Internal => "The manager could not complete the request (`INTERNAL`); details are in its log.",
 }
 
@@ -326,4 +360,97 @@ pub enum RoleName {
     Editor,
     /// Also manages API tokens, orgs and projects.
     Admin,
+}
+
+/// The kinds of task `POST …/tasks` accepts (documentation only: the handler
+/// reads the kind as a string).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub enum SubmittableTaskKind {
+    /// Answers with the payload's `message` and the name of the delegate that
+    /// ran it: `output: {echo, delegate}`.
+    Echo,
+}
+
+/// Where a task stands (documentation only: the handlers write it as a string).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum TaskStateName {
+    /// Waiting for an eligible delegate with a free slot.
+    Queued,
+    /// Held by a delegate under a lease its heartbeats renew.
+    Assigned,
+    /// Done; `output` holds the answer.
+    Succeeded,
+    /// Done; `error` says why.
+    Failed,
+}
+
+/// One delegate's go at a task. Documentation of `tether_store::TaskAttempt`,
+/// which has no schema; `tests/openapi.rs` checks the two carry the same fields.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct TaskAttempt {
+    /// From 1.
+    attempt: u32,
+    delegate_id: String,
+    /// Milliseconds since the Unix epoch.
+    assigned_at: i64,
+    /// Milliseconds since the Unix epoch; absent while the attempt runs.
+    ended_at: Option<i64>,
+    /// How it ended: `succeeded`, `failed`, or why the task was taken back.
+    outcome: Option<String>,
+}
+
+/// The report of a connection test. Documentation of
+/// `tether_kube::connection_test::ConnectionReport`, which has no schema;
+/// `tests/openapi.rs` checks the two carry the same fields.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct ConnectionReport {
+    /// `SUCCESS` (every stage passed), `PARTIAL` (connected and authenticated, but
+    /// some required permissions are missing) or `FAILURE` (a stage failed, or the
+    /// test could not run).
+    status: tether_domain::connector::ConnectivityState,
+    /// One sentence on what went wrong.
+    error_summary: Option<String>,
+    /// What went wrong: a machine-readable `reason` (e.g. `DNS_RESOLUTION_FAILED`,
+    /// `NO_ELIGIBLE_DELEGATE`), a `message` and an HTTP-like `code`.
+    errors: Vec<tether_domain::connector::ConnectivityError>,
+    /// What is wrong and how to fix it, most specific first. May also hold
+    /// warnings on success (e.g. a certificate that expires soon).
+    hints: Vec<String>,
+    /// One entry per stage, in order: `name` (`url`, `dns`, `tcp`, `tls`,
+    /// `authentication`, `authorization`), `status` (`passed`, `failed` or
+    /// `skipped`), `durationMs` and, when there is one, `detail`.
+    #[schema(value_type = Vec<Object>)]
+    stages: Vec<serde_json::Value>,
+    /// The API server's `gitVersion`, e.g. `v1.20.2`.
+    server_version: Option<String>,
+    /// Who the test ran as: `user` (e.g. `system:serviceaccount:ns:sa`),
+    /// `groups`, `source` (`selfSubjectReview`, `forbiddenResponse`,
+    /// `tokenClaims`, `clientCertificate`, `oidcIdToken`, `basicAuthUsername` or
+    /// `delegateLabel`), `confirmedByServer` (false when read from the
+    /// credentials without the API server saying so) and, for
+    /// `InheritFromDelegate`, the `label` of the delegate identity used.
+    #[schema(value_type = Option<Object>)]
+    identity: Option<serde_json::Value>,
+    /// Every permission checked: `verb`, `group` (`""` is the core group),
+    /// `resource`, `namespace`, `allowed` and, when the authorizer gave one,
+    /// `reason`.
+    #[schema(value_type = Vec<Object>)]
+    permissions: Vec<serde_json::Value>,
+    /// Every required permission the account lacks: `verb`, `group`,
+    /// `resource`, `namespace`, `rule` (the RBAC rule, a YAML list item, to add
+    /// to a Role in `namespace`) and `verifyCommand` (`kubectl auth can-i …`
+    /// to check the fix).
+    #[schema(value_type = Vec<Object>)]
+    missing: Vec<serde_json::Value>,
+    /// Milliseconds since the Unix epoch.
+    tested_at: i64,
+    duration_ms: u64,
 }

@@ -2,7 +2,7 @@
 //! register, then relay heartbeats and results in and tasks out until either
 //! side closes.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use futures_util::{SinkExt, StreamExt};
 use tether_domain::delegate_protocol::{
     DelegateMessage, ManagerMessage, Registration, TaskOutcome, PROTOCOL_VERSION,
 };
-use tether_store::{Completion, DelegateTokenRecord, Heartbeat};
+use tether_store::{Completion, DelegateTokenRecord, Heartbeat, StoreError};
 use tokio::sync::mpsc;
 
 use super::{random_id, Broker, Live, Outbound};
@@ -30,6 +30,40 @@ const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `GET /api/v1/delegates/connect`: the WebSocket delegates dial.
+#[utoipa::path(
+    get,
+    path = "/api/v1/delegates/connect",
+    tag = "delegates",
+    operation_id = "connectDelegate",
+    summary = "The delegates' WebSocket",
+    description = "The WebSocket a delegate (`tether delegate run`) dials and keeps open. The upgrade request \
+authenticates with a **delegate token** (`Authorization: Bearer tdt_…`, from `POST …/delegate-tokens`), not an API token, \
+and must be a WebSocket upgrade (`Connection: Upgrade`, `Upgrade: websocket`, `Sec-WebSocket-Version: 13`, `Sec-WebSocket-Key`).\n\n\
+After the 101, each text frame is one JSON object tagged by `type` (delegate protocol 1), with camelCase fields, up to 1 MiB.\n\n\
+Delegate to manager:\n\
+- `register` `{protocol, name, tags[], version, hostname, inCluster, capacity}`: must be the first message, within 10 s. \
+The delegate is registered in the scope of its token under `name` (a newer connection with the same name replaces the older one). \
+A `protocol` other than 1 is refused with `closing`.\n\
+- `heartbeat` `{running[]}`: every `heartbeatIntervalMs`, with the ids of the tasks it is running; renews their leases. \
+A delegate silent for the heartbeat timeout (45 s by default) is disconnected, and its tasks go to another delegate.\n\
+- `draining`: it is shutting down; it gets no new tasks, running ones still report.\n\
+- `taskResult` `{taskId, attempt, outcome}`, where `outcome` is `{status: \"succeeded\", output}` or `{status: \"failed\", message}`; \
+a result not acknowledged is sent again on the next connection.\n\n\
+Manager to delegate:\n\
+- `registered` `{delegateId, heartbeatIntervalMs}`: the answer to `register`.\n\
+- `task` `{taskId, attempt, kind, payload, timeoutMs}`: run it within `timeoutMs`; the payload carries the secret values the task needs, resolved for this delegate only.\n\
+- `resultAck` `{taskId}`: the result is stored; the delegate may forget it.\n\
+- `closing` `{reason, reconnect}`: the manager closes the connection and says why (e.g. token revoked, replaced by a \
+newer connection, manager shutting down, registration refused); `reconnect` says whether to dial again.",
+    security(("delegateToken" = [])),
+    responses(
+        (status = 101, description = "Switching Protocols: the connection is now the delegate's WebSocket."),
+        (status = 400, description = "Not a WebSocket upgrade request: a header of the upgrade is missing or wrong. The body is plain text, not `ErrorBody`.", content_type = "text/plain", body = String),
+        (status = 401, description = "No delegate token, a malformed `Authorization` header, or an unknown or revoked delegate token (`UNAUTHENTICATED`).", content_type = "application/json", body = crate::api::error::ErrorBody),
+        (status = 500, response = crate::api::openapi::Internal),
+        (status = 503, description = "The manager is shutting down (`SHUTTING_DOWN`): dial again after a backoff, to this manager once it is back or to another one.", content_type = "application/json", body = crate::api::error::ErrorBody),
+    ),
+)]
 pub async fn connect(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -40,6 +74,16 @@ pub async fn connect(
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.strip_prefix("Bearer "))
         .map(str::trim);
+    if state.broker.stopping() {
+        // Refused before any database work: a restart with thousands of
+        // delegates must not be slowed by those that dial back too early.
+        return ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "SHUTTING_DOWN",
+            "the manager is shutting down; the delegate reconnects after a backoff",
+        )
+        .into_response();
+    }
     let Some(token) = token else {
         return ApiError::unauthorized(
             "a delegate connects with 'Authorization: Bearer <delegate token>'",
@@ -96,20 +140,49 @@ async fn session(broker: Arc<Broker>, token: DelegateTokenRecord, socket: WebSoc
         .await
     {
         Ok(r) => r,
-        Err(e) => return refuse(&mut sink, &e.to_string()).await,
+        Err(e @ StoreError::Validation(_)) => return refuse(&mut sink, &e.to_string()).await,
+        Err(e) => {
+            // Database trouble passes: the delegate must not give up for good.
+            tracing::warn!(error = %e, "cannot register a delegate; it will retry");
+            let _ = send(
+                &mut sink,
+                &ManagerMessage::Closing {
+                    reason: "the manager cannot register delegates right now; retrying".into(),
+                    reconnect: true,
+                },
+            )
+            .await;
+            let _ = sink.close().await;
+            return;
+        }
     };
     let delegate_id = record.id.clone();
+    // Tasks it held before reconnecting (to another manager, or to this one
+    // before a restart) count against its capacity from the start, before its
+    // first heartbeat says what it runs.
+    let held = broker
+        .store
+        .tasks_held_by(&delegate_id)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, delegate = %delegate_id, "cannot read the tasks it holds; its first heartbeat will say");
+            Vec::new()
+        });
     let (tx, mut rx) = mpsc::channel::<Outbound>(64);
-    let replaced = broker.live.lock().unwrap().insert(
-        delegate_id.clone(),
-        live(
-            &token,
-            &registration,
-            &record.scope,
-            connection_id.clone(),
-            tx,
-        ),
+    let mut live = live(
+        &token,
+        &registration,
+        &record.scope,
+        connection_id.clone(),
+        tx,
     );
+    let now = Instant::now();
+    live.outstanding = held.into_iter().map(|id| (id, now)).collect();
+    let replaced = broker
+        .live
+        .lock()
+        .unwrap()
+        .insert(delegate_id.clone(), live);
     if let Some(old) = replaced {
         // Same delegate name, newer connection: a restart, or two processes
         // sharing a name. Tell the old one why it is dropped.
@@ -155,6 +228,13 @@ async fn session(broker: Arc<Broker>, token: DelegateTokenRecord, socket: WebSoc
             live.remove(&delegate_id);
         }
     }
+    // On shutdown, `Broker::shutdown` marks every delegate of this manager
+    // disconnected in one statement; ten thousand single writes here would
+    // hold the restart up for seconds.
+    if broker.stopping() {
+        tracing::info!(delegate = %delegate_id, "delegate disconnected");
+        return;
+    }
     if let Err(e) = broker
         .store
         .delegate_disconnected(&delegate_id, &connection_id)
@@ -179,7 +259,7 @@ fn live(
         tags: reg.tags.clone(),
         capacity: reg.capacity.max(1),
         draining: false,
-        outstanding: HashSet::new(),
+        outstanding: HashMap::new(),
         tx,
         last_frame: Instant::now(),
     }
@@ -257,9 +337,19 @@ fn heartbeat(broker: &Broker, delegate_id: &str, connection_id: &str, running: V
         let mut live = broker.live.lock().unwrap();
         match live.get_mut(delegate_id) {
             Some(d) => {
-                // After a manager restart the delegate knows what it runs; the
-                // new manager learns it here and counts it against capacity.
-                d.outstanding.extend(running.iter().cloned());
+                // The delegate knows what it runs. Forget what it does not
+                // mention unless it was handed over too recently to be in its
+                // list (it forgot it in a restart, or refused it while
+                // draining; its lease lapses and it moves on), and learn what
+                // this manager did not hand over (after a manager restart).
+                let now = Instant::now();
+                let recent = 2 * broker.config.heartbeat_interval;
+                d.outstanding.retain(|id, since| {
+                    running.contains(id) || now.duration_since(*since) < recent
+                });
+                for id in &running {
+                    d.outstanding.entry(id.clone()).or_insert(now);
+                }
                 !d.outstanding.is_empty()
             }
             None => !running.is_empty(),

@@ -5,18 +5,25 @@ use serde::Serialize;
 use tether_domain::Scope;
 use tether_store::DelegateRecord;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Why a delegate cannot run the task, tagged by `reason`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "reason", rename_all = "camelCase")]
 pub enum Ineligible {
     /// Registered in a scope that does not cover the task's.
     #[serde(rename_all = "camelCase")]
-    Scope { delegate_scope: String },
+    Scope {
+        /// The delegate's scope, e.g. `org 'payments'`.
+        delegate_scope: String,
+    },
     /// Lacks some of the selector tags.
     #[serde(rename_all = "camelCase")]
     MissingTags { missing: Vec<String> },
     /// Not connected to any manager (or its heartbeats stopped).
     #[serde(rename_all = "camelCase")]
-    Disconnected { last_heartbeat: Option<i64> },
+    Disconnected {
+        /// Milliseconds since the Unix epoch; null when it never sent one.
+        last_heartbeat: Option<i64>,
+    },
     /// Shutting down.
     Draining,
 }
@@ -37,14 +44,17 @@ impl Ineligible {
 }
 
 /// One delegate as the selection saw it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Considered {
     pub id: String,
     pub name: String,
     pub tags: Vec<String>,
+    /// Tasks it is running now.
     pub running_tasks: u32,
+    /// Tasks it runs at once.
     pub capacity: u32,
+    /// Why it cannot run the task; absent when it could.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ineligible: Option<Ineligible>,
 }

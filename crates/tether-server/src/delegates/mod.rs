@@ -11,7 +11,9 @@
 //!   renews the leases of the tasks those delegates hold;
 //! - reaper: closes connections whose frames stopped, takes back tasks whose
 //!   lease lapsed (offering them to another delegate), fails tasks past their
-//!   deadline.
+//!   deadline. It takes nothing back in the first heartbeat timeout after the
+//!   manager starts: after a restart, delegates reconnect and renew the leases
+//!   of the tasks they still run, which therefore do not run twice.
 //!
 //! Events (`task`, `done:<id>`, `revoked:<token>`) wake other managers through
 //! the store's LISTEN/NOTIFY; a periodic re-scan covers any event lost.
@@ -102,6 +104,9 @@ pub struct Broker {
     beats: Mutex<HashMap<String, Heartbeat>>,
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
     wake_dispatch: Notify,
+    /// Set when [`Broker::shutdown`] starts: no new connections, and no
+    /// per-connection disconnect writes (one statement marks them all).
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -122,6 +127,7 @@ impl Broker {
             beats: Mutex::new(HashMap::new()),
             waiters: Mutex::new(HashMap::new()),
             wake_dispatch: Notify::new(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -211,13 +217,26 @@ impl Broker {
             // Explain with the delegates of the rest of the org too: they cannot
             // run it, and saying why (their scope) is what the caller needs when
             // a delegate was installed with another project's token.
+            // Only delegates of this scope's own line (above or below it) are
+            // named: whoever may act in a project must learn nothing about
+            // another project, so those are only counted.
             let mut near = self.store.delegates_near(scope).await?;
             near.sort_by(|a, b| a.name.cmp(&b.name));
+            let (visible, elsewhere): (Vec<_>, Vec<_>) = near
+                .into_iter()
+                .partition(|d| d.scope.covers(scope) || scope.covers(&d.scope));
             let considered =
-                eligibility::consider(&near, scope, &selectors, now, self.timeout_ms());
+                eligibility::consider(&visible, scope, &selectors, now, self.timeout_ms());
             if considered.iter().all(|c| c.ineligible.is_some()) {
+                let mut message = eligibility::explain(scope, &selectors, &considered);
+                if !elsewhere.is_empty() {
+                    message.push_str(&format!(
+                        ". {} delegate(s) registered in other projects of this org cannot serve it: a delegate serves only its own scope and those below it",
+                        elsewhere.len()
+                    ));
+                }
                 return Err(SubmitError::NoEligibleDelegate {
-                    message: eligibility::explain(scope, &selectors, &considered),
+                    message,
                     considered,
                 });
             }
@@ -473,6 +492,8 @@ impl Broker {
     /// Tells every connected delegate the manager is going away, so they
     /// reconnect (to another manager, or to this one after its restart).
     pub async fn shutdown(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let txs: Vec<mpsc::Sender<Outbound>> = self
             .live
             .lock()
@@ -494,6 +515,11 @@ impl Broker {
         if let Err(e) = self.store.manager_stopped(&self.manager_id).await {
             tracing::warn!(error = %e, "cannot mark this manager's delegates disconnected");
         }
+    }
+
+    /// True once [`Broker::shutdown`] has started.
+    pub(crate) fn stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// How many delegates are connected to this manager.

@@ -6,7 +6,9 @@ mod common;
 
 mod connectors;
 mod crash;
+mod delegates;
 mod listing;
 mod orgs;
 mod secrets;
+mod test_history;
 mod tokens;

@@ -65,6 +65,8 @@ pub struct ApiClient {
     http: reqwest::Client,
     base: String,
     token: String,
+    /// Overrides the client's 120 s limit per request (see [`ApiClient::set_timeout`]).
+    timeout: Option<std::time::Duration>,
 }
 
 impl ApiClient {
@@ -100,7 +102,14 @@ impl ApiClient {
             http,
             base: url.trim_end_matches('/').to_string(),
             token: token.trim().to_string(),
+            timeout: None,
         })
+    }
+
+    /// How long one request may take, for calls the manager answers slowly on
+    /// purpose (a connection test returns when the test is done).
+    pub fn set_timeout(&mut self, timeout: std::time::Duration) {
+        self.timeout = Some(timeout);
     }
 
     /// Sends a request; `body` is JSON unless `raw` gives bytes and a content type.
@@ -133,6 +142,9 @@ impl ApiClient {
             .request(method.clone(), &url)
             .bearer_auth(&self.token)
             .query(query);
+        if let Some(t) = self.timeout {
+            req = req.timeout(t);
+        }
         match body {
             Some(Body::Json(v)) => req = req.json(&v),
             Some(Body::Raw {

@@ -21,7 +21,6 @@ mod kubeconfig;
 mod manager;
 mod progress;
 mod remove;
-mod report;
 mod rotate;
 
 use std::path::PathBuf;
@@ -96,6 +95,8 @@ pub struct AddArgs {
     #[arg(long, value_enum, default_value = "deployments")]
     pub profile: ProfileArg,
     /// Namespace of the service account and its token Secret; created when missing.
+    /// kube-system by default: it exists in every cluster, and usually only cluster
+    /// administrators may read its Secrets.
     #[arg(short = 'n', long, default_value = DEFAULT_NAMESPACE)]
     pub namespace: String,
     /// Where the account may act (repeatable). Without it, deployments and builds

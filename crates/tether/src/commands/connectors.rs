@@ -2,6 +2,7 @@
 //! users already have), read, list, export and delete them.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{anyhow, Context, Result};
 use clap::Subcommand;
@@ -67,6 +68,11 @@ pub enum ConnectorCommand {
     },
     /// Turn a kubeconfig context with a static credential into secrets and a connector.
     ImportKubeconfig(super::cluster::ImportKubeconfigArgs),
+    /// Run the connection test now and print the report. Exit code 0 for
+    /// SUCCESS, 2 for PARTIAL (permissions missing), 1 for FAILURE.
+    Test(super::connection_test::TestCommand),
+    /// The connector's last connection test results, newest first.
+    History(super::connection_test::HistoryCommand),
 }
 
 const HEADERS: &[&str] = &[
@@ -94,7 +100,17 @@ fn row(r: &Value) -> Vec<String> {
     ]
 }
 
-pub async fn run(cmd: ConnectorCommand) -> Result<()> {
+pub async fn run(cmd: ConnectorCommand) -> Result<ExitCode> {
+    match cmd {
+        ConnectorCommand::Test(t) => super::connection_test::test(t).await,
+        ConnectorCommand::History(h) => super::connection_test::history(h)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        other => run_other(other).await.map(|()| ExitCode::SUCCESS),
+    }
+}
+
+async fn run_other(cmd: ConnectorCommand) -> Result<()> {
     let client = ApiClient::from_env()?;
     match cmd {
         ConnectorCommand::Apply { file } => apply(&client, &file).await,
@@ -150,6 +166,9 @@ pub async fn run(cmd: ConnectorCommand) -> Result<()> {
             Ok(())
         }
         ConnectorCommand::ImportKubeconfig(args) => super::cluster::import_kubeconfig(args).await,
+        ConnectorCommand::Test(_) | ConnectorCommand::History(_) => {
+            unreachable!("handled by run")
+        }
     }
 }
 

@@ -3,11 +3,13 @@
 
 mod client;
 mod cluster;
+mod connection_test;
 mod connectors;
 mod delegates;
 mod orgs;
 mod output;
 mod rbac;
+mod report;
 mod secrets;
 mod server;
 mod tokens;
@@ -74,7 +76,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Server(args) => return server::run(args).await,
         Command::Login(args) => tokens::login(args).await?,
-        Command::Connector(cmd) => connectors::run(cmd).await?,
+        Command::Connector(cmd) => return connectors::run(cmd).await,
         Command::Secret(cmd) => secrets::run(cmd).await?,
         Command::Org(cmd) => orgs::run_org(cmd).await?,
         Command::Project(cmd) => orgs::run_project(cmd).await?,

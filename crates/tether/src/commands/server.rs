@@ -25,6 +25,8 @@ pub struct ServerArgs {
     /// A delegate silent this long is disconnected and its tasks go to another.
     #[arg(long, env = "TETHER_DELEGATE_TIMEOUT", default_value = "45s", value_parser = humantime::parse_duration)]
     delegate_timeout: std::time::Duration,
+    #[command(flatten)]
+    tests: super::connection_test::TestArgs,
     #[command(subcommand)]
     action: Option<ServerAction>,
 }
@@ -119,10 +121,7 @@ pub async fn run(args: ServerArgs) -> Result<ExitCode> {
             ..Default::default()
         },
     );
-    let state = tether_server::AppState {
-        store: store.clone(),
-        broker,
-    };
+    let state = tether_server::AppState::with_tests(store.clone(), broker, args.tests.settings());
     tether_server::serve(listener, state, shutdown_signal()).await?;
     store.close().await;
     tracing::info!("stopped");

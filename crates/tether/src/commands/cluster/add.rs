@@ -17,7 +17,7 @@ use secrecy::ExposeSecret;
 use tether_domain::connector::{ConnectorType, ServiceAccountAuth};
 use tether_domain::{
     Auth, ConnectionTestSettings, Connector, Credential, K8sClusterSpec, ManualConfig,
-    PermissionProfile,
+    PermissionProfile, PermissionRule,
 };
 use tether_kube::onboarding::account::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use tether_kube::onboarding::token::MIN_TOKEN_TTL;
@@ -27,10 +27,10 @@ use tether_kube::onboarding::{
 };
 
 use super::super::client::ApiClient;
+use super::super::report;
 use super::kubeconfig::{self, OperatorCluster};
 use super::manager::Manager;
 use super::progress::Progress;
-use super::report;
 use super::{
     connector_identifier, parse_duration, secret_identifier, service_account_name, AddArgs,
     KubeconfigArgs, TAG_CLUSTER_ADD, TAG_CREATED_NAMESPACE, TAG_PROFILE, TAG_SERVICE_ACCOUNT,
@@ -97,13 +97,18 @@ pub async fn run(args: AddArgs) -> Result<()> {
     match steps(&plan, &args.kube, &manager, &mut progress).await {
         Ok(()) => Ok(()),
         Err(e) => {
-            let next = format!(
-                "Running the same `tether cluster add` again is safe: it updates what exists and \
-                 creates what is missing. To undo what was done, run `tether cluster remove {}{}{}`.",
-                plan.id,
-                manager.scope_flags(),
-                kube_flags(&args.kube)
-            );
+            let next = if progress.changed_anything() {
+                format!(
+                    "Running the same `tether cluster add` again is safe: it updates what exists \
+                     and creates what is missing. To undo what was done, run `tether cluster \
+                     remove {}{}{}`.",
+                    plan.id,
+                    manager.scope_flags(),
+                    kube_flags(&args.kube)
+                )
+            } else {
+                "Fix the cause above and run the same command again.".to_string()
+            };
             Err(progress.failure(e, &next))
         }
     }
@@ -131,6 +136,7 @@ async fn steps(
     let ns = account.namespace();
 
     p.start(format!("checking connector {id} in {}", manager.scope()));
+    manager.check_scope().await?;
     let existing = manager.connector(id).await?;
     let mut created_namespace = false;
     match &existing {
@@ -145,6 +151,20 @@ async fn steps(
 
     p.start("connecting to the cluster with your kubeconfig");
     let cluster = kubeconfig::connect(kube).await?;
+    if let Some(url) = existing.as_ref().and_then(master_url) {
+        let norm = |u: &str| u.trim().trim_end_matches('/').to_ascii_lowercase();
+        if norm(url) != norm(&cluster.server) {
+            bail!(
+                "connector '{id}' was added for the cluster at {url}, but context '{}' of {} \
+                 points to {}: choose another --name (or --identifier) for this cluster, or run \
+                 `tether cluster remove {id}{}` (with a kubeconfig for {url}) first",
+                cluster.context,
+                cluster.source,
+                cluster.server,
+                manager.scope_flags()
+            );
+        }
+    }
     let version = cluster.version().await?;
     p.finish(format!(
         "context {}, {} (Kubernetes {version})",
@@ -179,12 +199,17 @@ async fn steps(
         }
     }
     for object in &applied.pruned {
-        p.record(format!("deleted {object} (no longer granted)"));
+        p.record(format!("deleted {object} (no longer in the manifest)"));
     }
     if plan.ttl.is_some() {
         // An expiring token was asked for: no long-lived token Secret of tether's
         // should remain (the manifest always has one, for `kubectl apply` users).
-        delete_token_secret(&cluster.client, account).await?;
+        if delete_token_secret(&cluster.client, account).await? {
+            p.record(format!(
+                "deleted Secret {ns}/{} (an expiring token was asked for)",
+                account.token_secret_name()
+            ));
+        }
     }
     let mut summary = format!(
         "{} created, {} updated, {} unchanged",
@@ -194,7 +219,7 @@ async fn steps(
     );
     if !applied.pruned.is_empty() {
         summary.push_str(&format!(
-            ", {} no longer granted deleted",
+            ", {} deleted (no longer in the manifest)",
             applied.pruned.len()
         ));
     }
@@ -281,6 +306,7 @@ async fn steps(
     p.start("connection test through the manager");
     test_and_report(manager, id, p).await?;
 
+    println!();
     println!(
         "cluster '{}' added: connector {id} in {}, service account {account} with profile {} {}",
         plan.name,
@@ -309,7 +335,7 @@ pub async fn test_and_report(manager: &Manager, id: &str, p: &mut Progress) -> R
         Some(r) => {
             let status = report::status(&r).to_string();
             p.finish(&status);
-            print!("{}", report::render(&r));
+            print!("{}", report::render(&r, &format!("connector {id}")));
             if status != "SUCCESS" {
                 bail!(
                     "the connection test reported {status} (see the report above); the connector is stored with this result"
@@ -317,6 +343,14 @@ pub async fn test_and_report(manager: &Manager, id: &str, p: &mut Progress) -> R
             }
             Ok(())
         }
+    }
+}
+
+/// The connector's API server URL, if it has one of its own.
+pub fn master_url(c: &Connector) -> Option<&str> {
+    match &c.spec.credential {
+        Credential::ManualConfig(m) => Some(m.master_url.as_str()),
+        Credential::InheritFromDelegate => None,
     }
 }
 
@@ -409,15 +443,44 @@ fn connector_document(
     }
 }
 
-/// What the connection test checks: what was granted, where. The admin profiles
-/// (built-in `admin`/`cluster-admin`) include everything of `deployments`.
+/// What the connection test checks: what was granted, where. `cluster-admin`
+/// includes everything of `deployments`; the built-in `admin` role too, except
+/// writing events (Kubernetes grants it only reading them), so namespace-admin
+/// is checked with the `deployments` rules where events are read-only.
 fn test_settings(profile: OnboardingProfile, targets: &[String]) -> ConnectionTestSettings {
+    let (profile, rules) = match profile {
+        OnboardingProfile::Builds => (PermissionProfile::Builds, Vec::new()),
+        OnboardingProfile::Deployments | OnboardingProfile::ClusterAdmin => {
+            (PermissionProfile::Deployments, Vec::new())
+        }
+        OnboardingProfile::NamespaceAdmin => {
+            let mut rules = Vec::new();
+            for rule in PermissionProfile::Deployments.rules() {
+                let (events, others): (Vec<String>, Vec<String>) = rule
+                    .resources
+                    .iter()
+                    .cloned()
+                    .partition(|r| rule.api_group.is_empty() && r == "events");
+                if !others.is_empty() {
+                    rules.push(PermissionRule {
+                        resources: others,
+                        ..rule.clone()
+                    });
+                }
+                if !events.is_empty() {
+                    rules.push(PermissionRule {
+                        verbs: ["get", "list", "watch"].map(String::from).to_vec(),
+                        api_group: String::new(),
+                        resources: events,
+                    });
+                }
+            }
+            (PermissionProfile::Custom, rules)
+        }
+    };
     ConnectionTestSettings {
-        profile: match profile {
-            OnboardingProfile::Builds => PermissionProfile::Builds,
-            _ => PermissionProfile::Deployments,
-        },
-        rules: Vec::new(),
+        profile,
+        rules,
         namespaces: targets.to_vec(),
     }
 }
@@ -460,13 +523,14 @@ async fn ensure_namespace(client: &Client, name: &str) -> Result<NamespaceOutcom
     }
 }
 
-/// Deletes tether's token Secret of the account (`<sa>-token`), if present.
-async fn delete_token_secret(client: &Client, account: &ServiceAccountRef) -> Result<()> {
+/// Deletes tether's token Secret of the account (`<sa>-token`); `false` when
+/// there was none.
+async fn delete_token_secret(client: &Client, account: &ServiceAccountRef) -> Result<bool> {
     let name = account.token_secret_name();
     let api: Api<Secret> = Api::namespaced(client.clone(), account.namespace());
     match api.delete(&name, &DeleteParams::default()).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
         Err(e) => bail!(
             "cannot delete the long-lived token Secret {}/{name}: {}",
             account.namespace(),

@@ -53,6 +53,16 @@ impl Manager {
         }
     }
 
+    /// Fails, saying why, unless the scope exists and may be read with this token.
+    pub async fn check_scope(&self) -> Result<()> {
+        let path = format!("{}/connectors", self.base);
+        self.api
+            .send(Method::GET, &path, None, &[("limit", "1".to_string())])
+            .await
+            .with_context(|| format!("cannot use {}", self.scope))?;
+        Ok(())
+    }
+
     /// GET that answers `None` for a 404.
     async fn get_opt(&self, path: &str) -> Result<Option<Value>> {
         let (status, bytes) = self.api.send_any(Method::GET, path, None, &[]).await?;

@@ -43,6 +43,11 @@ impl Progress {
         self.done.push(what.into());
     }
 
+    /// Whether anything was recorded as done.
+    pub fn changed_anything(&self) -> bool {
+        !self.done.is_empty()
+    }
+
     /// The error to return when a step failed: which one, why, what was done
     /// before it, and the `next` steps (how to retry or clean up).
     pub fn failure(&mut self, err: anyhow::Error, next: &str) -> anyhow::Error {

@@ -11,13 +11,13 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use kube::api::ListParams;
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
-use tether_domain::{derive_identifier, Connector, Credential};
+use tether_domain::{derive_identifier, Connector};
 use tether_kube::onboarding::account::{
     MANAGED_BY_LABEL, MANAGED_BY_VALUE, SERVICE_ACCOUNT_LABEL, SERVICE_ACCOUNT_NAMESPACE_LABEL,
 };
 
 use super::super::client::ApiClient;
-use super::add::{describe, kube_flags};
+use super::add::{describe, kube_flags, master_url};
 use super::manager::Manager;
 use super::progress::Progress;
 use super::{
@@ -34,10 +34,14 @@ pub async fn run(args: RemoveArgs) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) => {
             let next = format!(
-                "Running `tether cluster remove {}{}{}` again is safe: it deletes what is left.",
+                "Running `tether cluster remove {}{}{}` again is safe: it deletes what is left. \
+                 If the cluster itself is gone, delete tether's side by hand: `tether connector \
+                 delete ID{}`, then `tether secret delete ID_token{}` and `ID_ca`.",
                 args.name,
                 manager.scope_flags(),
-                kube_flags(&args.kube)
+                kube_flags(&args.kube),
+                manager.scope_flags(),
+                manager.scope_flags(),
             );
             Err(progress.failure(e, &next))
         }
@@ -163,13 +167,6 @@ async fn steps(args: &RemoveArgs, manager: &Manager, p: &mut Progress) -> Result
     }
     println!("cluster '{}' removed", args.name);
     Ok(())
-}
-
-fn master_url(c: &Connector) -> Option<&str> {
-    match &c.spec.credential {
-        Credential::ManualConfig(m) => Some(m.master_url.as_str()),
-        Credential::InheritFromDelegate => None,
-    }
 }
 
 /// The secrets `add` stores for connector `id`, and any other the connector

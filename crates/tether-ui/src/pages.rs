@@ -1,0 +1,1080 @@
+//! The pages. Each is a server-rendered skeleton (headings, forms with their
+//! labels, empty tables); `assets/*.js` fills it from the REST API with the
+//! session and posts the forms there.
+
+use std::collections::HashMap;
+
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{html, Markup, DOCTYPE};
+use tether_domain::Scope;
+use tether_store::StoreError;
+
+use crate::assets;
+use crate::login::{to_login, viewer, Viewer};
+use crate::UiState;
+
+/// Which page, for the navigation and the script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Connectors,
+    Wizard,
+    Connector,
+    Delegates,
+    Secrets,
+}
+
+impl Kind {
+    fn script_name(self) -> &'static str {
+        match self {
+            Kind::Connectors => "connectors",
+            Kind::Wizard => "wizard",
+            Kind::Connector => "connector",
+            Kind::Delegates => "delegates",
+            Kind::Secrets => "secrets",
+        }
+    }
+}
+
+/// `""`, `/orgs/o` or `/orgs/o/projects/p`: the same for pages and the API.
+pub(crate) fn scope_prefix(scope: &Scope) -> String {
+    match scope {
+        Scope::Account => String::new(),
+        Scope::Org(o) => format!("/orgs/{o}"),
+        Scope::Project { org, project } => format!("/orgs/{org}/projects/{project}"),
+    }
+}
+
+fn scope_words(scope: &Scope) -> String {
+    match scope {
+        Scope::Account => "the account".into(),
+        Scope::Org(o) => format!("org {o}"),
+        Scope::Project { org, project } => format!("project {project} (org {org})"),
+    }
+}
+
+/// The HTML document around every page.
+fn document(title: &str, body_attrs: BodyAttrs<'_>, content: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="color-scheme" content="light";
+                @if let Some(csrf) = body_attrs.csrf {
+                    meta name="csrf-token" content=(csrf);
+                }
+                title { (title) " · tether" }
+                link rel="icon" type="image/svg+xml" href=(assets::url("favicon.svg"));
+                link rel="stylesheet" href=(assets::url("app.css"));
+                @if body_attrs.page.is_some() {
+                    @for s in assets::SCRIPTS {
+                        script src=(assets::url(s)) defer {}
+                    }
+                }
+            }
+            body data-page=[body_attrs.page]
+                data-api-base=[body_attrs.api_base.as_deref()]
+                data-ui-base=[body_attrs.ui_base.as_deref()]
+                data-org=[body_attrs.org]
+                data-project=[body_attrs.project]
+                data-identifier=[body_attrs.identifier]
+                data-token-org=[body_attrs.token_org]
+                data-token-project=[body_attrs.token_project]
+                data-role=[body_attrs.role] {
+                a .skip-link href="#main" { "Skip to content" }
+                (content)
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct BodyAttrs<'a> {
+    page: Option<&'a str>,
+    csrf: Option<&'a str>,
+    api_base: Option<String>,
+    ui_base: Option<String>,
+    org: Option<&'a str>,
+    project: Option<&'a str>,
+    identifier: Option<&'a str>,
+    token_org: Option<&'a str>,
+    token_project: Option<&'a str>,
+    role: Option<&'a str>,
+}
+
+/// A page without the application chrome (sign-in).
+pub(crate) fn bare_page(title: &str, content: Markup) -> Markup {
+    document(title, BodyAttrs::default(), content)
+}
+
+fn header(viewer: &Viewer, scope: &Scope, kind: Kind) -> Markup {
+    let prefix = scope_prefix(scope);
+    let nav = [
+        (
+            Kind::Connectors,
+            "Connectors",
+            format!("{prefix}/connectors"),
+        ),
+        (Kind::Delegates, "Delegates", format!("{prefix}/delegates")),
+        (Kind::Secrets, "Secrets", format!("{prefix}/secrets")),
+    ];
+    let current = |k: Kind| match kind {
+        Kind::Wizard | Kind::Connector => k == Kind::Connectors,
+        other => other == k,
+    };
+    html! {
+        header .topbar {
+            div .topbar-inner {
+                a .brand href="/" { img .brand-mark src=(assets::url("favicon.svg")) alt="" width="22" height="22"; " tether" }
+                form #scope-switcher .scope-switcher aria-label="Scope" {
+                    div .switch {
+                        label for="scope-org" { "Org" }
+                        select #scope-org {
+                            @match scope.org() {
+                                Some(o) => option value=(o) selected { (o) },
+                                None => option value="" selected { "Account (all orgs)" },
+                            }
+                        }
+                    }
+                    div .switch {
+                        label for="scope-project" { "Project" }
+                        select #scope-project {
+                            @match scope.project() {
+                                Some(p) => option value=(p) selected { (p) },
+                                None => option value="" selected { "— none —" },
+                            }
+                        }
+                    }
+                }
+                nav .mainnav aria-label="Main" {
+                    ul {
+                        @for (k, label, href) in &nav {
+                            li {
+                                a href=(href) aria-current=[current(*k).then_some("page")] { (label) }
+                            }
+                        }
+                    }
+                }
+                div .who {
+                    span .who-name title=(format!("API token {} ({}), {}", viewer.token.id, viewer.token.role.as_str(), viewer.token.scope)) {
+                        span .visually-hidden { "Signed in as " } strong { (viewer.token.name) }
+                        span .muted { " · " (viewer.token.role.as_str()) }
+                    }
+                    form method="post" action="/logout" .inline {
+                        input type="hidden" name="csrf" value=(viewer.csrf);
+                        button #logout .linklike type="submit" { "Sign out" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn breadcrumbs(scope: &Scope, trail: &[(&str, Option<String>)]) -> Markup {
+    let prefix = scope_prefix(scope);
+    html! {
+        nav .breadcrumbs aria-label="Breadcrumb" {
+            ol {
+                li { a href="/connectors" { "Account" } }
+                @if let Some(o) = scope.org() {
+                    li { a href=(format!("/orgs/{o}/connectors")) { "Org " (o) } }
+                }
+                @if let Some(p) = scope.project() {
+                    li { a href=(format!("{prefix}/connectors")) { "Project " (p) } }
+                }
+                @for (label, href) in trail {
+                    li {
+                        @match href {
+                            Some(h) => a href=(h) { (label) },
+                            None => span aria-current="page" { (label) },
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn app_page(
+    viewer: &Viewer,
+    scope: &Scope,
+    kind: Kind,
+    identifier: Option<&str>,
+    title: &str,
+    main: Markup,
+) -> Markup {
+    let prefix = scope_prefix(scope);
+    let attrs = BodyAttrs {
+        page: Some(kind.script_name()),
+        csrf: Some(&viewer.csrf),
+        api_base: Some(format!("/api/v1{prefix}")),
+        ui_base: Some(prefix),
+        org: scope.org(),
+        project: scope.project(),
+        identifier,
+        token_org: viewer.token.scope.org(),
+        token_project: viewer.token.scope.project(),
+        role: Some(viewer.token.role.as_str()),
+    };
+    document(
+        title,
+        attrs,
+        html! {
+            (header(viewer, scope, kind))
+            main #main .container tabindex="-1" {
+                (main)
+            }
+            div #toast .toast role="status" aria-live="polite" {}
+        },
+    )
+}
+
+/// A message page (not found, forbidden) inside the chrome.
+fn message_page(
+    viewer: &Viewer,
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    link: (&str, String),
+) -> Response {
+    let scope = viewer.token.scope.clone();
+    let body = html! {
+        section .panel .message-page {
+            h1 { (title) }
+            p { (message) }
+            p { a .button href=(link.1) { (link.0) } }
+        }
+    };
+    (
+        status,
+        document(
+            title,
+            BodyAttrs {
+                csrf: Some(&viewer.csrf),
+                ..Default::default()
+            },
+            html! {
+                (header(viewer, &scope, Kind::Connectors))
+                main #main .container tabindex="-1" { (body) }
+            },
+        ),
+    )
+        .into_response()
+}
+
+/// Signed in, a scope the token reaches and that exists: the viewer and scope.
+async fn prepare(
+    state: &UiState,
+    headers: &HeaderMap,
+    uri: &OriginalUri,
+    params: &HashMap<String, String>,
+) -> Result<(Viewer, Scope), Response> {
+    let Some(viewer) = viewer(state, headers).await else {
+        let pq = uri
+            .0
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
+        return Err(to_login(&pq));
+    };
+    let own = format!("{}/connectors", scope_prefix(&viewer.token.scope));
+    let scope = match Scope::from_parts(
+        params.get("org").map(String::as_str),
+        params.get("project").map(String::as_str),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            return Err(message_page(
+                &viewer,
+                StatusCode::NOT_FOUND,
+                "Not found",
+                &format!("This address does not name a scope: {e}."),
+                ("Go to your connectors", own),
+            ))
+        }
+    };
+    if !viewer.token.scope.covers(&scope) {
+        return Err(message_page(
+            &viewer,
+            StatusCode::FORBIDDEN,
+            "Out of reach",
+            &format!(
+                "Your API token belongs to {} and cannot reach {}. Sign in with a token of that scope, or go back to yours.",
+                scope_words(&viewer.token.scope),
+                scope_words(&scope)
+            ),
+            ("Go to your connectors", own),
+        ));
+    }
+    let exists = match &scope {
+        Scope::Account => Ok(()),
+        Scope::Org(o) => state.store.get_org(o).await.map(|_| ()),
+        Scope::Project { org, project } => state.store.get_project(org, project).await.map(|_| ()),
+    };
+    match exists {
+        Ok(()) => Ok((viewer, scope)),
+        Err(StoreError::NotFound { .. }) => Err(message_page(
+            &viewer,
+            StatusCode::NOT_FOUND,
+            "Not found",
+            &format!(
+                "There is no {} (it may have been deleted).",
+                scope_words(&scope)
+            ),
+            ("Go to your connectors", own),
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "store failure while rendering a page");
+            Err(message_page(
+                &viewer,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The manager could not load this page",
+                "See the manager's log, then reload.",
+                ("Reload", uri.0.to_string()),
+            ))
+        }
+    }
+}
+
+type Params = Path<HashMap<String, String>>;
+
+pub(crate) async fn home(State(state): State<UiState>, headers: HeaderMap) -> Response {
+    match viewer(&state, &headers).await {
+        Some(v) => {
+            Redirect::to(&format!("{}/connectors", scope_prefix(&v.token.scope))).into_response()
+        }
+        None => Redirect::to("/login").into_response(),
+    }
+}
+
+pub(crate) async fn connectors(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    Path(params): Params,
+) -> Response {
+    let (viewer, scope) = match prepare(&state, &headers, &uri, &params).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let prefix = scope_prefix(&scope);
+    let main = html! {
+        (breadcrumbs(&scope, &[("Connectors", None)]))
+        div .page-head {
+            div {
+                h1 { "Connectors" }
+                p .muted { "Kubernetes clusters of " (scope_words(&scope)) ", their credentials and the result of their last connection test." }
+            }
+            a #new-connector .button .primary href=(format!("{prefix}/connectors/new")) { "+ New connector" }
+        }
+        form #connector-filters .filters role="search" aria-label="Filter connectors" {
+            div .field {
+                label for="f-search" { "Search" }
+                input #f-search type="search" name="search" placeholder="Name or id" autocomplete="off";
+            }
+            div .field {
+                label for="f-status" { "Status" }
+                select #f-status name="status" {
+                    option value="" { "Any status" }
+                    @for s in ["SUCCESS", "FAILURE", "PARTIAL", "UNKNOWN", "PENDING"] {
+                        option value=(s) { (s) }
+                    }
+                }
+            }
+        }
+        p #list-error .form-error role="alert" hidden {}
+        div .table-wrap {
+            table #connectors-table .data {
+                caption .visually-hidden { "Connectors" }
+                thead {
+                    tr {
+                        th scope="col" { "Name" }
+                        th scope="col" { "Id" }
+                        th scope="col" { "Credentials" }
+                        th scope="col" { "Status" }
+                        th scope="col" { "Last tested" }
+                        th scope="col" { "Last connected" }
+                    }
+                }
+                tbody #connectors-body {
+                    tr { td colspan="6" .muted { "Loading…" } }
+                }
+            }
+        }
+        nav #pager .pager aria-label="Pages" {
+            button #page-prev type="button" disabled { "← Previous" }
+            span #page-info aria-live="polite" {}
+            button #page-next type="button" disabled { "Next →" }
+        }
+    };
+    app_page(&viewer, &scope, Kind::Connectors, None, "Connectors", main).into_response()
+}
+
+fn field_error(id: &str) -> Markup {
+    html! { p id=(format!("{id}-error")) .field-error role="alert" hidden {} }
+}
+
+/// A secret reference field: pick an existing secret, or create one in place.
+fn secret_picker(id: &str, field: &str, label: &str, required: bool, help: &str) -> Markup {
+    html! {
+        div .field .secret-field data-field=(field) data-required=(if required { "true" } else { "false" }) {
+            label for=(id) {
+                (label)
+                @if !required { span .optional { " (optional)" } }
+            }
+            div .picker {
+                select id=(id) .secret-picker aria-describedby=(format!("{id}-help {id}-error")) {
+                    option value="" { @if required { "Select a secret…" } @else { "None" } }
+                }
+                button type="button" .secondary .create-secret aria-expanded="false" aria-controls=(format!("{id}-new")) {
+                    "Create a new secret"
+                }
+            }
+            p id=(format!("{id}-help")) .help { (help) }
+            (field_error(id))
+            div id=(format!("{id}-new")) .inline-secret hidden role="group" aria-label=(format!("New secret for {label}")) {
+                div .field data-field="name" {
+                    label for=(format!("{id}-new-name")) { "Secret name" }
+                    input id=(format!("{id}-new-name")) .ns-name type="text" autocomplete="off";
+                    p .help { "Id: " code .ns-id {} }
+                    p .field-error role="alert" hidden {}
+                }
+                div .field data-field="value" {
+                    label for=(format!("{id}-new-value")) { "Secret value" }
+                    textarea id=(format!("{id}-new-value")) .ns-value rows="4" spellcheck="false" autocomplete="off" {}
+                    p .help { "Stored encrypted. It is never shown again after you create it." }
+                    p .field-error role="alert" hidden {}
+                }
+                p .form-error role="alert" hidden {}
+                div .actions {
+                    button type="button" .primary .ns-create { "Create secret" }
+                    button type="button" .secondary .ns-cancel { "Cancel" }
+                }
+            }
+        }
+    }
+}
+
+fn text_field(
+    id: &str,
+    field: &str,
+    label: &str,
+    required: bool,
+    help: &str,
+    placeholder: &str,
+) -> Markup {
+    html! {
+        div .field data-field=(field) {
+            label for=(id) {
+                (label)
+                @if !required { span .optional { " (optional)" } }
+            }
+            input id=(id) type="text" autocomplete="off" spellcheck="false" placeholder=(placeholder)
+                aria-describedby=(format!("{id}-help {id}-error"));
+            p id=(format!("{id}-help")) .help { (help) }
+            (field_error(id))
+        }
+    }
+}
+
+const AUTH: &str = "spec.credential.spec.auth.spec";
+
+fn auth_fields() -> Markup {
+    let ca = |p: &str| {
+        secret_picker(
+            &format!("{p}-ca"),
+            &format!("{AUTH}.caCertRef"),
+            "CA certificate",
+            false,
+            "PEM of the CA that signed the API server's certificate. Leave empty when a public CA signed it.",
+        )
+    };
+    html! {
+        div .auth-group data-auth="ServiceAccount" {
+            (secret_picker("sa-token", &format!("{AUTH}.serviceAccountTokenRef"), "Service account token", true,
+                "The bearer token of a Kubernetes service account (kubectl get secret … -o jsonpath='{.data.token}' | base64 -d)."))
+            (ca("sa"))
+        }
+        div .auth-group data-auth="UsernamePassword" hidden {
+            fieldset .field data-field=(format!("{AUTH}.username")) {
+                legend { "Username" }
+                div .radios .inline-radios {
+                    label { input type="radio" name="up-username-kind" value="text" checked; " Plain text" }
+                    label { input type="radio" name="up-username-kind" value="secret"; " From a secret" }
+                }
+                div .up-username-text {
+                    label for="up-username" .visually-hidden { "Username" }
+                    input #up-username type="text" autocomplete="off" aria-describedby="up-username-error";
+                }
+                (field_error("up-username"))
+            }
+            div .up-username-secret hidden {
+                (secret_picker("up-username-ref", &format!("{AUTH}.usernameRef"), "Username secret", true, "A secret holding the username."))
+            }
+            (secret_picker("up-password", &format!("{AUTH}.passwordRef"), "Password", true, "A secret holding the password."))
+            (ca("up"))
+        }
+        div .auth-group data-auth="ClientKeyCert" hidden {
+            (secret_picker("ck-cert", &format!("{AUTH}.clientCertRef"), "Client certificate", true, "PEM of the client certificate."))
+            (secret_picker("ck-key", &format!("{AUTH}.clientKeyRef"), "Client key", true, "PEM of the client's private key."))
+            (secret_picker("ck-pass", &format!("{AUTH}.clientKeyPassphraseRef"), "Client key passphrase", false, "Only for an encrypted key."))
+            (text_field("ck-algo", &format!("{AUTH}.clientKeyAlgo"), "Client key algorithm", false, "RSA or EC; read from the key when empty.", ""))
+            (ca("ck"))
+        }
+        div .auth-group data-auth="OpenIdConnect" hidden {
+            (text_field("oidc-issuer", &format!("{AUTH}.oidcIssuerUrl"), "Issuer URL", true, "The OpenID provider; tokens come from its token endpoint (password grant).", "https://issuer.example.com"))
+            (secret_picker("oidc-client-id", &format!("{AUTH}.oidcClientIdRef"), "Client id", true, "A secret holding the OAuth2 client id."))
+            (secret_picker("oidc-client-secret", &format!("{AUTH}.oidcSecretRef"), "Client secret", false, "For confidential clients."))
+            fieldset .field data-field=(format!("{AUTH}.oidcUsername")) {
+                legend { "Username" }
+                div .radios .inline-radios {
+                    label { input type="radio" name="oidc-username-kind" value="text" checked; " Plain text" }
+                    label { input type="radio" name="oidc-username-kind" value="secret"; " From a secret" }
+                }
+                div .oidc-username-text {
+                    label for="oidc-username" .visually-hidden { "Username" }
+                    input #oidc-username type="text" autocomplete="off" aria-describedby="oidc-username-error";
+                }
+                (field_error("oidc-username"))
+            }
+            div .oidc-username-secret hidden {
+                (secret_picker("oidc-username-ref", &format!("{AUTH}.oidcUsernameRef"), "Username secret", true, "A secret holding the username."))
+            }
+            (secret_picker("oidc-password", &format!("{AUTH}.oidcPasswordRef"), "Password", true, "A secret holding the user's password."))
+            (text_field("oidc-scopes", &format!("{AUTH}.oidcScopes"), "Scopes", false, "Comma-separated, e.g. openid, email.", ""))
+            (ca("oidc"))
+        }
+    }
+}
+
+/// "Install new delegate": the manifest to copy, then a live wait for the
+/// delegate to connect. `p` prefixes the ids (one panel per page).
+fn install_panel(p: &str) -> Markup {
+    let id = |s: &str| format!("{p}-{s}");
+    html! {
+        div .install data-install=(p) {
+            button type="button" id=(id("open")) .secondary .install-open aria-expanded="false" aria-controls=(id("panel")) {
+                "Install new delegate"
+            }
+            div id=(id("panel")) .install-panel .panel hidden {
+                h3 { "Install a new delegate" }
+                p .muted {
+                    "A delegate runs in (or next to) your cluster and dials out to this manager; it needs no inbound access. "
+                    "This creates a delegate token for this scope and shows the manifest that installs it."
+                }
+                div .grid-2 {
+                    div .field data-field="name" {
+                        label for=(id("name")) { "Delegate name" }
+                        input id=(id("name")) .in-name type="text" autocomplete="off" spellcheck="false" aria-describedby=(id("name-help"));
+                        p id=(id("name-help")) .help { "Lowercase letters, digits and '-'." }
+                        p .field-error role="alert" hidden {}
+                    }
+                    div .field data-field="namespace" {
+                        label for=(id("namespace")) { "Namespace" }
+                        input id=(id("namespace")) .in-namespace type="text" value="tether-delegate" autocomplete="off" spellcheck="false";
+                        p .field-error role="alert" hidden {}
+                    }
+                    div .field data-field="tags" {
+                        label for=(id("tags")) { "Tags" }
+                        input id=(id("tags")) .in-tags type="text" autocomplete="off" spellcheck="false" aria-describedby=(id("tags-help"));
+                        p id=(id("tags-help")) .help { "Comma-separated. Connectors select delegates by these." }
+                        p .field-error role="alert" hidden {}
+                    }
+                    div .field data-field="permissions" {
+                        label for=(id("permissions")) { "Permissions in its cluster" }
+                        select id=(id("permissions")) .in-permissions {
+                            option value="namespace-admin" selected { "Admin of its namespace" }
+                            option value="cluster-admin" { "cluster-admin (everything)" }
+                            option value="cluster-viewer" { "Read-only, cluster-wide" }
+                            option value="none" { "None (only connector credentials)" }
+                        }
+                        p .field-error role="alert" hidden {}
+                    }
+                    div .field .span-2 data-field="managerUrl" {
+                        label for=(id("manager")) { "Manager URL the delegate dials" }
+                        input id=(id("manager")) .in-manager type="url" autocomplete="off" spellcheck="false";
+                        p .field-error role="alert" hidden {}
+                    }
+                }
+                p .form-error role="alert" hidden {}
+                div .actions {
+                    button type="button" .primary .in-generate { "Create token and show manifest" }
+                    button type="button" .secondary .in-close { "Close" }
+                }
+                div .in-result hidden {
+                    p {
+                        "Save this as " code .in-file {} " and apply it with "
+                        code { "kubectl apply -f " span .in-file {} } ". The token in it is shown only now."
+                    }
+                    div .code-block {
+                        button type="button" .secondary .small .in-copy { "Copy manifest" }
+                        pre tabindex="0" aria-label="Delegate install manifest" { code .in-yaml {} }
+                    }
+                    details {
+                        summary { "Or run it outside Kubernetes with docker" }
+                        pre tabindex="0" { code .in-docker {} }
+                    }
+                    p .in-status .waiting role="status" aria-live="polite" {}
+                }
+            }
+        }
+    }
+}
+
+fn stepper() -> Markup {
+    let steps = ["Overview", "Details", "Delegates", "Connection test"];
+    html! {
+        nav .stepper aria-label="Wizard steps" {
+            ol {
+                @for (i, s) in steps.iter().enumerate() {
+                    li data-step-item=(i + 1) {
+                        button type="button" data-goto=(i + 1) disabled[i > 0] {
+                            span .step-num aria-hidden="true" { (i + 1) }
+                            span .step-label { (s) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn wizard(viewer: &Viewer, scope: &Scope, identifier: Option<&str>) -> Markup {
+    let prefix = scope_prefix(scope);
+    let editing = identifier.is_some();
+    let title = if editing {
+        "Edit connector"
+    } else {
+        "New Kubernetes cluster connector"
+    };
+    let mut trail = vec![("Connectors", Some(format!("{prefix}/connectors")))];
+    if let Some(id) = identifier {
+        trail.push((id, Some(format!("{prefix}/connectors/{id}"))));
+        trail.push(("Edit", None));
+    } else {
+        trail.push(("New Kubernetes cluster", None));
+    }
+    let main = html! {
+        (breadcrumbs(scope, &trail))
+        div .page-head {
+            div {
+                h1 #wizard-title { (title) }
+                p .muted { "Connect a Kubernetes cluster to " (scope_words(scope)) ". Delegates run the connection test and every task against it." }
+            }
+        }
+        div .wizard {
+            (stepper())
+            div .wizard-body {
+                p #wizard-error .form-error role="alert" hidden {}
+                form #step-1 .step .panel data-step="1" novalidate aria-labelledby="step-1-title" {
+                    h2 #step-1-title { "Overview" }
+                    div .field data-field="name" {
+                        label for="c-name" { "Name" }
+                        input #c-name type="text" autocomplete="off" spellcheck="false" required
+                            aria-describedby="c-name-help c-name-error";
+                        p #c-name-help .help { "Letters, digits, spaces and - _ . / (at most 128)." }
+                        (field_error("c-name"))
+                    }
+                    div .field data-field="identifier" {
+                        label for="c-identifier" { "Id" }
+                        input #c-identifier type="text" autocomplete="off" spellcheck="false" required
+                            readonly[editing]
+                            aria-describedby="c-identifier-help c-identifier-error";
+                        p #c-identifier-help .help {
+                            @if editing { "The id of a connector cannot change." }
+                            @else { "Follows the name until you edit it. Letters, digits, _ and $; cannot start with a digit." }
+                        }
+                        (field_error("c-identifier"))
+                    }
+                    div .field data-field="description" {
+                        label for="c-description" { "Description" span .optional { " (optional)" } }
+                        textarea #c-description rows="2" aria-describedby="c-description-error" {}
+                        (field_error("c-description"))
+                    }
+                    div .field data-field="tags" {
+                        label for="c-tags" { "Tags" span .optional { " (optional)" } }
+                        input #c-tags type="text" autocomplete="off" spellcheck="false" placeholder="team:payments, prod"
+                            aria-describedby="c-tags-help c-tags-error";
+                        p #c-tags-help .help { "Comma-separated; key:value or just key." }
+                        (field_error("c-tags"))
+                    }
+                    div .actions {
+                        button type="submit" .primary { "Continue" }
+                        a .button .secondary href=(format!("{prefix}/connectors")) { "Cancel" }
+                    }
+                }
+                form #step-2 .step .panel data-step="2" novalidate hidden aria-labelledby="step-2-title" {
+                    h2 #step-2-title { "Details" }
+                    fieldset .field data-field="spec.credential" {
+                        legend { "How should tether reach the cluster?" }
+                        div .radios {
+                            label .radio-card {
+                                input type="radio" name="credential" value="ManualConfig" checked;
+                                span {
+                                    strong { "Specify master URL and credentials" }
+                                    span .help { "The API server's URL (kubectl cluster-info) and a service account token or other credentials." }
+                                }
+                            }
+                            label .radio-card {
+                                input type="radio" name="credential" value="InheritFromDelegate";
+                                span {
+                                    strong { "Use the credentials of a specific delegate" }
+                                    span .help { "The delegate running in the cluster uses its own service account. Select it by tag in the next step." }
+                                }
+                            }
+                        }
+                    }
+                    div #manual-fields {
+                        (text_field("c-master-url", "spec.credential.spec.masterUrl", "Master URL", true,
+                            "e.g. https://203.0.113.10:6443 — the address delegates use to reach the API server.", "https://"))
+                        div .field data-field="spec.credential.spec.auth" {
+                            label for="c-auth-type" { "Authentication" }
+                            select #c-auth-type aria-describedby="c-auth-type-error" {
+                                option value="ServiceAccount" selected { "Service account token" }
+                                option value="UsernamePassword" { "Username and password" }
+                                option value="ClientKeyCert" { "Client key and certificate" }
+                                option value="OpenIdConnect" { "OpenID Connect" }
+                            }
+                            (field_error("c-auth-type"))
+                        }
+                        (auth_fields())
+                    }
+                    div #inherit-fields .callout hidden {
+                        p { "The delegate's in-cluster service account (or its kubeconfig outside a cluster) is used. "
+                            "Choose which delegates with tags in the next step: at least one tag is required." }
+                    }
+                    div .actions {
+                        button type="button" .secondary .back { "Back" }
+                        button type="submit" .primary { "Continue" }
+                    }
+                }
+                form #step-3 .step .panel data-step="3" novalidate hidden aria-labelledby="step-3-title" {
+                    h2 #step-3-title { "Delegates" }
+                    fieldset .field data-field="spec.delegateSelectors" {
+                        legend { "Which delegates may connect to this cluster?" }
+                        div .radios {
+                            label .radio-card {
+                                input type="radio" name="delegates" value="any" checked;
+                                span { strong { "Use any available delegate" }
+                                    span .help { "Any connected delegate of this scope or above." } }
+                            }
+                            label .radio-card {
+                                input type="radio" name="delegates" value="tags";
+                                span { strong { "Only use delegates with all of the following tags" }
+                                    span .help { "For private clusters: the delegates that can reach it." } }
+                            }
+                        }
+                        div #selector-fields hidden {
+                            div .tag-input {
+                                label for="c-selector-input" { "Delegate tag" }
+                                div .picker {
+                                    input #c-selector-input type="text" list="known-tags" autocomplete="off" spellcheck="false"
+                                        aria-describedby="c-selectors-help spec-delegateSelectors-error";
+                                    datalist #known-tags {}
+                                    button #c-selector-add type="button" .secondary { "Add tag" }
+                                }
+                                p #c-selectors-help .help { "Press Enter or Add. Suggestions are the tags of known delegates." }
+                            }
+                            ul #c-selectors .chips aria-label="Selected tags" {}
+                        }
+                        p #spec-delegateSelectors-error .field-error role="alert" hidden {}
+                    }
+                    section #delegate-matches .matches aria-live="polite" aria-labelledby="matches-title" {
+                        h3 #matches-title { "Delegates that match right now" }
+                        div #matches-body { p .muted { "Loading delegates…" } }
+                    }
+                    (install_panel("wz"))
+                    div .actions {
+                        button type="button" .secondary .back { "Back" }
+                        button #save-continue type="submit" .primary { "Save and Continue" }
+                    }
+                }
+                section #step-4 .step .panel data-step="4" hidden aria-labelledby="step-4-title" {
+                    h2 #step-4-title { "Connection test" }
+                    p .muted { "tether asks a delegate to reach the cluster with these credentials: URL, DNS, TCP, TLS, authentication, then the permissions tether needs." }
+                    div #test-report .report {}
+                    div .actions {
+                        button type="button" .secondary .back { "Back" }
+                        button #retest type="button" .secondary { "Test again" }
+                        a #finish .button .primary href="#" { "Finish" }
+                    }
+                }
+            }
+        }
+    };
+    app_page(viewer, scope, Kind::Wizard, identifier, title, main)
+}
+
+pub(crate) async fn new_connector(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    Path(params): Params,
+) -> Response {
+    match prepare(&state, &headers, &uri, &params).await {
+        Ok((viewer, scope)) => wizard(&viewer, &scope, None).into_response(),
+        Err(r) => r,
+    }
+}
+
+pub(crate) async fn edit_connector(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    Path(params): Params,
+) -> Response {
+    match prepare(&state, &headers, &uri, &params).await {
+        Ok((viewer, scope)) => {
+            let id = params
+                .get("identifier")
+                .map(String::as_str)
+                .unwrap_or_default();
+            wizard(&viewer, &scope, Some(id)).into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+pub(crate) async fn connector(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    Path(params): Params,
+) -> Response {
+    let (viewer, scope) = match prepare(&state, &headers, &uri, &params).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let id = params
+        .get("identifier")
+        .map(String::as_str)
+        .unwrap_or_default();
+    let prefix = scope_prefix(&scope);
+    let tabs = [
+        ("overview", "Overview"),
+        ("test", "Connection test"),
+        ("history", "History"),
+        ("yaml", "YAML"),
+    ];
+    let main = html! {
+        (breadcrumbs(&scope, &[("Connectors", Some(format!("{prefix}/connectors"))), (id, None)]))
+        div .page-head {
+            div {
+                h1 { span #d-name { (id) } " " span #d-status .badge .badge-unknown { "…" } }
+                p .muted { "Id " code { (id) } " · " span #d-cred {} }
+            }
+            div .actions {
+                button #d-test type="button" .primary { "Test connection" }
+                a #d-edit .button .secondary href=(format!("{prefix}/connectors/{id}/edit")) { "Edit" }
+                button #d-delete type="button" .danger { "Delete" }
+            }
+        }
+        p #d-error .form-error role="alert" hidden {}
+        div .tabs {
+            div role="tablist" aria-label="Connector" {
+                @for (i, (key, label)) in tabs.iter().enumerate() {
+                    button type="button" role="tab" id=(format!("tab-{key}")) aria-controls=(format!("panel-{key}"))
+                        aria-selected=(if i == 0 { "true" } else { "false" }) tabindex=(if i == 0 { "0" } else { "-1" }) { (label) }
+                }
+            }
+            section #panel-overview role="tabpanel" aria-labelledby="tab-overview" .panel {
+                dl #d-summary .summary {}
+            }
+            section #panel-test role="tabpanel" aria-labelledby="tab-test" .panel hidden {
+                div #d-report .report { p .muted { "No test run on this page yet. The last result is in Overview; press Test connection to run one now." } }
+            }
+            section #panel-history role="tabpanel" aria-labelledby="tab-history" .panel hidden {
+                div .table-wrap {
+                    table #d-history .data {
+                        caption .visually-hidden { "Connection test history" }
+                        thead { tr {
+                            th scope="col" { "When" } th scope="col" { "Status" } th scope="col" { "Duration" }
+                            th scope="col" { "Trigger" } th scope="col" { "Delegate" } th scope="col" { "Summary" } th scope="col" { span .visually-hidden { "Details" } }
+                        } }
+                        tbody #d-history-body { tr { td colspan="7" .muted { "Loading…" } } }
+                    }
+                }
+                div #d-history-report .report {}
+            }
+            section #panel-yaml role="tabpanel" aria-labelledby="tab-yaml" .panel hidden {
+                div .field data-field="yaml" {
+                    label for="d-yaml" { "Connector YAML" }
+                    textarea #d-yaml .code rows="22" spellcheck="false" aria-describedby="d-yaml-help d-yaml-error" {}
+                    p #d-yaml-help .help { "The same document `tether connector apply` takes. The id cannot change." }
+                    (field_error("d-yaml"))
+                }
+                ul #d-yaml-errors .error-list {}
+                div .actions {
+                    button #d-yaml-save type="button" .primary { "Save YAML" }
+                    button #d-yaml-reset type="button" .secondary { "Revert" }
+                }
+            }
+        }
+        dialog #d-delete-dialog aria-labelledby="d-delete-title" {
+            h2 #d-delete-title { "Delete connector " code { (id) } "?" }
+            p { "Pipelines that use it stop reaching the cluster. Its secrets stay." }
+            p #d-delete-error .form-error role="alert" hidden {}
+            div .actions {
+                button #d-delete-confirm type="button" .danger { "Delete" }
+                button #d-delete-cancel type="button" .secondary { "Cancel" }
+            }
+        }
+    };
+    app_page(&viewer, &scope, Kind::Connector, Some(id), id, main).into_response()
+}
+
+pub(crate) async fn delegates(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    Path(params): Params,
+) -> Response {
+    let (viewer, scope) = match prepare(&state, &headers, &uri, &params).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let main = html! {
+        (breadcrumbs(&scope, &[("Delegates", None)]))
+        div .page-head {
+            div {
+                h1 { "Delegates" }
+                p .muted { "Agents that dial out to this manager and run connection tests and tasks. Those of "
+                    (scope_words(&scope)) " serve it and every scope below it." }
+            }
+        }
+        p #dl-error .form-error role="alert" hidden {}
+        div .table-wrap {
+            table #delegates-table .data {
+                caption .visually-hidden { "Delegates" }
+                thead { tr {
+                    th scope="col" { "Name" } th scope="col" { "Status" } th scope="col" { "Tags" }
+                    th scope="col" { "Version" } th scope="col" { "Host" } th scope="col" { "Last heartbeat" }
+                    th scope="col" { "Running tasks" } th scope="col" { "Connected since" }
+                } }
+                tbody #delegates-body { tr { td colspan="8" .muted { "Loading…" } } }
+            }
+        }
+        (install_panel("dp"))
+        section .panel #tokens-section aria-labelledby="tokens-title" {
+            h2 #tokens-title { "Delegate tokens" }
+            p .muted { "A delegate registers with a token of this scope. Revoking a token disconnects its delegates at once." }
+            form #token-form .inline-form novalidate {
+                div .field data-field="name" {
+                    label for="dt-name" { "New token name" }
+                    input #dt-name type="text" autocomplete="off" aria-describedby="dt-name-error";
+                    (field_error("dt-name"))
+                }
+                button type="submit" .primary { "Create token" }
+            }
+            div #dt-created .callout hidden role="status" {
+                p { strong { "Token created. " } "Copy it now: it is not shown again." }
+                div .code-block {
+                    button type="button" .secondary .small #dt-copy { "Copy token" }
+                    pre tabindex="0" { code #dt-value {} }
+                }
+            }
+            p #dt-error .form-error role="alert" hidden {}
+            div .table-wrap {
+                table #tokens-table .data {
+                    caption .visually-hidden { "Delegate tokens" }
+                    thead { tr {
+                        th scope="col" { "Name" } th scope="col" { "Id" } th scope="col" { "Created" }
+                        th scope="col" { "Status" } th scope="col" { span .visually-hidden { "Actions" } }
+                    } }
+                    tbody #tokens-body { tr { td colspan="5" .muted { "Loading…" } } }
+                }
+            }
+        }
+    };
+    app_page(&viewer, &scope, Kind::Delegates, None, "Delegates", main).into_response()
+}
+
+pub(crate) async fn secrets(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    Path(params): Params,
+) -> Response {
+    let (viewer, scope) = match prepare(&state, &headers, &uri, &params).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let main = html! {
+        (breadcrumbs(&scope, &[("Secrets", None)]))
+        div .page-head {
+            div {
+                h1 { "Secrets" }
+                p .muted { "Encrypted text (tokens, passwords, certificates) that connectors reference. Values go in and never come out." }
+            }
+        }
+        div .two-col {
+            section .panel aria-labelledby="ns-title" {
+                h2 #ns-title { "New secret" }
+                form #secret-form novalidate {
+                    div .field data-field="name" {
+                        label for="s-name" { "Name" }
+                        input #s-name type="text" autocomplete="off" aria-describedby="s-name-error";
+                        (field_error("s-name"))
+                    }
+                    div .field data-field="identifier" {
+                        label for="s-identifier" { "Id" }
+                        input #s-identifier type="text" autocomplete="off" spellcheck="false" aria-describedby="s-identifier-help s-identifier-error";
+                        p #s-identifier-help .help { "Follows the name until you edit it." }
+                        (field_error("s-identifier"))
+                    }
+                    div .field data-field="description" {
+                        label for="s-description" { "Description" span .optional { " (optional)" } }
+                        input #s-description type="text" autocomplete="off" aria-describedby="s-description-error";
+                        (field_error("s-description"))
+                    }
+                    div .field data-field="value" {
+                        label for="s-value" { "Value" }
+                        textarea #s-value rows="5" spellcheck="false" autocomplete="off" aria-describedby="s-value-help s-value-error" {}
+                        p #s-value-help .help { "Stored encrypted; never displayed after creation." }
+                        (field_error("s-value"))
+                    }
+                    p #s-error .form-error role="alert" hidden {}
+                    div .actions { button type="submit" .primary { "Create secret" } }
+                }
+            }
+            section .panel aria-labelledby="sl-title" {
+                h2 #sl-title { "Secrets of " (scope_words(&scope)) }
+                form #secret-filters .filters role="search" {
+                    div .field {
+                        label for="sf-search" { "Search" }
+                        input #sf-search type="search" autocomplete="off" placeholder="Name or id";
+                    }
+                }
+                p #sl-error .form-error role="alert" hidden {}
+                div .table-wrap {
+                    table #secrets-table .data {
+                        caption .visually-hidden { "Secrets" }
+                        thead { tr {
+                            th scope="col" { "Name" } th scope="col" { "Reference" } th scope="col" { "Description" }
+                            th scope="col" { "Last modified" } th scope="col" { span .visually-hidden { "Actions" } }
+                        } }
+                        tbody #secrets-body { tr { td colspan="5" .muted { "Loading…" } } }
+                    }
+                }
+                nav #s-pager .pager aria-label="Pages" {
+                    button #s-prev type="button" disabled { "← Previous" }
+                    span #s-page-info aria-live="polite" {}
+                    button #s-next type="button" disabled { "Next →" }
+                }
+            }
+        }
+        dialog #s-delete-dialog aria-labelledby="s-delete-title" {
+            h2 #s-delete-title { "Delete secret " code #s-delete-id {} "?" }
+            p { "Connectors that reference it can no longer be tested or used." }
+            p #s-delete-error .form-error role="alert" hidden {}
+            div .actions {
+                button #s-delete-confirm type="button" .danger { "Delete" }
+                button #s-delete-cancel type="button" .secondary { "Cancel" }
+            }
+        }
+    };
+    app_page(&viewer, &scope, Kind::Secrets, None, "Secrets", main).into_response()
+}

@@ -1,0 +1,247 @@
+//! Connection tests from the command line: `tether connector test` (run one now,
+//! print the report, exit 0/2/1 for SUCCESS/PARTIAL/FAILURE), `tether connector
+//! history`, and the `tether server` options for the tests the manager runs by
+//! itself (after a change, and periodically).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use reqwest::Method;
+use serde_json::Value;
+use tether_server::connectivity::TestSettings;
+
+use super::client::{scope_path, ApiClient, ScopeArgs};
+use super::output::{print, time, OutputFormat};
+use super::report;
+
+/// `tether server` options of the background connection tests.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// How often every connector is re-tested (with up to 10% jitter); 0 or
+    /// `off` turns the periodic re-test off.
+    #[arg(long, env = "TETHER_RETEST_INTERVAL", default_value = "30m", value_parser = parse_interval)]
+    retest_interval: Duration,
+    /// Test a connector in the background when it is created or replaced (it
+    /// shows PENDING meanwhile).
+    #[arg(long, env = "TETHER_TEST_ON_CHANGE", default_value_t = true, action = clap::ArgAction::Set)]
+    test_on_change: bool,
+    /// Background tests running at once.
+    #[arg(long, env = "TETHER_TEST_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    test_concurrency: u16,
+    /// Per-stage limit of background tests.
+    #[arg(long, env = "TETHER_TEST_STAGE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    test_stage_timeout: Duration,
+    /// Results kept per connector (`tether connector history`).
+    #[arg(long, env = "TETHER_TEST_HISTORY", default_value_t = tether_store::DEFAULT_HISTORY_LIMIT,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(tether_store::MAX_HISTORY_LIMIT)))]
+    test_history: u32,
+}
+
+impl TestArgs {
+    pub fn settings(&self) -> TestSettings {
+        TestSettings {
+            history_limit: self.test_history,
+            retest_interval: (!self.retest_interval.is_zero()).then_some(self.retest_interval),
+            concurrency: usize::from(self.test_concurrency),
+            test_on_change: self.test_on_change,
+            stage_timeout: self
+                .test_stage_timeout
+                .clamp(Duration::from_millis(100), Duration::from_secs(120)),
+        }
+    }
+}
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    match s.trim() {
+        "0" | "off" => Ok(Duration::ZERO),
+        other => humantime::parse_duration(other).map_err(|e| {
+            format!("{e}; give a duration such as 30m or 2h, or 0 to turn the re-test off")
+        }),
+    }
+}
+
+/// `tether connector test`.
+#[derive(Debug, Args)]
+pub struct TestCommand {
+    identifier: String,
+    #[command(flatten)]
+    scope: ScopeArgs,
+    #[arg(short, long, value_enum, default_value_t)]
+    output: OutputFormat,
+    /// Limit for each stage of the test (100ms to 120s).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    stage_timeout: Duration,
+}
+
+pub async fn test(cmd: TestCommand) -> Result<ExitCode> {
+    let stage = cmd.stage_timeout;
+    if stage < Duration::from_millis(100) || stage > Duration::from_secs(120) {
+        bail!(
+            "--stage-timeout {} is outside 100ms..120s",
+            humantime::format_duration(stage)
+        );
+    }
+    let mut client = ApiClient::from_env()?;
+    // The manager answers when the test is done: up to eight stage limits per
+    // attempt, a few attempts when delegates go away, plus its own margin.
+    client.set_timeout(stage * 8 * 3 + Duration::from_secs(60));
+    let path = format!(
+        "{}/connectors/{}/test",
+        scope_path(&cmd.scope.scope()?),
+        cmd.identifier
+    );
+    let r: Value = client
+        .json(
+            Method::POST,
+            &path,
+            None,
+            &[("stageTimeoutMs", stage.as_millis().to_string())],
+        )
+        .await?;
+    match cmd.output {
+        OutputFormat::Table => print!(
+            "{}",
+            report::render(&r, &format!("connector {}", cmd.identifier))
+        ),
+        other => print(other, &r, &[], Vec::new)?,
+    }
+    Ok(report::exit_code(&r))
+}
+
+/// `tether connector history`.
+#[derive(Debug, Args)]
+pub struct HistoryCommand {
+    identifier: String,
+    #[command(flatten)]
+    scope: ScopeArgs,
+    /// Show at most this many results (newest first).
+    #[arg(long)]
+    limit: Option<u32>,
+    /// Print the whole report of each result, not one line each.
+    #[arg(long)]
+    reports: bool,
+    #[arg(short, long, value_enum, default_value_t)]
+    output: OutputFormat,
+}
+
+const HISTORY_HEADERS: &[&str] = &[
+    "TESTED AT",
+    "STATUS",
+    "DURATION",
+    "TRIGGER",
+    "DELEGATE",
+    "REASON",
+    "SUMMARY",
+];
+
+fn history_row(e: &Value) -> Vec<String> {
+    let report = &e["report"];
+    let mut summary = report["errorSummary"]
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    if summary.chars().count() > 100 {
+        summary = summary.chars().take(99).collect::<String>() + "…";
+    }
+    vec![
+        time(e["testedAt"].as_i64()),
+        e["status"].as_str().unwrap_or("UNKNOWN").into(),
+        e["durationMs"]
+            .as_u64()
+            .map(report::millis)
+            .unwrap_or_else(|| "-".into()),
+        e["trigger"].as_str().unwrap_or("-").into(),
+        e["delegateId"].as_str().unwrap_or("-").into(),
+        report["errors"][0]["reason"].as_str().unwrap_or("-").into(),
+        if summary.is_empty() {
+            "-".into()
+        } else {
+            summary
+        },
+    ]
+}
+
+pub async fn history(cmd: HistoryCommand) -> Result<()> {
+    let client = ApiClient::from_env()?;
+    let path = format!(
+        "{}/connectors/{}/test-history",
+        scope_path(&cmd.scope.scope()?),
+        cmd.identifier
+    );
+    let query: Vec<(&str, String)> = cmd
+        .limit
+        .map(|l| vec![("limit", l.to_string())])
+        .unwrap_or_default();
+    let h: Value = client.json(Method::GET, &path, None, &query).await?;
+    let items = h["items"].as_array().cloned().unwrap_or_default();
+    if matches!(cmd.output, OutputFormat::Table) {
+        if items.is_empty() {
+            println!(
+                "connector {} has no test results yet; run `tether connector test {}`",
+                cmd.identifier, cmd.identifier
+            );
+            return Ok(());
+        }
+        if cmd.reports {
+            for (i, e) in items.iter().enumerate() {
+                if i > 0 {
+                    println!();
+                }
+                let mut r = e["report"].clone();
+                for k in ["delegateId", "taskId"] {
+                    if !e[k].is_null() {
+                        r[k] = e[k].clone();
+                    }
+                }
+                let title = format!(
+                    "connector {} ({})",
+                    cmd.identifier,
+                    e["trigger"].as_str().unwrap_or("?")
+                );
+                print!("{}", report::render(&r, &title));
+            }
+            return Ok(());
+        }
+    }
+    print(cmd.output, &h, HISTORY_HEADERS, || {
+        items.iter().map(history_row).collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_parse_with_off() {
+        assert_eq!(parse_interval("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_interval("off"), Ok(Duration::ZERO));
+        assert_eq!(parse_interval("30m"), Ok(Duration::from_secs(1800)));
+        assert!(parse_interval("soon").unwrap_err().contains("30m"));
+    }
+
+    #[test]
+    fn history_rows_summarise_a_result() {
+        let e = serde_json::json!({
+            "testedAt": 0, "status": "FAILURE", "durationMs": 1234, "trigger": "schedule",
+            "report": {"errorSummary": "401 Unauthorized\nmore", "errors": [{"reason": "UNAUTHORIZED"}]}
+        });
+        assert_eq!(
+            history_row(&e),
+            vec![
+                "1970-01-01T00:00:00Z",
+                "FAILURE",
+                "1.2 s",
+                "schedule",
+                "-",
+                "UNAUTHORIZED",
+                "401 Unauthorized"
+            ]
+        );
+    }
+}

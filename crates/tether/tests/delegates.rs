@@ -1,0 +1,19 @@
+//! Delegates end to end with real processes: the `tether server` binary, real
+//! `tether delegate run` children, PostgreSQL for two managers, and the test
+//! Kubernetes control plane for the install manifest.
+
+mod common;
+
+#[path = "delegates/support.rs"]
+mod support;
+
+#[path = "delegates/faults.rs"]
+mod faults;
+#[path = "delegates/manifest.rs"]
+mod manifest;
+#[path = "delegates/registration.rs"]
+mod registration;
+#[path = "delegates/scale_out.rs"]
+mod scale_out;
+#[path = "delegates/scope.rs"]
+mod scope;

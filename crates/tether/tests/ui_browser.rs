@@ -1,0 +1,1080 @@
+//! The web UI in a real browser: Debian's headless Chromium, driven through
+//! chromedriver (WebDriver), against the real `tether server`, a real
+//! `tether delegate run` and the real Kubernetes control plane.
+//!
+//! Each test saves a screenshot of every page it visits in
+//! `<target>/ui-screenshots/<test>/NN-<page>.png` and prints the folder.
+//! Without Chromium the tests say so and pass, unless TETHER_TEST_REQUIRE_BROWSER
+//! is set (scripts/test sets it): then a missing browser fails them.
+
+mod common;
+
+use std::future::Future;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use fantoccini::{Client, ClientBuilder, Locator};
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
+use kube::api::{ObjectMeta, PostParams};
+use kube::runtime::wait::await_condition;
+use kube::Api;
+use serde_json::{json, Value};
+use tether_testenv::{KubeEnv, TetherServer};
+
+use common::{bin, cli, cli_ok};
+
+/// One browser at a time: the machine has two cores, and Chromium is heavy.
+static ONE_BROWSER: Mutex<()> = Mutex::new(());
+
+fn run(test: impl Future<Output = Result<()>>) -> Result<()> {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(test)
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Chromium and chromedriver, or `None` (the test is skipped) when they are
+/// missing and not required.
+fn browser_binaries() -> Option<(PathBuf, PathBuf)> {
+    let found = which("chromium")
+        .or_else(|| which("chromium-browser"))
+        .zip(which("chromedriver"));
+    if found.is_none() {
+        let required = std::env::var("TETHER_TEST_REQUIRE_BROWSER").is_ok_and(|v| !v.is_empty());
+        assert!(
+            !required,
+            "TETHER_TEST_REQUIRE_BROWSER is set but chromium or chromedriver is not on PATH; install Debian's chromium and chromium-driver packages (scripts/install-deps does)"
+        );
+        eprintln!("SKIPPED: chromium or chromedriver is not installed (scripts/install-deps installs them); set TETHER_TEST_REQUIRE_BROWSER=1 to make this a failure");
+    }
+    found
+}
+
+/// `<target>/ui-screenshots/<test>`: the test binary is `<target>/debug/deps/<name>`.
+fn screenshot_dir(test: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let target = exe
+        .ancestors()
+        .nth(3)
+        .context("the test binary is not under <target>/<profile>/deps")?;
+    let dir = target.join("ui-screenshots").join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+const WIDTH: u32 = 1366;
+const HEIGHT: u32 = 900;
+/// How long a page may take to show what a step waits for.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A headless Chromium session; chromedriver is killed on drop.
+struct Browser {
+    client: Client,
+    driver: Child,
+    shots: PathBuf,
+    count: usize,
+    base: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    /// chromedriver leads its own process group, which Chromium's processes
+    /// join: killing the group leaves nothing behind, even when a test failed
+    /// before closing the session.
+    fn drop(&mut self) {
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Browser {
+    async fn start(test: &str, base: &str) -> Result<Option<Browser>> {
+        let Some((chromium, chromedriver)) = browser_binaries() else {
+            return Ok(None);
+        };
+        let profile = tempfile::tempdir()?;
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+            l.local_addr()?.port()
+        };
+        let mut driver = Command::new(&chromedriver)
+            .process_group(0)
+            .arg(format!("--port={port}"))
+            .arg(format!(
+                "--log-path={}",
+                profile.path().join("chromedriver.log").display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", chromedriver.display()))?;
+        // chromedriver says on stdout when it listens.
+        let stdout = driver.stdout.take().context("chromedriver stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(l)) if l.contains("started successfully") => break,
+                Some(Ok(_)) => continue,
+                _ => {
+                    let _ = driver.kill();
+                    bail!("chromedriver exited before listening");
+                }
+            }
+        }
+        // Drain the rest so chromedriver never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("chrome"));
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                    "--disable-crash-reporter", "--disable-breakpad",
+                    "--force-device-scale-factor=1", "--lang=en-US",
+                    format!("--window-size={WIDTH},{HEIGHT}"),
+                    format!("--user-data-dir={}", profile.path().join("profile").display()),
+                ],
+            }),
+        );
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .context("opening a Chromium session through chromedriver")?;
+        client.set_window_size(WIDTH, HEIGHT).await?;
+        let shots = screenshot_dir(test)?;
+        println!("screenshots of {test}: {}", shots.display());
+        Ok(Some(Browser {
+            client,
+            driver,
+            shots,
+            count: 0,
+            base: base.trim_end_matches('/').to_string(),
+            _profile: profile,
+        }))
+    }
+
+    async fn goto(&self, path: &str) -> Result<()> {
+        self.client.goto(&format!("{}{path}", self.base)).await?;
+        Ok(())
+    }
+
+    async fn path(&self) -> Result<String> {
+        Ok(self.client.current_url().await?.path().to_string())
+    }
+
+    /// Saves the whole page: the window grows to the page's height for it.
+    async fn shot(&mut self, label: &str) -> Result<()> {
+        self.count += 1;
+        let dims = self
+            .js("window.scrollTo(0, 0); return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight, window.innerHeight];")
+            .await?;
+        let (page, chrome, inner) = (
+            dims[0].as_u64().unwrap_or(0) as u32,
+            dims[1].as_u64().unwrap_or(0) as u32,
+            dims[2].as_u64().unwrap_or(0) as u32,
+        );
+        let grow = page > inner;
+        if grow {
+            self.client
+                .set_window_size(WIDTH, page.min(5000) + chrome)
+                .await?;
+        }
+        // Let the browser lay out and paint the new size before capturing.
+        self.client
+            .execute_async(
+                "const done = arguments[arguments.length - 1]; requestAnimationFrame(() => requestAnimationFrame(() => done(true)));",
+                vec![],
+            )
+            .await?;
+        let png = self.client.screenshot().await?;
+        if grow {
+            self.client.set_window_size(WIDTH, HEIGHT).await?;
+        }
+        let file = self.shots.join(format!("{:02}-{label}.png", self.count));
+        std::fs::write(&file, png)?;
+        Ok(())
+    }
+
+    async fn js(&self, script: &str) -> Result<Value> {
+        Ok(self.client.execute(script, vec![]).await?)
+    }
+
+    async fn js_args(&self, script: &str, args: Vec<Value>) -> Result<Value> {
+        Ok(self.client.execute(script, args).await?)
+    }
+
+    async fn click(&self, css: &str) -> Result<()> {
+        self.wait_for(css).await?.click().await?;
+        Ok(())
+    }
+
+    async fn fill(&self, css: &str, text: &str) -> Result<()> {
+        let e = self.wait_for(css).await?;
+        e.clear().await?;
+        e.send_keys(text).await?;
+        Ok(())
+    }
+
+    /// Sets a (long) value at once and fires `input`, as pasting does.
+    async fn paste(&self, css: &str, text: &str) -> Result<()> {
+        self.wait_for(css).await?;
+        self.js_args(
+            "const e = document.querySelector(arguments[0]); e.focus(); e.value = arguments[1]; e.dispatchEvent(new Event('input', {bubbles: true}));",
+            vec![json!(css), json!(text)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn select(&self, css: &str, value: &str) -> Result<()> {
+        self.wait_for(css).await?.select_by_value(value).await?;
+        Ok(())
+    }
+
+    async fn wait_for(&self, css: &str) -> Result<fantoccini::elements::Element> {
+        self.client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await
+            .with_context(|| format!("no element '{css}' on {}", self.base))
+    }
+
+    /// Waits until `check` (a JS expression over `document`) is true.
+    /// WebDriver has no event for "the page now shows X": poll the DOM every
+    /// 100 ms, up to `limit`.
+    async fn until(&mut self, what: &str, check: &str, limit: Duration) -> Result<()> {
+        let deadline = Instant::now() + limit;
+        let script = format!("return !!({check});");
+        loop {
+            if self.js(&script).await?.as_bool() == Some(true) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = self.shot("timeout").await;
+                let text = self
+                    .js("return document.querySelector('main') ? document.querySelector('main').innerText : document.body.innerText;")
+                    .await
+                    .unwrap_or_default();
+                bail!(
+                    "waited {limit:?} for {what} on {}; the page says:\n{}",
+                    self.path().await.unwrap_or_default(),
+                    text.as_str().unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn text(&self, css: &str) -> Result<String> {
+        Ok(self.wait_for(css).await?.text().await?)
+    }
+
+    async fn value(&self, css: &str) -> Result<String> {
+        Ok(self
+            .js_args(
+                "return document.querySelector(arguments[0]).value;",
+                vec![json!(css)],
+            )
+            .await?
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    async fn source(&self) -> Result<String> {
+        Ok(self.client.source().await?)
+    }
+
+    /// Signs in on the login page with `token`.
+    async fn login(&mut self, token: &str) -> Result<()> {
+        self.goto("/").await?;
+        self.wait_for("#login-token").await?;
+        ensure!(
+            self.path().await? == "/login",
+            "/ should send a signed-out browser to /login"
+        );
+        self.shot("login").await?;
+        self.fill("#login-token", token).await?;
+        self.click("#login-submit").await?;
+        self.until(
+            "the connectors page",
+            "document.body.dataset.page === 'connectors'",
+            WAIT,
+        )
+        .await
+    }
+
+    async fn close(self) -> Result<()> {
+        let Browser { client, .. } = &self;
+        client.clone().close().await?;
+        Ok(())
+    }
+}
+
+/// A quoted JS string.
+fn js_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+/// A `tether delegate run` process, killed on drop.
+struct Delegate(Child, PathBuf);
+
+impl Drop for Delegate {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Delegate {
+    fn start(
+        server: &TetherServer,
+        dir: &Path,
+        name: &str,
+        tags: &str,
+        token: &str,
+    ) -> Result<Delegate> {
+        let token_file = dir.join(format!("{name}.token"));
+        std::fs::write(&token_file, token)?;
+        let log = dir.join(format!("{name}.log"));
+        let child = Command::new(bin())
+            .args(["delegate", "run"])
+            .env("TETHER_MANAGER_URL", &server.url)
+            .env("TETHER_DELEGATE_NAME", name)
+            .env("TETHER_DELEGATE_TAGS", tags)
+            .env("TETHER_DELEGATE_TOKEN_FILE", &token_file)
+            .env_remove("TETHER_DELEGATE_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&log)?))
+            .spawn()
+            .context("start a delegate")?;
+        Ok(Delegate(child, log))
+    }
+}
+
+/// A service account bound to cluster-admin, and its token from the Secret the
+/// token controller creates (Kubernetes 1.20 still does).
+async fn cluster_admin_token(env: &KubeEnv) -> Result<String> {
+    let admin = env.admin_client().await;
+    let ns = env.namespace("ui").await;
+    let name = "tether-ui-test";
+    let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), &ns);
+    sas.create(
+        &PostParams::default(),
+        &ServiceAccount {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .await?;
+    Api::<ClusterRoleBinding>::all(admin.clone())
+        .create(
+            &PostParams::default(),
+            &ClusterRoleBinding {
+                metadata: ObjectMeta {
+                    name: Some(format!("{ns}-cluster-admin")),
+                    ..Default::default()
+                },
+                role_ref: RoleRef {
+                    api_group: Some("rbac.authorization.k8s.io".into()),
+                    kind: "ClusterRole".into(),
+                    name: "cluster-admin".into(),
+                },
+                subjects: Some(vec![Subject {
+                    kind: "ServiceAccount".into(),
+                    name: name.into(),
+                    namespace: Some(ns.clone()),
+                    ..Default::default()
+                }]),
+            },
+        )
+        .await?;
+    let has_secret = |sa: Option<&ServiceAccount>| {
+        sa.and_then(|sa| sa.secrets.as_ref())
+            .is_some_and(|s| !s.is_empty())
+    };
+    let sa = tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(sas.clone(), name, has_secret),
+    )
+    .await??
+    .context("service account exists")?;
+    let secret_name = sa.secrets.unwrap()[0].name.clone().context("secret name")?;
+    let secret = Api::<Secret>::namespaced(admin, &ns)
+        .get(&secret_name)
+        .await?;
+    let token = secret.data.context("secret data")?["token"].0.clone();
+    Ok(String::from_utf8(token)?)
+}
+
+/// The token in the `Secret` of an install manifest.
+fn token_from_manifest(yaml: &str) -> Result<String> {
+    for doc in serde_yaml::Deserializer::from_str(yaml) {
+        let v: Value = serde::Deserialize::deserialize(doc)?;
+        if v["kind"] == "Secret" {
+            return v["stringData"]["token"]
+                .as_str()
+                .map(str::to_string)
+                .context("the manifest's Secret has no stringData.token");
+        }
+    }
+    Err(anyhow!("the manifest has no Secret:\n{yaml}"))
+}
+
+/// GET on the API as admin.
+async fn api_get(server: &TetherServer, path: &str) -> Result<Value> {
+    let res = reqwest::Client::new()
+        .get(format!("{}/api/v1{path}", server.url))
+        .bearer_auth(&server.admin_token)
+        .send()
+        .await?;
+    ensure!(res.status().is_success(), "GET {path}: {}", res.status());
+    Ok(res.json().await?)
+}
+
+/// Creates a secret through an in-place "Create a new secret" form of a picker.
+async fn create_secret_in_place(
+    b: &mut Browser,
+    picker: &str,
+    name: &str,
+    value: &str,
+) -> Result<()> {
+    b.click(&format!("[aria-controls='{picker}-new']")).await?;
+    b.fill(&format!("#{picker}-new-name"), name).await?;
+    b.paste(&format!("#{picker}-new-value"), value).await?;
+    b.click(&format!("#{picker}-new .ns-create")).await?;
+    let id = tether_domain::derive_identifier(name, "secret", |_| false);
+    b.until(
+        &format!("the picker {picker} to select the new secret {id}"),
+        &format!(
+            "document.querySelector('#{picker}').value === {}",
+            js_str(&id)
+        ),
+        WAIT,
+    )
+    .await
+}
+
+#[test]
+fn the_wizard_creates_a_secret_and_a_connector_whose_test_succeeds() -> Result<()> {
+    run(async {
+        let env = KubeEnv::get();
+        let sa_token = cluster_admin_token(env).await?;
+        let server = TetherServer::start(bin(), &[])?;
+        let Some(mut b) = Browser::start("wizard_success", &server.url).await? else {
+            return Ok(());
+        };
+        let work = tempfile::tempdir()?;
+        cli_ok(
+            &server,
+            &["org", "create", "Payments", "--identifier", "payments"],
+            None,
+        );
+        cli_ok(
+            &server,
+            &[
+                "project",
+                "create",
+                "Web shop",
+                "--org",
+                "payments",
+                "--identifier",
+                "web",
+            ],
+            None,
+        );
+
+        b.login(&server.admin_token).await?;
+        b.shot("connectors-account").await?;
+        // The org/project switcher: the org list comes from the API.
+        b.until(
+            "the org switcher to list 'payments'",
+            "[...document.querySelectorAll('#scope-org option')].some(o => o.value === 'payments')",
+            WAIT,
+        )
+        .await?;
+        b.select("#scope-org", "payments").await?;
+        b.until(
+            "the org's page",
+            "location.pathname === '/orgs/payments/connectors'",
+            WAIT,
+        )
+        .await?;
+        b.until(
+            "the project switcher to list 'web'",
+            "[...document.querySelectorAll('#scope-project option')].some(o => o.value === 'web')",
+            WAIT,
+        )
+        .await?;
+        b.select("#scope-project", "web").await?;
+        b.until(
+            "the project's page",
+            "location.pathname === '/orgs/payments/projects/web/connectors' && !document.querySelector('#connectors-body').innerText.includes('Loading')",
+            WAIT,
+        )
+        .await?;
+        b.shot("connectors-empty").await?;
+
+        // 1. Overview: the Id follows the name as it is typed.
+        b.click("#new-connector").await?;
+        b.wait_for("#c-name").await?;
+        b.fill("#c-name", "Prod cluster EU").await?;
+        b.until(
+            "the derived id",
+            "document.querySelector('#c-identifier').value === 'Prod_cluster_EU'",
+            WAIT,
+        )
+        .await?;
+        b.fill("#c-description", "The EU production cluster")
+            .await?;
+        b.fill("#c-tags", "team:payments, prod").await?;
+        b.shot("wizard-overview").await?;
+        b.click("#step-1 button[type=submit]").await?;
+
+        // 2. Details: master URL, service account token and CA, both created in place.
+        b.wait_for("#c-master-url").await?;
+        b.until("step 2", "!document.querySelector('#step-2').hidden", WAIT)
+            .await?;
+        b.fill("#c-master-url", &env.url).await?;
+        create_secret_in_place(&mut b, "sa-token", "prod sa token", &sa_token).await?;
+        create_secret_in_place(&mut b, "sa-ca", "cluster ca", &env.ca_pem).await?;
+        b.shot("wizard-details").await?;
+        ensure!(
+            !b.source().await?.contains(&sa_token),
+            "the token's value is still in the page after the secret was created"
+        );
+        b.click("#step-2 button[type=submit]").await?;
+
+        // 3. Delegates: only those tagged 'eu'; none is connected yet.
+        b.until("step 3", "!document.querySelector('#step-3').hidden", WAIT)
+            .await?;
+        b.click("input[name=delegates][value=tags]").await?;
+        b.fill("#c-selector-input", "eu").await?;
+        b.click("#c-selector-add").await?;
+        b.until(
+            "the 'no delegate' warning",
+            "document.querySelector('#no-matching-delegate')",
+            WAIT,
+        )
+        .await?;
+        // Install new delegate: the manifest, then a live wait for it to connect.
+        b.click("#wz-open").await?;
+        b.fill("#wz-name", "eu-1").await?;
+        ensure!(
+            b.value("#wz-tags").await? == "eu",
+            "the install form takes the selector tags"
+        );
+        b.click("#wz-panel .in-generate").await?;
+        b.until(
+            "the manifest",
+            "document.querySelector('#wz-panel .in-yaml').textContent.includes('kind: Deployment')",
+            WAIT,
+        )
+        .await?;
+        b.until(
+            "the wait for the delegate",
+            "document.querySelector('#wz-panel .in-status').textContent.includes('Waiting for delegate')",
+            WAIT,
+        )
+        .await?;
+        b.shot("wizard-install-delegate").await?;
+        let yaml = b.text("#wz-panel .in-yaml").await?;
+        ensure!(
+            yaml.contains("TETHER_DELEGATE_TAGS") && yaml.contains("value: eu"),
+            "{yaml}"
+        );
+        let delegate_token = token_from_manifest(&yaml)?;
+        let delegate = Delegate::start(&server, work.path(), "eu-1", "eu", &delegate_token)?;
+        b.until(
+            "the delegate to connect",
+            "document.querySelector('#wz-panel .in-status').textContent.includes('connected from')",
+            Duration::from_secs(60),
+        )
+        .await
+        .with_context(|| std::fs::read_to_string(&delegate.1).unwrap_or_default())?;
+        b.until(
+            "the delegate among the matching ones",
+            "document.querySelector('#matching-delegates') && document.querySelector('#matching-delegates').innerText.includes('eu-1')",
+            WAIT,
+        )
+        .await?;
+        b.shot("wizard-delegates").await?;
+
+        // Save and Continue: the connection test runs and succeeds.
+        b.click("#save-continue").await?;
+        b.until("step 4", "!document.querySelector('#step-4').hidden", WAIT)
+            .await?;
+        b.until(
+            "the test result",
+            "document.querySelector('#test-report .report-head .badge') && !document.querySelector('#test-report .badge-pending')",
+            Duration::from_secs(120),
+        )
+        .await?;
+        b.shot("wizard-test").await?;
+        let status = b.text("#test-report .report-head .badge").await?;
+        ensure!(
+            status == "SUCCESS",
+            "the connection test says {status}: {}",
+            b.text("#test-report").await?
+        );
+        let passed = b
+            .js("return document.querySelectorAll('#report-stages [data-status=passed]').length;")
+            .await?;
+        ensure!(passed == json!(6), "every stage passes, got {passed}");
+        let verbs = b
+            .js("return [document.querySelectorAll('#report-permissions .allowed-yes').length, document.querySelectorAll('#report-permissions .allowed-no').length];")
+            .await?;
+        ensure!(
+            verbs[0].as_u64() > Some(10) && verbs[1] == json!(0),
+            "permissions allowed/denied: {verbs}"
+        );
+
+        // Finish: the connector's page.
+        b.click("#finish").await?;
+        b.until(
+            "the connector page",
+            "document.body.dataset.page === 'connector' && document.querySelector('#d-status').textContent === 'SUCCESS'",
+            WAIT,
+        )
+        .await?;
+        ensure!(b.path().await? == "/orgs/payments/projects/web/connectors/Prod_cluster_EU");
+        b.shot("connector-overview").await?;
+        b.click("#tab-history").await?;
+        b.until(
+            "the history",
+            "!document.querySelector('#d-history-body').innerText.includes('Loading')",
+            WAIT,
+        )
+        .await?;
+        b.shot("connector-history").await?;
+        b.click("#tab-yaml").await?;
+        b.until(
+            "the YAML",
+            "document.querySelector('#d-yaml').value.includes('serviceAccountTokenRef: prod_sa_token')",
+            WAIT,
+        )
+        .await?;
+        b.shot("connector-yaml").await?;
+
+        // What the API now holds.
+        let c = api_get(
+            &server,
+            "/orgs/payments/projects/web/connectors/Prod_cluster_EU",
+        )
+        .await?;
+        let spec = &c["connector"]["spec"];
+        ensure!(spec["delegateSelectors"] == json!(["eu"]), "{c}");
+        ensure!(
+            spec["credential"]["spec"]["auth"]["spec"]
+                == json!({"serviceAccountTokenRef": "prod_sa_token", "caCertRef": "cluster_ca"}),
+            "{c}"
+        );
+        ensure!(
+            c["connector"]["tags"] == json!({"team": "payments", "prod": ""}),
+            "{c}"
+        );
+        ensure!(c["status"]["status"] == "SUCCESS", "{c}");
+
+        // The list, the delegates and the secrets pages.
+        b.goto("/orgs/payments/projects/web/connectors").await?;
+        b.until(
+            "the connector in the list",
+            "document.querySelector('#connectors-body tr[data-id=Prod_cluster_EU]')",
+            WAIT,
+        )
+        .await?;
+        let row = b
+            .text("#connectors-body tr[data-id=Prod_cluster_EU]")
+            .await?;
+        ensure!(
+            row.contains("SUCCESS") && row.contains("Service account token"),
+            "{row}"
+        );
+        b.shot("connectors-list").await?;
+        b.goto("/orgs/payments/projects/web/delegates").await?;
+        b.until(
+            "the delegate in the table",
+            "document.querySelector('#delegates-body tr[data-name=\"eu-1\"]')",
+            WAIT,
+        )
+        .await?;
+        ensure!(b
+            .text("#delegates-body tr[data-name=\"eu-1\"]")
+            .await?
+            .contains("CONNECTED"));
+        b.shot("delegates").await?;
+        b.goto("/orgs/payments/projects/web/secrets").await?;
+        b.until(
+            "the secrets",
+            "document.querySelector('#secrets-body tr[data-id=prod_sa_token]') && document.querySelector('#secrets-body tr[data-id=cluster_ca]')",
+            WAIT,
+        )
+        .await?;
+        let page = b.source().await?;
+        ensure!(
+            !page.contains(&sa_token) && !page.contains(env.ca_pem.lines().nth(1).unwrap_or("-")),
+            "a secret value is on the secrets page"
+        );
+        b.shot("secrets").await?;
+        drop(delegate);
+        b.close().await
+    })
+}
+
+/// A manager with one untagged delegate of the account, connected.
+async fn manager_with_delegate(dir: &Path) -> Result<(TetherServer, Delegate)> {
+    let server = TetherServer::start(bin(), &[])?;
+    let out = cli(
+        &server,
+        &server.admin_token,
+        &["delegate", "token", "create", "--name", "ui-test"],
+        None,
+    );
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout)?.trim().to_string();
+    let d = Delegate::start(&server, dir, "any-1", "", &token)?;
+    // The API has no event for "connected": ask it every 200 ms, 30 s at most.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = api_get(&server, "/delegates").await?;
+        if list
+            .as_array()
+            .is_some_and(|a| a.iter().any(|d| d["connected"] == json!(true)))
+        {
+            return Ok((server, d));
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the delegate did not connect in 30 s:\n{}",
+            std::fs::read_to_string(&d.1).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[test]
+fn a_wrong_token_shows_the_401_diagnosis_next_to_the_test() -> Result<()> {
+    run(async {
+        let env = KubeEnv::get();
+        let work = tempfile::tempdir()?;
+        let (server, _delegate) = manager_with_delegate(work.path()).await?;
+        let Some(mut b) = Browser::start("wrong_token", &server.url).await? else {
+            return Ok(());
+        };
+        b.login(&server.admin_token).await?;
+
+        // The CA through the Secrets page, then picked in the wizard.
+        b.goto("/secrets").await?;
+        b.fill("#s-name", "cluster ca").await?;
+        ensure!(b.value("#s-identifier").await? == "cluster_ca");
+        b.paste("#s-value", &env.ca_pem).await?;
+        b.click("#secret-form button[type=submit]").await?;
+        b.until(
+            "the new secret in the list",
+            "document.querySelector('#secrets-body tr[data-id=cluster_ca]')",
+            WAIT,
+        )
+        .await?;
+        ensure!(
+            b.value("#s-value").await?.is_empty(),
+            "the value field is emptied"
+        );
+        b.shot("secrets").await?;
+
+        b.goto("/connectors/new").await?;
+        b.fill("#c-name", "staging").await?;
+        b.click("#step-1 button[type=submit]").await?;
+        b.until("step 2", "!document.querySelector('#step-2').hidden", WAIT)
+            .await?;
+        b.fill("#c-master-url", &env.url).await?;
+        create_secret_in_place(&mut b, "sa-token", "stale token", "not-a-real-token").await?;
+        b.until(
+            "the CA secret in the picker",
+            "[...document.querySelectorAll('#sa-ca option')].some(o => o.value === 'cluster_ca')",
+            WAIT,
+        )
+        .await?;
+        b.select("#sa-ca", "cluster_ca").await?;
+        b.click("#step-2 button[type=submit]").await?;
+        b.until("step 3", "!document.querySelector('#step-3').hidden", WAIT)
+            .await?;
+        b.until(
+            "the connected delegate",
+            "document.querySelector('#matching-delegates')",
+            WAIT,
+        )
+        .await?;
+        b.click("#save-continue").await?;
+        b.until(
+            "the test result",
+            "document.querySelector('#test-report .report-head .badge') && !document.querySelector('#test-report .badge-pending')",
+            Duration::from_secs(120),
+        )
+        .await?;
+        b.shot("wizard-test-401").await?;
+        let report = b.text("#test-report").await?;
+        ensure!(
+            b.text("#test-report .report-head .badge").await? == "FAILURE",
+            "{report}"
+        );
+        let auth = b
+            .js("return document.querySelector('#report-stages [data-stage=authentication]').dataset.status;")
+            .await?;
+        ensure!(
+            auth == json!("failed"),
+            "authentication stage: {auth}\n{report}"
+        );
+        let diagnosis = b.text("#report-diagnosis").await?;
+        ensure!(diagnosis.contains("401"), "{diagnosis}");
+        let hints = b.text("#report-hints").await?;
+        ensure!(hints.contains("serviceAccountTokenRef"), "{hints}");
+
+        // The same diagnosis on the connector's page, by its Test connection button.
+        b.click("#finish").await?;
+        b.until(
+            "the connector page",
+            "document.querySelector('#d-status').textContent === 'FAILURE'",
+            WAIT,
+        )
+        .await?;
+        b.click("#d-test").await?;
+        b.until(
+            "the new test result",
+            "document.querySelector('#d-report .report-head .badge') && !document.querySelector('#d-report .badge-pending')",
+            Duration::from_secs(120),
+        )
+        .await?;
+        ensure!(b.text("#d-report #report-diagnosis").await?.contains("401"));
+        b.shot("connector-test-401").await?;
+
+        // The referenced secret cannot be deleted: the 409 explains why.
+        b.goto("/secrets").await?;
+        b.click("#secrets-body tr[data-id=stale_token] button")
+            .await?;
+        b.click("#s-delete-confirm").await?;
+        b.until(
+            "the 409 explanation",
+            "!document.querySelector('#s-delete-error').hidden",
+            WAIT,
+        )
+        .await?;
+        let why = b.text("#s-delete-error").await?;
+        ensure!(why.contains("staging"), "{why}");
+        b.shot("secret-delete-409").await?;
+
+        // Deleting the connector goes back to the list.
+        b.goto("/connectors/staging").await?;
+        b.click("#d-delete").await?;
+        b.click("#d-delete-confirm").await?;
+        b.until("the list", "location.pathname === '/connectors'", WAIT)
+            .await?;
+        b.close().await
+    })
+}
+
+#[test]
+fn an_invalid_name_and_api_errors_show_next_to_their_fields() -> Result<()> {
+    run(async {
+        let server = TetherServer::start(bin(), &[])?;
+        let Some(mut b) = Browser::start("field_errors", &server.url).await? else {
+            return Ok(());
+        };
+        // A wrong token is refused next to the token field.
+        b.goto("/login").await?;
+        b.fill("#login-token", "tth_not-a-token").await?;
+        b.click("#login-submit").await?;
+        b.until(
+            "the login error",
+            "!document.querySelector('#login-token-error').hidden",
+            WAIT,
+        )
+        .await?;
+        ensure!(b
+            .text("#login-token-error")
+            .await?
+            .contains("unknown or revoked"));
+        b.shot("login-error").await?;
+        b.login(&server.admin_token).await?;
+
+        // The name is validated as it is typed.
+        b.goto("/connectors/new").await?;
+        b.fill("#c-name", "prod*cluster").await?;
+        b.until(
+            "the name's error",
+            "!document.querySelector('#c-name-error').hidden",
+            WAIT,
+        )
+        .await?;
+        let err = b.text("#c-name-error").await?;
+        ensure!(err.contains("name contains '*'"), "{err}");
+        ensure!(
+            b.js("return document.querySelector('#c-name').getAttribute('aria-invalid');")
+                .await?
+                == json!("true")
+        );
+        b.click("#step-1 button[type=submit]").await?;
+        ensure!(
+            b.js("return document.querySelector('#step-2').hidden;")
+                .await?
+                == json!(true),
+            "Continue must not pass an invalid name"
+        );
+        b.shot("wizard-invalid-name").await?;
+        // A reserved id typed by hand.
+        b.fill("#c-name", "prod cluster").await?;
+        b.fill("#c-identifier", "null").await?;
+        b.until(
+            "the id's error",
+            "!document.querySelector('#c-identifier-error').hidden",
+            WAIT,
+        )
+        .await?;
+        ensure!(b
+            .text("#c-identifier-error")
+            .await?
+            .contains("reserved word"));
+        b.shot("wizard-reserved-id").await?;
+        b.fill("#c-identifier", "prod_cluster").await?;
+        b.until(
+            "no id error",
+            "document.querySelector('#c-identifier-error').hidden",
+            WAIT,
+        )
+        .await?;
+        b.click("#step-1 button[type=submit]").await?;
+
+        // The API refuses the master URL: the wizard goes back to its field.
+        b.until("step 2", "!document.querySelector('#step-2').hidden", WAIT)
+            .await?;
+        b.fill("#c-master-url", "ftp://cluster.example.com").await?;
+        create_secret_in_place(&mut b, "sa-token", "some token", "abc").await?;
+        b.click("#step-2 button[type=submit]").await?;
+        b.until("step 3", "!document.querySelector('#step-3').hidden", WAIT)
+            .await?;
+        b.click("#save-continue").await?;
+        b.until(
+            "the master URL's error from the API",
+            "!document.querySelector('#step-2').hidden && !document.querySelector('#c-master-url-error').hidden",
+            WAIT,
+        )
+        .await?;
+        let err = b.text("#c-master-url-error").await?;
+        ensure!(err.contains("scheme 'ftp'"), "{err}");
+        b.shot("wizard-api-field-error").await?;
+
+        // The JavaScript port of the identifier and name rules agrees with Rust.
+        let names = [
+            "  My  prod cluster ",
+            "k8s-prod.eu/west",
+            "cost$ center",
+            "1st cluster",
+            "---",
+            "$$$",
+            "null",
+            "Account",
+            "stepGroup",
+            "  ",
+            "日本",
+            "9",
+            "a\tb",
+            "x y\u{a0}z",
+            "naïve café",
+            "Ünïcödé 1",
+            "tab\tin",
+            "\u{feff}bom",
+            "end\u{85}",
+            &"x".repeat(300),
+        ];
+        for name in names {
+            let js = b
+                .js_args(
+                    "return [Tether.deriveIdentifier(arguments[0], 'connector'), Tether.validateName(arguments[0])];",
+                    vec![json!(name)],
+                )
+                .await?;
+            let rust_id = tether_domain::derive_identifier(name, "connector", |_| false);
+            ensure!(
+                js[0] == json!(rust_id),
+                "derive {name:?}: JS {} Rust {rust_id}",
+                js[0]
+            );
+            let rust_name = tether_domain::validate_name(name).err();
+            ensure!(
+                js[1] == json!(rust_name),
+                "validate_name {name:?}: JS {} Rust {rust_name:?}",
+                js[1]
+            );
+        }
+        for id in [
+            "ok",
+            "_x$",
+            "9a",
+            "a-b",
+            "null",
+            "NULL",
+            "",
+            &"a".repeat(129),
+        ] {
+            let js = b
+                .js_args(
+                    "return Tether.validateIdentifier(arguments[0]);",
+                    vec![json!(id)],
+                )
+                .await?;
+            let rust = tether_domain::validate_identifier(id).err();
+            ensure!(
+                js == json!(rust),
+                "validate_identifier {id:?}: JS {js} Rust {rust:?}"
+            );
+        }
+
+        // Signing out ends the session.
+        b.click("#logout").await?;
+        b.until("the login page", "location.pathname === '/login'", WAIT)
+            .await?;
+        b.goto("/connectors").await?;
+        b.until(
+            "the login page again",
+            "location.pathname === '/login'",
+            WAIT,
+        )
+        .await?;
+        b.close().await
+    })
+}
