@@ -369,7 +369,7 @@
       orgSel.replaceChildren(T.el('option', { value: '' }, 'Account (all orgs)'));
       const orgs = r.ok ? r.data : [];
       if (T.org && !orgs.some((o) => o.identifier === T.org)) orgs.push({ identifier: T.org, name: T.org });
-      for (const o of orgs) orgSel.append(T.el('option', { value: o.identifier }, o.name === o.identifier ? o.name : o.name + ' (' + o.identifier + ')'));
+      for (const o of orgs) orgSel.append(T.el('option', { value: o.identifier, title: o.identifier }, o.name));
       orgSel.value = T.org || '';
     }
     if (T.tokenProject) {
@@ -381,7 +381,7 @@
     } else {
       const r = await T.api('GET', '/api/v1/orgs/' + T.enc(T.org) + '/projects', { absolute: true });
       projSel.replaceChildren(T.el('option', { value: '' }, '— none (org level) —'));
-      for (const p of (r.ok ? r.data : [])) projSel.append(T.el('option', { value: p.identifier }, p.name === p.identifier ? p.name : p.name + ' (' + p.identifier + ')'));
+      for (const p of (r.ok ? r.data : [])) projSel.append(T.el('option', { value: p.identifier, title: p.identifier }, p.name));
       projSel.value = T.project || '';
     }
     orgSel.addEventListener('change', () => location.assign(scopeUrl(orgSel.value, null)));

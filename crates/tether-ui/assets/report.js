@@ -84,8 +84,8 @@
         return el('li', { class: 'stage-' + s.status, 'data-stage': name, 'data-status': s.status },
           el('span', { class: 'stage-icon', 'aria-hidden': 'true' }, ICON[s.status] || '?'),
           el('span', { class: 'stage-name' }, stageLabel(name), el('span', { class: 'visually-hidden' }, ': ' + s.status)),
-          el('span', { class: 'stage-time' }, T.duration(s.durationMs)),
-          el('span', { class: 'stage-detail' }, s.detail || ''));
+          el('span', { class: 'stage-time' }, s.status === 'skipped' ? '' : T.duration(s.durationMs)),
+          el('span', { class: 'stage-detail' + (s.status === 'skipped' ? ' muted' : '') }, s.detail || (s.status === 'skipped' ? 'skipped: an earlier stage failed' : '')));
       })));
     if (r.identity) {
       const i = r.identity;
@@ -113,10 +113,10 @@
         el('tbody', {}, rows.map((row) => el('tr', {},
           el('td', {}, el('code', {}, row.group ? row.resource + '.' + row.group : row.resource)),
           el('td', {}, row.namespace || el('span', { class: 'muted' }, 'all')),
-          el('td', { class: 'verbs' }, row.verbs.map((p) => el('span', {
+          el('td', {}, el('div', { class: 'verbs' }, row.verbs.map((p) => el('span', {
             class: 'verb ' + (p.allowed ? 'allowed-yes' : 'allowed-no'),
             title: (p.allowed ? 'allowed' : 'denied') + (p.reason && reasons.length > 1 ? ': ' + p.reason : ''),
-          }, (p.allowed ? '✓ ' : '✕ ') + p.verb, el('span', { class: 'visually-hidden' }, p.allowed ? ' allowed' : ' denied'))))))))));
+          }, (p.allowed ? '✓ ' : '✕ ') + p.verb, el('span', { class: 'visually-hidden' }, p.allowed ? ' allowed' : ' denied')))))))))));
     }
     if (r.missing && r.missing.length) {
       parts.push(el('h3', {}, 'Missing permissions'));

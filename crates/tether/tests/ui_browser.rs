@@ -10,7 +10,7 @@
 mod common;
 
 use std::future::Future;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -169,7 +169,13 @@ impl Browser {
             .context("opening a Chromium session through chromedriver")?;
         client.set_window_size(WIDTH, HEIGHT).await?;
         let shots = screenshot_dir(test)?;
-        println!("screenshots of {test}: {}", shots.display());
+        // Straight to stdout, past the test harness's capture, so the folder
+        // is in the test output whether the test passes or fails.
+        let _ = writeln!(
+            std::io::stdout().lock(),
+            "screenshots of {test}: {}",
+            shots.display()
+        );
         Ok(Some(Browser {
             client,
             driver,
@@ -291,6 +297,20 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Form controls without a label (`<label for>`, a wrapping label or
+    /// `aria-label`) on the current page: must be none.
+    async fn check_labels(&self) -> Result<()> {
+        let missing = self
+            .js("return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')].filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).map(e => e.id || e.outerHTML);")
+            .await?;
+        ensure!(
+            missing == json!([]),
+            "controls without a label on {}: {missing}",
+            self.path().await?
+        );
+        Ok(())
     }
 
     async fn text(&self, css: &str) -> Result<String> {
@@ -557,6 +577,7 @@ fn the_wizard_creates_a_secret_and_a_connector_whose_test_succeeds() -> Result<(
             WAIT,
         )
         .await?;
+        b.check_labels().await?;
         b.fill("#c-description", "The EU production cluster")
             .await?;
         b.fill("#c-tags", "team:payments, prod").await?;
@@ -570,6 +591,7 @@ fn the_wizard_creates_a_secret_and_a_connector_whose_test_succeeds() -> Result<(
         b.fill("#c-master-url", &env.url).await?;
         create_secret_in_place(&mut b, "sa-token", "prod sa token", &sa_token).await?;
         create_secret_in_place(&mut b, "sa-ca", "cluster ca", &env.ca_pem).await?;
+        b.check_labels().await?;
         b.shot("wizard-details").await?;
         ensure!(
             !b.source().await?.contains(&sa_token),
@@ -670,6 +692,7 @@ fn the_wizard_creates_a_secret_and_a_connector_whose_test_succeeds() -> Result<(
         )
         .await?;
         ensure!(b.path().await? == "/orgs/payments/projects/web/connectors/Prod_cluster_EU");
+        b.check_labels().await?;
         b.shot("connector-overview").await?;
         b.click("#tab-history").await?;
         b.until(
@@ -688,12 +711,52 @@ fn the_wizard_creates_a_secret_and_a_connector_whose_test_succeeds() -> Result<(
         .await?;
         b.shot("connector-yaml").await?;
 
+        // Edit: the wizard opens filled in; saving re-runs the test.
+        b.click("#d-edit").await?;
+        b.until(
+            "the wizard filled in",
+            "document.querySelector('#c-name').value === 'Prod cluster EU' && document.querySelector('#sa-token').value === 'prod_sa_token'",
+            WAIT,
+        )
+        .await?;
+        ensure!(
+            b.js("return document.querySelector('#c-identifier').readOnly;")
+                .await?
+                == json!(true),
+            "the id of a saved connector cannot change"
+        );
+        b.fill("#c-description", "EU production, edited in the UI")
+            .await?;
+        b.shot("wizard-edit").await?;
+        b.click("#step-1 button[type=submit]").await?;
+        b.until("step 2", "!document.querySelector('#step-2').hidden", WAIT)
+            .await?;
+        b.click("#step-2 button[type=submit]").await?;
+        b.until(
+            "step 3 with the stored selector",
+            "!document.querySelector('#step-3').hidden && document.querySelector('#c-selectors').innerText.includes('eu')",
+            WAIT,
+        )
+        .await?;
+        b.click("#save-continue").await?;
+        b.until(
+            "the test result after the edit",
+            "!document.querySelector('#step-4').hidden && document.querySelector('#test-report .report-head .badge') && !document.querySelector('#test-report .badge-pending')",
+            Duration::from_secs(120),
+        )
+        .await?;
+        ensure!(b.text("#test-report .report-head .badge").await? == "SUCCESS");
+
         // What the API now holds.
         let c = api_get(
             &server,
             "/orgs/payments/projects/web/connectors/Prod_cluster_EU",
         )
         .await?;
+        ensure!(
+            c["connector"]["description"] == "EU production, edited in the UI",
+            "{c}"
+        );
         let spec = &c["connector"]["spec"];
         ensure!(spec["delegateSelectors"] == json!(["eu"]), "{c}");
         ensure!(
@@ -734,6 +797,7 @@ fn the_wizard_creates_a_secret_and_a_connector_whose_test_succeeds() -> Result<(
             .text("#delegates-body tr[data-name=\"eu-1\"]")
             .await?
             .contains("CONNECTED"));
+        b.check_labels().await?;
         b.shot("delegates").await?;
         b.goto("/orgs/payments/projects/web/secrets").await?;
         b.until(
@@ -747,6 +811,7 @@ fn the_wizard_creates_a_secret_and_a_connector_whose_test_succeeds() -> Result<(
             !page.contains(&sa_token) && !page.contains(env.ca_pem.lines().nth(1).unwrap_or("-")),
             "a secret value is on the secrets page"
         );
+        b.check_labels().await?;
         b.shot("secrets").await?;
         drop(delegate);
         b.close().await
@@ -883,6 +948,52 @@ fn a_wrong_token_shows_the_401_diagnosis_next_to_the_test() -> Result<()> {
         ensure!(b.text("#d-report #report-diagnosis").await?.contains("401"));
         b.shot("connector-test-401").await?;
 
+        // YAML edit: the API's error shows next to the document.
+        b.click("#tab-yaml").await?;
+        b.until(
+            "the YAML",
+            "document.querySelector('#d-yaml').value.includes('masterUrl:')",
+            WAIT,
+        )
+        .await?;
+        b.js("const t = document.querySelector('#d-yaml'); t.value = t.value.replace(/masterUrl: .*/, 'masterUrl: ftp://cluster.example.com');")
+            .await?;
+        b.click("#d-yaml-save").await?;
+        b.until(
+            "the YAML's error",
+            "!document.querySelector('#d-yaml-error').hidden",
+            WAIT,
+        )
+        .await?;
+        let err = b.text("#d-yaml-error").await?;
+        ensure!(err.contains("scheme 'ftp'"), "{err}");
+        b.shot("connector-yaml-error").await?;
+
+        // The list's status filter and search.
+        b.goto("/connectors?status=FAILURE").await?;
+        b.until(
+            "the failing connector",
+            "document.querySelector('#connectors-body tr[data-id=staging]')",
+            WAIT,
+        )
+        .await?;
+        b.select("#f-status", "SUCCESS").await?;
+        b.until(
+            "no match",
+            "document.querySelector('#connectors-body').innerText.includes('No connector matches')",
+            WAIT,
+        )
+        .await?;
+        b.select("#f-status", "").await?;
+        b.fill("#f-search", "stag").await?;
+        b.until(
+            "the search result",
+            "document.querySelector('#connectors-body tr[data-id=staging]') && location.search === '?search=stag'",
+            WAIT,
+        )
+        .await?;
+        b.shot("connectors-search").await?;
+
         // The referenced secret cannot be deleted: the 409 explains why.
         b.goto("/secrets").await?;
         b.click("#secrets-body tr[data-id=stale_token] button")
@@ -977,7 +1088,11 @@ fn an_invalid_name_and_api_errors_show_next_to_their_fields() -> Result<()> {
             WAIT,
         )
         .await?;
-        b.click("#step-1 button[type=submit]").await?;
+        // The keyboard alone goes on: Enter in a field submits the step.
+        b.wait_for("#c-identifier")
+            .await?
+            .send_keys(&fantoccini::key::Key::Enter.to_string())
+            .await?;
 
         // The API refuses the master URL: the wizard goes back to its field.
         b.until("step 2", "!document.querySelector('#step-2').hidden", WAIT)
