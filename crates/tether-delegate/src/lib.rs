@@ -16,7 +16,6 @@ pub mod agent;
 pub mod backoff;
 pub mod config;
 pub mod health;
-pub mod manifest;
 mod session;
 pub mod tasks;
 mod tls;

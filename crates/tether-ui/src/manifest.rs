@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tether_delegate::manifest::{self, ManifestRequest, Permissions};
+use tether_kube::onboarding::delegate_manifest::{self as manifest, ManifestRequest, Permissions};
 
 use crate::session::{same_secret, CSRF_HEADER};
 use crate::UiState;

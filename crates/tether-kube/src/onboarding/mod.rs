@@ -11,6 +11,7 @@
 pub mod account;
 mod api_error;
 pub mod apply;
+pub mod delegate_manifest;
 pub mod delete;
 pub mod kubeconfig_import;
 pub mod manifests;

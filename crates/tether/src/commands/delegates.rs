@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::{json, Value};
-use tether_delegate::manifest::{self, Permissions};
+use tether_kube::onboarding::delegate_manifest::{self as manifest, Permissions};
 
 use super::client::{scope_path, ApiClient, Body, ScopeArgs};
 use super::output::{print, time, OutputFormat};
