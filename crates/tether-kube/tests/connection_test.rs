@@ -4,13 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use base64::Engine as _;
-use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
-use kube::api::{ObjectMeta, PostParams};
-use kube::runtime::wait::await_condition;
-use kube::{Api, Client};
+use kube::Client;
 use pkcs8::der::pem::LineEnding;
 use pkcs8::der::Decode as _;
 use rcgen::{
@@ -26,64 +22,15 @@ use tether_kube::connection_test::{
     TestTarget,
 };
 use tether_kube::{ClusterAccess, Credentials};
-use tether_testenv::KubeEnv;
+use tether_testenv::{bind_cluster_role, service_account_token, KubeEnv};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 // ------------------------------------------------------------------ helpers
 
-/// Creates a service account and returns the token of the Secret the token
-/// controller creates for it (Kubernetes 1.20 still does that automatically).
-async fn service_account_token(admin: &Client, ns: &str, name: &str) -> Result<String> {
-    let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), ns);
-    let sa = ServiceAccount {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    sas.create(&PostParams::default(), &sa).await?;
-    let has_secret = |sa: Option<&ServiceAccount>| {
-        sa.and_then(|sa| sa.secrets.as_ref())
-            .is_some_and(|s| !s.is_empty())
-    };
-    let sa = tokio::time::timeout(
-        Duration::from_secs(60),
-        await_condition(sas.clone(), name, has_secret),
-    )
-    .await??
-    .context("service account exists")?;
-    let secret_name = sa.secrets.unwrap()[0].name.clone().context("secret name")?;
-    let secret = Api::<Secret>::namespaced(admin.clone(), ns)
-        .get(&secret_name)
-        .await?;
-    let token = secret.data.context("secret data")?["token"].0.clone();
-    Ok(String::from_utf8(token)?)
-}
-
+/// Every test that needs one binds its account to cluster-admin the same way.
 async fn bind_cluster_admin(admin: &Client, ns: &str, sa: &str) -> Result<()> {
-    let binding = ClusterRoleBinding {
-        metadata: ObjectMeta {
-            name: Some(format!("{ns}-{sa}-admin")),
-            ..Default::default()
-        },
-        role_ref: RoleRef {
-            api_group: Some("rbac.authorization.k8s.io".into()),
-            kind: "ClusterRole".into(),
-            name: "cluster-admin".into(),
-        },
-        subjects: Some(vec![Subject {
-            kind: "ServiceAccount".into(),
-            name: sa.into(),
-            namespace: Some(ns.into()),
-            ..Default::default()
-        }]),
-    };
-    Api::<ClusterRoleBinding>::all(admin.clone())
-        .create(&PostParams::default(), &binding)
-        .await?;
-    Ok(())
+    bind_cluster_role(admin, ns, sa, "cluster-admin").await
 }
 
 fn settings(ns: &str) -> ConnectionTestSettings {

@@ -1,49 +1,16 @@
 //! Proof that the test control plane is a real Kubernetes API server with RBAC and
 //! a working service-account token controller, driven through tether's own client.
 
-use std::time::Duration;
-
 use anyhow::Result;
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
-use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 use kube::api::{ObjectMeta, PostParams};
-use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
 use tether_kube::{ClusterAccess, Credentials};
-use tether_testenv::KubeEnv;
-
-/// Creates a service account and returns the token of the Secret the token
-/// controller creates for it (Kubernetes 1.20 still does that automatically).
-async fn service_account_token(admin: &Client, ns: &str, name: &str) -> Result<String> {
-    let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), ns);
-    let sa = ServiceAccount {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    sas.create(&PostParams::default(), &sa).await?;
-    let has_secret = |sa: Option<&ServiceAccount>| {
-        sa.and_then(|sa| sa.secrets.as_ref())
-            .is_some_and(|s| !s.is_empty())
-    };
-    let sa = tokio::time::timeout(
-        Duration::from_secs(60),
-        await_condition(sas.clone(), name, has_secret),
-    )
-    .await??
-    .expect("service account exists");
-    let secret_name = sa.secrets.unwrap()[0].name.clone().expect("secret name");
-    let secret = Api::<Secret>::namespaced(admin.clone(), ns)
-        .get(&secret_name)
-        .await?;
-    let token = secret.data.unwrap()["token"].0.clone();
-    Ok(String::from_utf8(token)?)
-}
+use tether_testenv::{service_account_token, KubeEnv};
 
 fn token_client(env: &KubeEnv, token: &str) -> Client {
     ClusterAccess::new(&env.url, Credentials::Token(token.to_string().into()))
