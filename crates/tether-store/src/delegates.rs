@@ -190,6 +190,28 @@ impl Store {
         self.get_delegate_token(id).await
     }
 
+    /// Which of these delegate tokens are revoked. Managers re-check their
+    /// connections' tokens with it, so a revocation event that never reached
+    /// one (its LISTEN connection dropped) still takes effect.
+    pub async fn revoked_delegate_tokens(&self, ids: &[String]) -> Result<Vec<String>> {
+        let mut revoked = Vec::new();
+        for chunk in ids.chunks(100) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT id FROM delegate_tokens WHERE revoked_at IS NOT NULL AND id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            for row in q.fetch_all(&self.db().pool).await? {
+                revoked.push(row.try_get("id")?);
+            }
+        }
+        Ok(revoked)
+    }
+
     /// The live delegate token with this value, if any.
     pub async fn authenticate_delegate(&self, token: &str) -> Result<Option<DelegateTokenRecord>> {
         if !token.starts_with(DELEGATE_TOKEN_PREFIX) {
@@ -267,22 +289,31 @@ impl Store {
         delegate_id: &str,
         connection_id: &str,
     ) -> Result<bool> {
+        // Through the write queue like every other write: a lone statement on
+        // the pool would wait in SQLite's busy handler, which queued writers
+        // can starve for its whole timeout.
+        let mut tx = self.db().begin_write().await?;
         let res = sqlx::query("UPDATE delegates SET manager_id = NULL, connection_id = NULL WHERE id = $1 AND connection_id = $2")
             .bind(delegate_id)
             .bind(connection_id)
-            .execute(&self.db().pool)
+            .execute(tx.conn())
             .await?;
+        tx.commit().await?;
         Ok(res.rows_affected() > 0)
     }
 
     /// Marks every delegate held by a manager disconnected (its shutdown).
     pub async fn manager_stopped(&self, manager_id: &str) -> Result<u64> {
+        // Through the write queue (see `delegate_disconnected`): on a busy
+        // manager's shutdown this once waited out the busy timeout and failed.
+        let mut tx = self.db().begin_write().await?;
         let res = sqlx::query(
             "UPDATE delegates SET manager_id = NULL, connection_id = NULL WHERE manager_id = $1",
         )
         .bind(manager_id)
-        .execute(&self.db().pool)
+        .execute(tx.conn())
         .await?;
+        tx.commit().await?;
         Ok(res.rows_affected())
     }
 

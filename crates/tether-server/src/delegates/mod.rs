@@ -407,6 +407,7 @@ impl Broker {
     }
 
     async fn reap(&self) {
+        self.recheck_revocations().await;
         // Connections whose frames stopped without a close.
         let silent: Vec<(String, mpsc::Sender<Outbound>)> = {
             let live = self.live.lock().unwrap();
@@ -443,6 +444,29 @@ impl Broker {
         }
         if let Err(e) = self.store.expire_task_deadlines(now_ms()).await {
             tracing::warn!(error = %e, "cannot expire task deadlines");
+        }
+    }
+
+    /// Closes connections whose token was revoked, in case the revocation event
+    /// missed this manager. A few distinct tokens serve many delegates, so this
+    /// is one small query per tick.
+    async fn recheck_revocations(&self) {
+        let tokens: Vec<String> = {
+            let live = self.live.lock().unwrap();
+            let set: std::collections::BTreeSet<&String> =
+                live.values().map(|d| &d.token_id).collect();
+            set.into_iter().cloned().collect()
+        };
+        if tokens.is_empty() {
+            return;
+        }
+        match self.store.revoked_delegate_tokens(&tokens).await {
+            Ok(revoked) => {
+                for t in revoked {
+                    self.close_token(&t);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot re-check delegate token revocations"),
         }
     }
 

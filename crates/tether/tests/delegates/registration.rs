@@ -237,3 +237,34 @@ async fn revoking_a_token_disconnects_its_delegate_and_a_bad_token_stops_one() {
         "{again:?}"
     );
 }
+
+/// A revocation written by another manager whose event never arrived (its
+/// LISTEN connection dropped) still disconnects the delegate: each manager
+/// re-checks the tokens of its connections. The event is skipped here by
+/// revoking straight in the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_whose_event_was_lost_still_disconnects() {
+    use sqlx::Connection;
+    let server = TetherServer::start(bin(), FAST).unwrap();
+    seed_projects(&server);
+    let api = Api::new(&server);
+    let (token_id, token) = api.delegate_token(PROJECT_A, "quiet").await;
+    let mut d = Delegate::spawn(&server.url, &token, "unaware", &[]);
+    api.connected(PROJECT_A, "unaware", 0).await;
+
+    let db = server.data_dir.join("tether.db");
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE delegate_tokens SET revoked_at = 1 WHERE id = $1")
+        .bind(&token_id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+
+    let status = d.exit().await;
+    assert!(!status.success(), "a revoked delegate stops: {}", d.log());
+    assert!(d.log().contains("revoked"), "{}", d.log());
+    api.disconnected(PROJECT_A, "unaware").await;
+}
