@@ -177,13 +177,17 @@ impl Store {
 
     /// Revokes a delegate token. The server disconnects its delegates.
     pub async fn revoke_delegate_token(&self, id: &str) -> Result<DelegateTokenRecord> {
+        // Through the write queue like every write: a bare pool write waits in
+        // SQLite's busy handler behind a burst of heartbeats.
+        let mut tx = self.db().begin_write().await?;
         let res = sqlx::query(
             "UPDATE delegate_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2",
         )
         .bind(now_ms())
         .bind(id)
-        .execute(&self.db().pool)
+        .execute(tx.conn())
         .await?;
+        tx.commit().await?;
         if res.rows_affected() == 0 {
             return Err(StoreError::not_found(format!("delegate token '{id}'")));
         }
@@ -318,11 +322,12 @@ impl Store {
     }
 
     pub async fn set_delegate_draining(&self, delegate_id: &str) -> Result<()> {
+        let mut tx = self.db().begin_write().await?;
         sqlx::query("UPDATE delegates SET draining = 1 WHERE id = $1")
             .bind(delegate_id)
-            .execute(&self.db().pool)
+            .execute(tx.conn())
             .await?;
-        Ok(())
+        tx.commit().await
     }
 
     /// Writes the heartbeats of many delegates in one transaction, and renews

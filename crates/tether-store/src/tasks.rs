@@ -382,10 +382,12 @@ impl Store {
 
     /// Fails queued tasks past their deadline (no delegate took them in time).
     pub async fn expire_task_deadlines(&self, now: i64) -> Result<u64> {
+        let mut tx = self.db().begin_write().await?;
         let res = sqlx::query("UPDATE tasks SET state = 'failed', error = 'no eligible delegate took the task before its deadline', updated_at = $1 WHERE state = 'queued' AND deadline_at < $1")
             .bind(now)
-            .execute(&self.db().pool)
+            .execute(tx.conn())
             .await?;
+        tx.commit().await?;
         Ok(res.rows_affected())
     }
 }

@@ -27,6 +27,13 @@ pub async fn run(p: FleetParams) -> Result<()> {
     );
     let tmp = tempfile::tempdir()?;
     let data = tmp.path().join("data");
+    // TETHER_BENCH_KEEP=1 keeps the data directory and the managers' log.
+    let _tmp = if std::env::var_os("TETHER_BENCH_KEEP").is_some() {
+        let _ = tmp.keep();
+        None
+    } else {
+        Some(tmp)
+    };
     let hb = format!("{}ms", p.heartbeat.as_millis());
     let manager = Manager::start(&data, 0, &["--delegate-heartbeat", &hb])?;
     let port = manager.port;
@@ -56,7 +63,8 @@ pub async fn run(p: FleetParams) -> Result<()> {
     // Fill in batches, so the figure below is the steady state and not the
     // cost of 10,000 simultaneous first registrations.
     let t_fill = Instant::now();
-    let batch = 500;
+    let cpu_fill = cpu_time(manager.pid())?;
+    let batch: usize = crate::env_or("TETHER_BENCH_BATCH", 500);
     while fleet.len() < p.delegates {
         let upto = (fleet.len() + batch).min(p.delegates);
         while fleet.len() < upto {
@@ -81,11 +89,14 @@ pub async fn run(p: FleetParams) -> Result<()> {
     }
     let fill = t_fill.elapsed();
     let failed_fill = stats.failed_attempts.load(Ordering::SeqCst);
+    let cpu_fill = cpu_time(manager.pid())? - cpu_fill;
     println!(
-        "all {} registered in {:.1} s (batches of {batch}; {} failed attempts)",
+        "all {} registered in {:.1} s (batches of {batch}; {} failed attempts); manager CPU {:.1} s, {:.2} ms per registration",
         p.delegates,
         fill.as_secs_f64(),
-        failed_fill
+        failed_fill,
+        cpu_fill.as_secs_f64(),
+        cpu_fill.as_secs_f64() * 1e3 / p.delegates as f64
     );
 
     // Two heartbeat intervals so every delegate beats on its own phase.

@@ -23,6 +23,10 @@
 //!   then tests per second through one delegate. Uses the control plane named by
 //!   TETHER_TEST_KUBE_DIR (`scripts/kube-testenv up`) or starts one.
 //!
+//! Also: TETHER_BENCH_BATCH (500) delegates are started at a time while the
+//! fleet fills; TETHER_BENCH_KEEP=1 keeps the fleet's data directory and the
+//! manager's log; TETHER_BENCH_MANAGER_LOG sets the managers' TETHER_LOG.
+//!
 //! Each connection costs a file descriptor on both sides: the bench raises its
 //! soft open-files limit to the hard limit (the manager it starts inherits it);
 //! with a hard limit below N + 1000, run `ulimit -n 65536` as root first.

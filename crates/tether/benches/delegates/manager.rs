@@ -33,13 +33,18 @@ impl Manager {
             .create(true)
             .append(true)
             .open(&log_file)?;
-        let mut child = Command::new(bin())
+        let mut command = Command::new(bin());
+        // The manager logs at its default level unless TETHER_BENCH_MANAGER_LOG says.
+        match std::env::var("TETHER_BENCH_MANAGER_LOG") {
+            Ok(filter) => command.env("TETHER_LOG", filter),
+            Err(_) => command.env_remove("TETHER_LOG"),
+        };
+        let mut child = command
             .arg("server")
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(extra)
-            .env_remove("TETHER_LOG")
             .env_remove("TETHER_KEK")
             .env_remove("TETHER_DATABASE_URL")
             .stdin(Stdio::null())
