@@ -333,6 +333,20 @@ impl Store {
         reason: &str,
     ) -> Result<Vec<TaskRecord>> {
         let now = now_ms();
+        // The reaper asks twice a second and the answer is nearly always
+        // "nothing": look without the write lock first, so an idle manager does
+        // not queue behind (or hold up) real writers.
+        let probe = format!("SELECT 1 AS one FROM tasks WHERE {clause} LIMIT 1");
+        let mut q = sqlx::query(&probe);
+        if let Some(t) = text_arg {
+            q = q.bind(t);
+        }
+        if let Some(i) = int_arg {
+            q = q.bind(i);
+        }
+        if q.fetch_optional(&self.db().pool).await?.is_none() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.db().begin_write().await?;
         let sql = format!("SELECT {COLUMNS} FROM tasks WHERE {clause}");
         let mut q = sqlx::query(&sql);
@@ -382,6 +396,16 @@ impl Store {
 
     /// Fails queued tasks past their deadline (no delegate took them in time).
     pub async fn expire_task_deadlines(&self, now: i64) -> Result<u64> {
+        // As in `release_where`: a read first, the write lock only when needed.
+        let due = sqlx::query(
+            "SELECT 1 AS one FROM tasks WHERE state = 'queued' AND deadline_at < $1 LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.db().pool)
+        .await?;
+        if due.is_none() {
+            return Ok(0);
+        }
         let mut tx = self.db().begin_write().await?;
         let res = sqlx::query("UPDATE tasks SET state = 'failed', error = 'no eligible delegate took the task before its deadline', updated_at = $1 WHERE state = 'queued' AND deadline_at < $1")
             .bind(now)

@@ -114,6 +114,24 @@ impl Caller {
         Ok(())
     }
 
+    /// An entity addressed by id alone (an API or delegate token, a task), as
+    /// this caller may know it: an unknown id and one out of reach get the same
+    /// 404, so ids of other scopes reveal nothing. Other store failures stay
+    /// what they are rather than turning into "not found".
+    pub fn reach<T>(
+        &self,
+        found: Result<T, tether_store::StoreError>,
+        scope_of: impl Fn(&T) -> &Scope,
+        what: &str,
+    ) -> Result<T, ApiError> {
+        let not_found = || ApiError::not_found(format!("{what} not found"));
+        match found {
+            Ok(t) if self.can_see(scope_of(&t)) => Ok(t),
+            Ok(_) | Err(tether_store::StoreError::NotFound { .. }) => Err(not_found()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// True when the caller could read `scope` (used to filter lists).
     pub fn can_see(&self, scope: &Scope) -> bool {
         self.0.scope.covers(scope)

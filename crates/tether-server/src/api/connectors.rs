@@ -50,6 +50,18 @@ pub struct ListResponse<T> {
     pub limit: u32,
 }
 
+impl<T> ListResponse<T> {
+    /// A store page, each item turned into its API shape.
+    pub fn from_page<R: Into<T>>(page: tether_store::Page<R>) -> Self {
+        ListResponse {
+            items: page.items.into_iter().map(Into::into).collect(),
+            total: page.total,
+            page: page.page,
+            limit: page.limit,
+        }
+    }
+}
+
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -312,12 +324,7 @@ pub async fn list(
     let page = state.store.list_connectors(&path.scope, query).await?;
     Ok(Reply::ok(
         Format::accepted(&headers),
-        ListResponse {
-            items: page.items.into_iter().map(Into::into).collect(),
-            total: page.total,
-            page: page.page,
-            limit: page.limit,
-        },
+        ListResponse::from_page(page),
     ))
 }
 

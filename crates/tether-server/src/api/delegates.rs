@@ -290,15 +290,11 @@ pub async fn revoke_token(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let not_found = || ApiError::not_found(format!("delegate token '{id}' not found"));
-    let token = state
-        .store
-        .get_delegate_token(&id)
-        .await
-        .map_err(|_| not_found())?;
-    if !caller.can_see(&token.scope) {
-        return Err(not_found());
-    }
+    let token = caller.reach(
+        state.store.get_delegate_token(&id).await,
+        |t| &t.scope,
+        &format!("delegate token '{id}'"),
+    )?;
     caller.require(&token.scope, Role::Admin)?;
     state.broker.revoke_token(&id).await?;
     tracing::info!(id = %id, "delegate token revoked; its delegates are disconnected");
@@ -478,10 +474,10 @@ pub async fn get_task(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Reply<TaskResponse>> {
-    let not_found = || ApiError::not_found(format!("task '{id}' not found"));
-    let task = state.store.get_task(&id).await.map_err(|_| not_found())?;
-    if !caller.can_see(&task.scope) {
-        return Err(not_found());
-    }
+    let task = caller.reach(
+        state.store.get_task(&id).await,
+        |t| &t.scope,
+        &format!("task '{id}'"),
+    )?;
     Ok(Reply::ok(Format::accepted(&headers), task.into()))
 }

@@ -211,12 +211,7 @@ pub async fn list(
         .await?;
     Ok(Reply::ok(
         Format::accepted(&headers),
-        ListResponse {
-            items: page.items.into_iter().map(Into::into).collect(),
-            total: page.total,
-            page: page.page,
-            limit: page.limit,
-        },
+        ListResponse::from_page(page),
     ))
 }
 

@@ -162,13 +162,11 @@ pub async fn revoke(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let token = state.store.get_token(&id).await.map_err(|_| {
-        // The same answer whether the id is unknown or out of reach.
-        ApiError::not_found(format!("API token '{id}' not found"))
-    })?;
-    if !caller.can_see(&token.scope) {
-        return Err(ApiError::not_found(format!("API token '{id}' not found")));
-    }
+    let token = caller.reach(
+        state.store.get_token(&id).await,
+        |t| &t.scope,
+        &format!("API token '{id}'"),
+    )?;
     caller.require(&token.scope, Role::Admin)?;
     state.store.revoke_token(&id).await?;
     tracing::info!(id = %id, "API token revoked");

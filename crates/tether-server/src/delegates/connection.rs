@@ -58,7 +58,7 @@ newer connection, manager shutting down, registration refused); `reconnect` says
     security(("delegateToken" = [])),
     responses(
         (status = 101, description = "Switching Protocols: the connection is now the delegate's WebSocket."),
-        (status = 400, description = "Not a WebSocket upgrade request: a header of the upgrade is missing or wrong. The body is plain text, not `ErrorBody`.", content_type = "text/plain", body = String),
+        (status = 400, response = crate::api::openapi::BadRequest),
         (status = 401, description = "No delegate token, a malformed `Authorization` header, or an unknown or revoked delegate token (`UNAUTHENTICATED`).", content_type = "application/json", body = crate::api::error::ErrorBody),
         (status = 500, response = crate::api::openapi::Internal),
         (status = 503, description = "The manager is shutting down (`SHUTTING_DOWN`): dial again after a backoff, to this manager once it is back or to another one.", content_type = "application/json", body = crate::api::error::ErrorBody),
@@ -67,7 +67,7 @@ newer connection, manager shutting down, registration refused); `reconnect` says
 pub async fn connect(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     let token = headers
         .get(AUTHORIZATION)
@@ -96,6 +96,18 @@ pub async fn connect(
             return ApiError::unauthorized("the delegate token is unknown or revoked; create one with `tether delegate token create`").into_response()
         }
         Err(e) => return ApiError::from(e).into_response(),
+    };
+    // Checked after the token, so a plain request learns first what is missing
+    // there, and in our error shape rather than axum's plain text.
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => {
+            return ApiError::bad_request(format!(
+                "this is the delegates' WebSocket ({}); connect with `tether delegate run --manager URL`",
+                rejection.body_text()
+            ))
+            .into_response()
+        }
     };
     let broker = state.broker.clone();
     ws.read_buffer_size(READ_BUFFER)
