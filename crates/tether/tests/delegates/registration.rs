@@ -74,16 +74,25 @@ async fn registered_delegate_is_listed_with_its_details_and_health() {
     assert!(!d["hostname"].as_str().unwrap().is_empty(), "{d}");
     assert!(d["lastHeartbeat"].as_i64().is_some(), "{d}");
 
-    // The health endpoint a Kubernetes probe would use.
+    // The health endpoint a Kubernetes probe would use. The manager records the
+    // registration before the delegate reads the answer, so the API may show it
+    // connected a moment before the delegate calls itself ready.
     let http = reqwest::Client::new();
-    for path in ["/healthz", "/readyz"] {
-        let r = http
-            .get(format!("http://{health_addr}{path}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK, "{path}");
-    }
+    let r = http
+        .get(format!("http://{health_addr}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "/healthz");
+    eventually("/readyz to answer 200", || {
+        let http = http.clone();
+        let url = format!("http://{health_addr}/readyz");
+        async move {
+            let r = http.get(url).send().await.ok()?;
+            (r.status() == StatusCode::OK).then_some(())
+        }
+    })
+    .await;
 
     // A running task shows in the list, through the API and the CLI.
     let task = api.echo(PROJECT_A, "hello", 6_000, &["eu"]).await;
