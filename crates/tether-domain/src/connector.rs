@@ -419,7 +419,7 @@ impl Connector {
                 }
             }
             Credential::ManualConfig(m) => {
-                if let Err(e) = check_url(&m.master_url) {
+                if let Err(e) = check_url(&m.master_url, "masterUrl") {
                     errs.push("spec.credential.spec.masterUrl", e);
                 }
                 check_auth(&m.auth, &mut errs);
@@ -456,7 +456,7 @@ fn check_auth(auth: &Auth, errs: &mut ValidationErrors) {
                 (&a.oidc_username, "oidcUsername"),
                 (&a.oidc_username_ref, "oidcUsernameRef"),
             );
-            if let Err(e) = check_url(&a.oidc_issuer_url) {
+            if let Err(e) = check_url(&a.oidc_issuer_url, "oidcIssuerUrl") {
                 errs.push(format!("{AUTH}.spec.oidcIssuerUrl"), e);
             }
         }
@@ -492,22 +492,70 @@ fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-/// An absolute http(s) URL with a host. `http://` is accepted here; the connection
-/// test explains why it fails against a real API server.
-fn check_url(raw: &str) -> Result<(), String> {
+/// The URL of a server the delegate sends credentials to (`masterUrl`,
+/// `oidcIssuerUrl`): absolute `https://` with a host, and nothing that belongs
+/// elsewhere. Credentials in the URL would be stored and shown in clear text
+/// (they go in secrets); a query or fragment is not part of a server's address
+/// (and `?token=...` is one more way to leak a secret); plain `http://` would
+/// send the credentials unencrypted. Messages never quote a password.
+fn check_url(raw: &str, field: &str) -> Result<(), String> {
+    let shown = without_userinfo(raw);
     let u = url::Url::parse(raw.trim()).map_err(|e| {
-        format!("'{raw}' is not a URL ({e}); expected something like https://10.0.0.1:6443 — `kubectl cluster-info` prints it")
+        format!("'{shown}' is not a URL ({e}); expected something like https://10.0.0.1:6443 — `kubectl cluster-info` prints it")
     })?;
+    if !u.username().is_empty() || u.password().is_some() {
+        let fix = if field == "masterUrl" {
+            "use auth type UsernamePassword with username (or usernameRef) and passwordRef, a secret, instead"
+        } else {
+            "put the user's password in oidcPasswordRef and the client secret in oidcSecretRef, secrets, instead"
+        };
+        return Err(format!(
+            "{field} '{shown}' carries credentials (user:password@); they would be stored and shown in clear text: remove them from the URL and {fix}"
+        ));
+    }
     if !matches!(u.scheme(), "https" | "http") {
         return Err(format!(
-            "'{raw}' uses the scheme '{}'; use https://",
+            "'{shown}' uses the scheme '{}'; use https://",
             u.scheme()
         ));
     }
     if u.host_str().is_none_or(str::is_empty) {
-        return Err(format!("'{raw}' has no host"));
+        return Err(format!("'{shown}' has no host"));
+    }
+    if u.scheme() == "http" {
+        let rest = shown.trim().split_once("://").map_or("", |(_, r)| r);
+        let https = format!("https://{rest}");
+        return Err(format!(
+            "{field} '{shown}' uses http://, which would send the credentials unencrypted (and Kubernetes API servers and OIDC issuers serve HTTPS): use {https}"
+        ));
+    }
+    if u.query().is_some() {
+        return Err(format!(
+            "{field} '{shown}' has a query ('?{}'); a server's address has none: remove it (credentials go in secrets, TLS settings in caCertRef)",
+            u.query().unwrap_or_default()
+        ));
+    }
+    if u.fragment().is_some() {
+        return Err(format!(
+            "{field} '{shown}' has a fragment ('#...'); a server's address has none: remove it"
+        ));
     }
     Ok(())
+}
+
+/// `raw` with anything between `scheme://` and the last `@` of the authority
+/// replaced by `***`, for messages.
+fn without_userinfo(raw: &str) -> String {
+    let Some(start) = raw.find("://").map(|i| i + 3) else {
+        return raw.to_string();
+    };
+    let end = raw[start..]
+        .find(['/', '?', '#'])
+        .map_or(raw.len(), |i| start + i);
+    match raw[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &raw[..start], &raw[start + at..]),
+        None => raw.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -603,6 +651,75 @@ connector:
             errs.first().unwrap().field,
             "spec.credential.spec.auth.spec.serviceAccountTokenRef"
         );
+    }
+
+    fn master_url_error(url: &str) -> Option<String> {
+        let yaml = SA.replace("https://10.0.0.1:6443", url);
+        let doc: ConnectorDocument = serde_yaml::from_str(&yaml).unwrap();
+        let errs = doc.connector.validate().err()?;
+        let e = errs.first().unwrap();
+        assert_eq!(e.field, "spec.credential.spec.masterUrl", "{url}");
+        Some(e.message.clone())
+    }
+
+    #[test]
+    fn master_urls_with_credentials_query_or_plain_http_are_refused_with_the_reason() {
+        let m = master_url_error("https://admin:s3cr3t-pw@10.0.0.1:6443").expect("userinfo");
+        assert!(m.contains("UsernamePassword"), "{m}");
+        assert!(m.contains("passwordRef"), "{m}");
+        assert!(!m.contains("s3cr3t-pw"), "the password is quoted: {m}");
+        let m = master_url_error("https://admin@10.0.0.1:6443").expect("username only");
+        assert!(m.contains("UsernamePassword"), "{m}");
+        let m = master_url_error("https://10.0.0.1:6443?token=abc").expect("query");
+        assert!(m.contains("query"), "{m}");
+        let m = master_url_error("https://10.0.0.1:6443/#frag").expect("fragment");
+        assert!(m.contains("fragment"), "{m}");
+        let m = master_url_error("http://10.0.0.1:8080").expect("plain http");
+        assert!(m.contains("https://10.0.0.1:8080"), "{m}");
+        assert!(m.contains("unencrypted"), "{m}");
+        // A URL whose parse fails never quotes its password either.
+        let m = master_url_error("https://u:pw-9f8e@").expect("no host");
+        assert!(!m.contains("pw-9f8e"), "{m}");
+        // A path prefix (an API server behind a proxy) stays allowed.
+        assert_eq!(
+            master_url_error("https://rancher.example.com/k8s/clusters/c-1"),
+            None
+        );
+        assert_eq!(master_url_error("https://[::1]:6443"), None);
+    }
+
+    #[test]
+    fn oidc_issuer_urls_follow_the_same_rules() {
+        let yaml = r#"
+connector:
+  name: oidc
+  identifier: oidc
+  type: K8sCluster
+  spec:
+    credential:
+      type: ManualConfig
+      spec:
+        masterUrl: https://10.0.0.1:6443
+        auth:
+          type: OpenIdConnect
+          spec:
+            oidcIssuerUrl: ISSUER
+            oidcClientIdRef: cid
+            oidcPasswordRef: pw
+            oidcUsername: alice
+"#;
+        for (issuer, needle) in [
+            ("https://u:p@login.example.com", "oidcPasswordRef"),
+            ("https://login.example.com?x=1", "query"),
+            ("http://login.example.com", "unencrypted"),
+        ] {
+            let doc: ConnectorDocument =
+                serde_yaml::from_str(&yaml.replace("ISSUER", issuer)).unwrap();
+            let errs = doc.connector.validate().unwrap_err();
+            let e = errs.first().unwrap();
+            assert_eq!(e.field, "spec.credential.spec.auth.spec.oidcIssuerUrl");
+            assert!(e.message.contains(needle), "{issuer}: {}", e.message);
+        }
     }
 
     #[test]

@@ -403,6 +403,14 @@ async fn inherited_delegate_identity_is_labelled() -> Result<()> {
     assert_eq!(id.user, "tether-admin");
     assert_eq!(id.groups, vec!["system:masters".to_string()]);
     assert_eq!(id.label.as_deref(), Some("kubeconfig context tether-test"));
+    // The CA came from the delegate, not from a caCertRef the connector lacks.
+    let tls = r.stages.iter().find(|s| s.name == StageName::Tls).unwrap();
+    let detail = tls.detail.as_deref().unwrap_or_default();
+    assert!(!detail.contains("caCertRef"), "{detail}");
+    assert!(
+        detail.contains("trusted via the delegate's CA (kubeconfig context tether-test)"),
+        "{detail}"
+    );
     Ok(())
 }
 

@@ -594,6 +594,7 @@ async fn stand_in_schemas_match_the_types_they_document() {
     let minimal = TestResponse {
         report: report.clone(),
         delegate_id: None,
+        delegate_name: None,
         task_id: None,
     };
     report.error_summary = Some("x".into());
@@ -608,6 +609,7 @@ async fn stand_in_schemas_match_the_types_they_document() {
     let full = TestResponse {
         report,
         delegate_id: Some("d".into()),
+        delegate_name: Some("n".into()),
         task_id: Some("t".into()),
     };
     let response =

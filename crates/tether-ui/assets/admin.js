@@ -16,7 +16,7 @@
         return;
       }
       tbody.replaceChildren(...r.data.map((d) => el('tr', { 'data-name': d.name },
-        el('td', { class: 'name' }, el('strong', {}, d.name), el('div', { class: 'muted small' }, el('code', {}, d.id))),
+        el('td', { class: 'name' }, el('strong', { title: d.name }, d.name), el('div', { class: 'muted small' }, el('code', { class: 'id', title: d.id }, d.id))),
         el('td', {}, d.connected
           ? el('span', { class: 'badge badge-success' }, d.draining ? 'DRAINING' : 'CONNECTED')
           : el('span', { class: 'badge badge-unknown' }, 'DISCONNECTED')),
@@ -40,8 +40,8 @@
         return;
       }
       body.replaceChildren(...r.data.map((t) => el('tr', {},
-        el('td', {}, t.name),
-        el('td', {}, el('code', {}, t.id)),
+        el('td', { class: 'name' }, el('span', { title: t.name }, t.name)),
+        el('td', {}, el('code', { class: 'id', title: t.id }, t.id)),
         el('td', {}, T.time(t.createdAt)),
         el('td', {}, t.revokedAt ? el('span', { class: 'badge badge-unknown' }, 'REVOKED') : el('span', { class: 'badge badge-success' }, 'ACTIVE')),
         el('td', {}, t.revokedAt ? null : el('button', {
@@ -114,8 +114,8 @@
         tbody.replaceChildren(el('tr', {}, el('td', { colspan: '5', class: 'muted' }, s ? 'No secret matches.' : 'No secrets in this scope yet.')));
       } else {
         tbody.replaceChildren(...items.map((x) => el('tr', { 'data-id': x.identifier },
-          el('td', { class: 'name' }, el('strong', {}, x.name)),
-          el('td', {}, el('code', {}, refPrefix + x.identifier)),
+          el('td', { class: 'name' }, el('strong', { title: x.name }, x.name)),
+          el('td', {}, el('code', { class: 'id', title: refPrefix + x.identifier }, refPrefix + x.identifier)),
           el('td', { class: 'muted' }, x.description || ''),
           el('td', {}, T.time(x.lastModifiedAt)),
           el('td', {}, el('button', { type: 'button', class: 'danger small', 'aria-label': 'Delete secret ' + x.name, onclick: () => askDelete(x) }, 'Delete')))));

@@ -18,6 +18,12 @@
     return { kind: 'Master URL', auth: AUTH_LABELS[cred.spec.auth.type] || cred.spec.auth.type, url: cred.spec.masterUrl };
   };
 
+  /** A status summary in at most 90 characters, without the code quotes. */
+  function summaryLine(text) {
+    const t = String(text).replace(/`/g, '');
+    return t.length > 90 ? t.slice(0, 90) + '…' : t;
+  }
+
   T.pages.connectors = function () {
     const limit = 20;
     const params = new URLSearchParams(location.search);
@@ -55,14 +61,14 @@
           const st = it.status || {};
           return el('tr', { 'data-id': c.identifier },
             el('td', { class: 'name' },
-              el('a', { href: T.uiBase + '/connectors/' + T.enc(c.identifier) }, c.name),
+              el('a', { href: T.uiBase + '/connectors/' + T.enc(c.identifier), title: c.name }, c.name),
               c.description ? el('div', { class: 'muted small' }, c.description) : null),
-            el('td', {}, el('code', {}, c.identifier)),
+            el('td', {}, el('code', { class: 'id', title: c.identifier }, c.identifier)),
             el('td', {}, el('div', {}, d.kind + (d.auth ? ' · ' + d.auth : '')),
-              d.url ? el('div', { class: 'muted small' }, d.url) : null,
+              d.url ? el('div', { class: 'muted small url' }, d.url) : null,
               (c.spec.delegateSelectors || []).length ? el('div', { class: 'small' }, 'Delegates: ', c.spec.delegateSelectors.map((s) => el('span', { class: 'tag' }, s))) : null),
             el('td', {}, T.badge(st.status),
-              st.errorSummary ? el('div', { class: 'muted small', title: st.errorSummary }, st.errorSummary.length > 90 ? st.errorSummary.slice(0, 90) + '…' : st.errorSummary) : null),
+              st.errorSummary ? el('div', { class: 'muted small', title: st.errorSummary.replace(/`/g, '') }, summaryLine(st.errorSummary)) : null),
             el('td', {}, T.time(st.testedAt)),
             el('td', {}, T.time(st.lastConnectedAt)));
         }));
@@ -98,18 +104,51 @@
       return [el('dt', {}, label), el('dd', {}, ...value)];
     }
 
+    /** Deleted meanwhile (another tab, the CLI): say so and offer nothing to do. */
+    function showDeleted() {
+      for (const b of ['#d-test', '#d-edit', '#d-delete']) $(b).hidden = true;
+      $('#d-status').replaceWith(el('span', { id: 'd-status', class: 'badge badge-unknown' }, 'DELETED'));
+      $('.tabs').hidden = true;
+      errorBox.replaceChildren('The connector “' + id + '” was deleted (or never existed): it can no longer be tested or edited. ',
+        el('a', { href: T.uiBase + '/connectors' }, 'Go to the connectors'));
+      errorBox.hidden = false;
+    }
+
+    /** The newest stored result (the background test's, or the last one run here). */
+    let latest = null;
+    const TRIGGERS = { api: 'a test run on request', change: 'the test after the last change', schedule: 'the periodic re-test' };
+    async function loadLatest() {
+      const r = await T.api('GET', path + '/test-history?limit=1');
+      const items = r.ok ? (r.data.items || []) : [];
+      latest = items[0] || null;
+      return latest;
+    }
+    function showLatest(pending) {
+      const report = $('#d-report');
+      if (report.dataset.fresh) return; // a test run on this page is showing
+      if (!latest || !latest.report) {
+        report.replaceChildren(el('p', { class: 'muted' }, pending
+          ? 'The manager is testing this connector in the background; its result appears here and in Overview. Press Test connection to run one now.'
+          : 'No connection test has run yet. Press Test connection to run one.'));
+        return;
+      }
+      T.renderReport(report, Object.assign({ delegateId: latest.delegateId, delegateName: latest.delegateName }, latest.report));
+      report.prepend(el('p', { class: 'muted small', id: 'd-report-stored' },
+        'The latest stored result, from ' + (TRIGGERS[latest.trigger] || latest.trigger) + '. Press Test connection to run a new test.'));
+    }
+
     async function load() {
-      const r = await T.api('GET', path);
+      const [r] = await Promise.all([T.api('GET', path), loadLatest()]);
       if (!r.ok) {
-        T.showFormError(errorBox, r.status === 404
-          ? 'There is no connector “' + id + '” here (it may have been deleted). Go back to the connectors list.'
-          : r.error.message);
+        if (r.status === 404) showDeleted();
+        else T.showFormError(errorBox, r.error.message);
         return null;
       }
       const c = r.data.connector;
       const st = r.data.status || {};
       document.title = c.name + ' · tether';
       $('#d-name').textContent = c.name;
+      $('#d-name').title = c.name;
       $('#d-status').replaceWith(Object.assign(T.badge(st.status), { id: 'd-status' }));
       const d = T.describeCredential(c);
       $('#d-cred').textContent = d.kind + (d.auth ? ' · ' + d.auth : '');
@@ -123,10 +162,10 @@
       }
       const sel = c.spec.delegateSelectors || [];
       $('#d-summary').replaceChildren(
-        ...row('Status', T.badge(st.status), st.errorSummary ? el('p', { class: 'diagnosis' }, st.errorSummary) : null),
+        ...row('Status', T.badge(st.status), st.errorSummary ? el('p', { class: 'diagnosis' }, T.inlineCode(st.errorSummary)) : null),
         ...row('Last tested', T.time(st.testedAt), st.testedAt ? el('span', { class: 'muted' }, ' (' + T.when(st.testedAt) + ')') : null),
         ...row('Last connected', T.time(st.lastConnectedAt)),
-        ...(st.delegateId ? row('Tested by delegate', el('code', {}, st.delegateId)) : []),
+        ...(st.delegateId ? row('Tested by delegate', T.delegateRef(latest && latest.delegateId === st.delegateId ? latest.delegateName : null, st.delegateId)) : []),
         ...row('Name', c.name),
         ...row('Id', el('code', {}, c.identifier)),
         ...(c.description ? row('Description', c.description) : []),
@@ -137,6 +176,7 @@
         ...row('Delegates', sel.length ? ['Only delegates with all of: ', ...sel.map((s) => el('span', { class: 'tag' }, s))] : 'Any available delegate'),
         ...row('Created', T.when(r.data.createdAt)),
         ...row('Last modified', T.when(r.data.lastModifiedAt)));
+      showLatest(st.status === 'PENDING');
       return r.data;
     }
 
@@ -146,10 +186,13 @@
       showTab('test');
       const report = $('#d-report');
       const stop = T.renderRunning(report);
+      report.dataset.fresh = 'true';
       const r = await T.api('POST', path + '/test');
       stop();
       btn.disabled = false;
-      if (r.ok) T.renderReport(report, r.data); else T.renderReportError(report, r.error);
+      if (r.ok) T.renderReport(report, r.data);
+      else if (r.status === 404) { showDeleted(); return; }
+      else T.renderReportError(report, r.error);
       historyLoaded = false;
       load();
     });
@@ -175,11 +218,11 @@
           el('td', {}, T.badge(h.status || rep.status)),
           el('td', {}, T.duration(h.durationMs !== undefined ? h.durationMs : rep.durationMs)),
           el('td', {}, h.trigger || ''),
-          el('td', {}, h.delegateId ? el('code', {}, h.delegateId) : el('span', { class: 'muted' }, '—')),
-          el('td', { class: 'small' }, rep.errorSummary || (String(h.status || rep.status).toUpperCase() === 'SUCCESS' ? 'Connected' : '')),
+          el('td', {}, h.delegateId ? T.delegateRef(h.delegateName, h.delegateId) : el('span', { class: 'muted' }, '—')),
+          el('td', { class: 'small' }, rep.errorSummary ? T.inlineCode(rep.errorSummary) : (String(h.status || rep.status).toUpperCase() === 'SUCCESS' ? 'Connected' : '')),
           el('td', {}, h.report ? el('button', {
             type: 'button', class: 'small',
-            onclick: () => { T.renderReport($('#d-history-report'), Object.assign({ delegateId: h.delegateId }, rep)); $('#d-history-report').scrollIntoView({ block: 'nearest' }); },
+            onclick: () => { T.renderReport($('#d-history-report'), Object.assign({ delegateId: h.delegateId, delegateName: h.delegateName }, rep)); $('#d-history-report').scrollIntoView({ block: 'nearest' }); },
           }, 'View report') : null));
       }));
     }
@@ -244,7 +287,7 @@
       btn.disabled = true;
       const r = await T.api('DELETE', path);
       btn.disabled = false;
-      if (r.ok) { location.assign(T.uiBase + '/connectors'); return; }
+      if (r.ok || r.status === 404) { location.assign(T.uiBase + '/connectors'); return; }
       T.showFormError($('#d-delete-error'), (r.status === 409 ? 'Not deleted: ' : '') + r.error.message);
     });
 

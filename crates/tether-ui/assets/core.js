@@ -345,7 +345,7 @@
   // Org / project switcher ---------------------------------------------------
   function pageKind() {
     const p = body.dataset.page;
-    return p === 'delegates' || p === 'secrets' ? p : 'connectors';
+    return p === 'delegates' || p === 'secrets' || p === 'setup' ? p : 'connectors';
   }
   function scopeUrl(org, project) {
     let u = '';
@@ -371,6 +371,7 @@
       if (T.org && !orgs.some((o) => o.identifier === T.org)) orgs.push({ identifier: T.org, name: T.org });
       for (const o of orgs) orgSel.append(T.el('option', { value: o.identifier, title: o.identifier }, o.name));
       orgSel.value = T.org || '';
+      if (body.dataset.role === 'admin') orgSel.append(T.el('option', { value: '__new__' }, '+ New org…'));
     }
     if (T.tokenProject) {
       current(projSel, T.tokenProject, T.tokenProject);
@@ -383,9 +384,11 @@
       projSel.replaceChildren(T.el('option', { value: '' }, '— none (org level) —'));
       for (const p of (r.ok ? r.data : [])) projSel.append(T.el('option', { value: p.identifier, title: p.identifier }, p.name));
       projSel.value = T.project || '';
+      if (body.dataset.role === 'admin') projSel.append(T.el('option', { value: '__new__' }, '+ New project…'));
     }
-    orgSel.addEventListener('change', () => location.assign(scopeUrl(orgSel.value, null)));
-    projSel.addEventListener('change', () => location.assign(scopeUrl(T.org, projSel.value)));
+    orgSel.addEventListener('change', () => location.assign(orgSel.value === '__new__' ? '/orgs' : scopeUrl(orgSel.value, null)));
+    projSel.addEventListener('change', () => location.assign(projSel.value === '__new__'
+      ? '/orgs/' + T.enc(T.org) + '/projects' : scopeUrl(T.org, projSel.value)));
   }
 
   document.addEventListener('DOMContentLoaded', () => {

@@ -1,5 +1,6 @@
-// "Install new delegate": create a delegate token, show the manifest that
-// installs a delegate with it, then wait live for that delegate to connect.
+// "Install new delegate": check the request, create a delegate token, show the
+// manifest that installs a delegate with it, then wait live for that delegate
+// to connect.
 'use strict';
 (function () {
   const T = window.Tether;
@@ -23,7 +24,20 @@
     const result = $('.in-result', panel);
     const status = $('.in-status', panel);
     const formError = $('.form-error', panel);
+    const loopbackWarning = $('.in-manager-warning', panel);
     let poll = null;
+
+    /** A pod cannot dial a loopback address: say so while it is in the field. */
+    function checkManager() {
+      let host = '';
+      try { host = new URL(manager.value.trim()).hostname.toLowerCase(); } catch (_) { host = ''; }
+      host = host.replace(/^\[|\]$/g, '');
+      const loopback = host === 'localhost' || host.endsWith('.localhost') || /^127\./.test(host) ||
+        host === '::1' || host === '0.0.0.0' || host === '::' || host === '0:0:0:0:0:0:0:1';
+      loopbackWarning.hidden = !loopback;
+    }
+    manager.addEventListener('input', () => { T.clearFieldError(manager.closest('[data-field]')); checkManager(); });
+    namespace.addEventListener('input', () => T.clearFieldError(namespace.closest('[data-field]')));
     const stop = () => { if (poll) { clearTimeout(poll); poll = null; } };
 
     open.addEventListener('click', () => {
@@ -31,6 +45,7 @@
       panel.hidden = false;
       open.setAttribute('aria-expanded', 'true');
       if (!manager.value) manager.value = location.origin;
+      checkManager();
       if (opts.tags) tags.value = opts.tags().join(', ');
       if (!name.value) name.value = 'delegate-' + Math.random().toString(36).slice(2, 6);
       name.focus();
@@ -76,11 +91,16 @@
       const btn = $('.in-generate', panel);
       btn.disabled = true;
       try {
+        const request = { name: n, namespace: namespace.value.trim(), tags: tagList, permissions: permissions.value, managerUrl: manager.value.trim() };
+        // Check the request first (no token: nothing is created), so that a
+        // refused request leaves no unused delegate token behind.
+        const check = await T.api('POST', '/ui/delegate-manifest', { absolute: true, json: request });
+        if (!check.ok) { T.showErrors(panel, check.error, formError); return; }
         const tok = await T.api('POST', '/delegate-tokens', { json: { name: 'delegate ' + n } });
         if (!tok.ok) { T.showErrors(panel, tok.error, formError); return; }
         const m = await T.api('POST', '/ui/delegate-manifest', {
           absolute: true,
-          json: { name: n, namespace: namespace.value.trim(), tags: tagList, permissions: permissions.value, managerUrl: manager.value.trim(), token: tok.data.value },
+          json: Object.assign({ token: tok.data.value }, request),
         });
         if (!m.ok) { T.showErrors(panel, m.error, formError); return; }
         for (const f of panel.querySelectorAll('.in-file')) f.textContent = m.data.fileName;

@@ -20,15 +20,55 @@
     delegateLabel: "the delegate's identity",
   };
 
+  /**
+   * Text for people: `code` spans as code. A text with several lines is prose
+   * on its first line and a block (a manifest, a command) after it, shown as
+   * preformatted lines with a copy button.
+   */
+  T.rich = function (text) {
+    const s = String(text === undefined || text === null ? '' : text);
+    const nl = s.indexOf('\n');
+    if (nl >= 0 && s.slice(nl + 1).trim()) {
+      return [T.inlineCode(s.slice(0, nl)), T.codeBlock(s.slice(nl + 1).replace(/\s+$/, '') + '\n')];
+    }
+    return T.inlineCode(s);
+  };
+
+  /** Splits on backticks: odd parts are code; an unmatched backtick stays text. */
+  T.inlineCode = function (text) {
+    const parts = String(text).split('`');
+    const out = [];
+    parts.forEach((p, i) => {
+      const last = i === parts.length - 1;
+      if (i % 2 === 1 && !last) out.push(el('code', {}, p));
+      else out.push((i % 2 === 1 ? '`' : '') + p);
+    });
+    return out.filter((p) => p !== '');
+  };
+
+  /** Preformatted lines with a copy button that copies them as they are. */
+  T.codeBlock = function (text, label) {
+    const code = el('code', {}, text);
+    return el('div', { class: 'code-block' },
+      el('button', { type: 'button', class: 'secondary small', onclick: (e) => T.copy(text, e.currentTarget) }, label || 'Copy'),
+      el('pre', { tabindex: '0' }, code));
+  };
+
+  /** The delegate that ran a test: its name, the id on hover (the id when the name is unknown). */
+  T.delegateRef = function (name, id) {
+    if (!id && !name) return null;
+    return name ? el('span', { class: 'delegate-ref', title: 'delegate id ' + id }, name) : el('code', { title: 'delegate id' }, id);
+  };
+
   /** While the test runs: every stage waiting, an elapsed-time counter. */
-  T.renderRunning = function (container) {
+  T.renderRunning = function (container, message) {
     const started = Date.now();
     const counter = el('span', {}, '0 s');
     container.replaceChildren(
       el('div', { class: 'report-head', role: 'status', 'aria-live': 'polite' },
         el('span', { class: 'badge badge-pending' }, 'TESTING'),
         el('span', {}, el('span', { class: 'spinner', 'aria-hidden': 'true' }),
-          'A delegate is testing the connection… ', counter)),
+          message || 'A delegate is testing the connection… ', counter)),
       el('ol', { class: 'stages', 'aria-label': 'Stages' },
         STAGES.map(([, label]) => el('li', { class: 'stage-waiting' },
           el('span', { class: 'stage-icon', 'aria-hidden': 'true' }, ICON.waiting),
@@ -44,7 +84,7 @@
   T.renderReportError = function (container, error) {
     container.replaceChildren(
       el('div', { class: 'callout bad', role: 'alert' },
-        el('p', { class: 'diagnosis' }, 'The test could not run: ' + error.message),
+        el('p', { class: 'diagnosis' }, 'The test could not run: ', T.inlineCode(error.message)),
         (error.considered && error.considered.length)
           ? el('ul', {}, error.considered.map((c) => el('li', {}, c.name + ': ' + (c.ineligible ? JSON.stringify(c.ineligible) : 'eligible'))))
           : null));
@@ -53,13 +93,13 @@
   T.renderReport = function (container, r) {
     const parts = [];
     const status = String(r.status || 'UNKNOWN').toUpperCase();
-    const via = r.delegateId ? ' through delegate ' + r.delegateId : '';
+    const via = r.delegateId ? [' through delegate ', T.delegateRef(r.delegateName, r.delegateId)] : '';
     parts.push(el('div', { class: 'report-head', role: 'status' },
       T.badge(status),
       el('span', {}, 'Tested ', T.time(r.testedAt), via, r.durationMs !== undefined ? ' in ' + T.duration(r.durationMs) : ''),
       r.serverVersion ? el('span', { class: 'tag' }, 'Kubernetes ' + r.serverVersion) : null));
     if (r.errorSummary) {
-      parts.push(el('p', { class: 'diagnosis', id: 'report-diagnosis' }, r.errorSummary));
+      parts.push(el('p', { class: 'diagnosis', id: 'report-diagnosis' }, T.inlineCode(r.errorSummary)));
     } else if (status === 'SUCCESS') {
       parts.push(el('p', { class: 'diagnosis' }, 'The delegate reached the cluster, authenticated and has every permission checked.'));
     }
@@ -69,11 +109,11 @@
       parts.push(el('p', { class: 'muted small' }, 'Reason ', el('code', {}, errors[0].reason), errors[0].code ? ' · code ' + errors[0].code : ''));
     } else if (errors.length) {
       parts.push(el('ul', { class: 'error-list', 'aria-label': 'Errors' },
-        errors.map((e) => el('li', {}, el('code', {}, e.reason), e.code ? ' (' + e.code + ')' : '', ': ', e.message))));
+        errors.map((e) => el('li', {}, el('code', {}, e.reason), e.code ? ' (' + e.code + ')' : '', ': ', T.inlineCode(e.message)))));
     }
     if (r.hints && r.hints.length) {
       parts.push(el('h3', {}, status === 'SUCCESS' ? 'Notes' : 'How to fix it'));
-      parts.push(el('ul', { class: 'hints', id: 'report-hints' }, r.hints.map((h) => el('li', {}, h))));
+      parts.push(el('ul', { class: 'hints', id: 'report-hints' }, r.hints.map((h) => el('li', {}, T.rich(h)))));
     }
     parts.push(el('h3', {}, 'Stages'));
     const byName = {};
@@ -85,7 +125,7 @@
           el('span', { class: 'stage-icon', 'aria-hidden': 'true' }, ICON[s.status] || '?'),
           el('span', { class: 'stage-name' }, stageLabel(name), el('span', { class: 'visually-hidden' }, ': ' + s.status)),
           el('span', { class: 'stage-time' }, s.status === 'skipped' ? '' : T.duration(s.durationMs)),
-          el('span', { class: 'stage-detail' + (s.status === 'skipped' ? ' muted' : '') }, s.detail || (s.status === 'skipped' ? 'skipped: an earlier stage failed' : '')));
+          el('span', { class: 'stage-detail' + (s.status === 'skipped' ? ' muted' : '') }, T.inlineCode(s.detail || (s.status === 'skipped' ? 'skipped: an earlier stage failed' : ''))));
       })));
     if (r.identity) {
       const i = r.identity;
@@ -124,8 +164,8 @@
       for (const m of r.missing) {
         parts.push(el('div', { class: 'missing' },
           el('p', {}, el('code', {}, m.verb + ' ' + (m.group ? m.resource + '.' + m.group : m.resource)), ' in ', el('code', {}, m.namespace || 'all namespaces')),
-          el('pre', { tabindex: '0' }, el('code', {}, m.rule)),
-          el('pre', { tabindex: '0' }, el('code', {}, m.verifyCommand))));
+          T.codeBlock(m.rule, 'Copy rule'),
+          T.codeBlock(m.verifyCommand, 'Copy command')));
       }
     }
     container.replaceChildren(...parts);

@@ -331,10 +331,41 @@
       $('#c-identifier-help').textContent = 'Saved; the id of a connector cannot change.';
       $('#finish').href = T.uiBase + '/connectors/' + T.enc(state.savedId);
       go(4);
-      runTest();
+      // The manager tests every create and update in the background (the
+      // connector is PENDING meanwhile): show that test's result instead of
+      // running a second one. Without it (--test-on-change=false), run one.
+      if (r.data.status && r.data.status.status === 'PENDING') awaitBackgroundTest();
+      else runTest();
     });
 
     // 4. Connection test ------------------------------------------------------
+    /** Asks every second until the background test's result is stored, then shows it. */
+    async function awaitBackgroundTest() {
+      const report = $('#test-report');
+      const retest = $('#retest');
+      retest.disabled = true;
+      const path = '/connectors/' + T.enc(state.savedId);
+      const stop = T.renderRunning(report, 'The manager is testing the saved connector on a delegate… ');
+      const deadline = Date.now() + 5 * 60 * 1000;
+      let c = null;
+      while (Date.now() < deadline) {
+        c = await T.api('GET', path);
+        if (!c.ok || (c.data.status && c.data.status.status !== 'PENDING')) break;
+        await new Promise((res) => setTimeout(res, 1000));
+      }
+      const h = c && c.ok ? await T.api('GET', path + '/test-history?limit=1') : null;
+      stop();
+      retest.disabled = false;
+      const entry = h && h.ok ? (h.data.items || [])[0] : null;
+      if (c && !c.ok) T.renderReportError(report, c.error);
+      else if (entry && entry.report && c.data.status.status !== 'PENDING') {
+        T.renderReport(report, Object.assign({ delegateId: entry.delegateId, delegateName: entry.delegateName }, entry.report));
+      } else {
+        report.replaceChildren(el('p', { class: 'callout warn' }, 'The background test has not finished after 5 minutes. Press Test again to run one now, or see the result later on the connector’s page.'));
+      }
+      $('#finish').focus();
+    }
+
     async function runTest() {
       const report = $('#test-report');
       const retest = $('#retest');

@@ -38,6 +38,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("connectors.js", "text/javascript; charset=utf-8"),
     asset!("wizard.js", "text/javascript; charset=utf-8"),
     asset!("admin.js", "text/javascript; charset=utf-8"),
+    asset!("orgs.js", "text/javascript; charset=utf-8"),
     asset!("favicon.svg", "image/svg+xml"),
 ];
 
@@ -50,6 +51,7 @@ pub const SCRIPTS: &[&str] = &[
     "connectors.js",
     "wizard.js",
     "admin.js",
+    "orgs.js",
 ];
 
 fn hashes() -> &'static Vec<String> {

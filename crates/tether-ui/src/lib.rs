@@ -1,5 +1,6 @@
 //! The web UI of `tether server`: the connector wizard of the seed document,
-//! connectors, delegates and secrets, served at `/` next to the REST API.
+//! connectors, delegates, secrets, orgs and projects (and each scope's
+//! "Setup" page), served at `/` next to the REST API.
 //!
 //! Pages are rendered on the server (maud) and a little plain JavaScript fills
 //! them from the REST API (`/api/v1`) with the browser's session: every rule
@@ -50,6 +51,7 @@ fn scoped_pages() -> Router<UiState> {
         .route("/connectors/{identifier}/edit", get(pages::edit_connector))
         .route("/delegates", get(pages::delegates))
         .route("/secrets", get(pages::secrets))
+        .route("/setup", get(pages::setup))
 }
 
 /// The UI's routes: `/`, `/login`, `/logout`, the pages of each scope
@@ -61,6 +63,8 @@ pub fn router<S>(state: UiState) -> Router<S> {
         .route("/login", get(login::page).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/ui/delegate-manifest", post(manifest::render))
+        .route("/orgs", get(pages::orgs))
+        .route("/orgs/{org}/projects", get(pages::projects))
         .merge(scoped_pages())
         .nest("/orgs/{org}", scoped_pages())
         .nest("/orgs/{org}/projects/{project}", scoped_pages())

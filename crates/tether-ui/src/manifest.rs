@@ -1,7 +1,9 @@
 //! `POST /ui/delegate-manifest`: the install manifest of `tether delegate
-//! manifest`, for "Install new delegate". The browser first creates a delegate
+//! manifest`, for "Install new delegate". The browser first sends the request
+//! without a token (only checked: 204 or the error), then creates a delegate
 //! token through the API (which decides whether it may), then asks for the
-//! manifest that carries it. Nothing is stored and nothing is logged here.
+//! manifest that carries it: a refused request leaves no token behind.
+//! Nothing is stored and nothing is logged here.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -26,7 +28,8 @@ pub(crate) struct Request {
     #[serde(default = "default_permissions")]
     permissions: String,
     manager_url: String,
-    token: String,
+    /// Absent: only check the request.
+    token: Option<String>,
     image: Option<String>,
     capacity: Option<u32>,
 }
@@ -156,13 +159,16 @@ pub(crate) async fn render(
             Some(&format!("tags[{i}]")),
         );
     }
+    let Some(token) = r.token else {
+        return StatusCode::NO_CONTENT.into_response();
+    };
     let req = ManifestRequest {
         name: r.name,
         namespace: r.namespace,
         tags: r.tags,
         permissions,
         manager_url: r.manager_url.trim_end_matches('/').to_string(),
-        token: r.token,
+        token,
         image: r
             .image
             .filter(|i| !i.trim().is_empty())

@@ -23,6 +23,9 @@ enum Kind {
     Connector,
     Delegates,
     Secrets,
+    Orgs,
+    Projects,
+    Setup,
 }
 
 impl Kind {
@@ -33,7 +36,32 @@ impl Kind {
             Kind::Connector => "connector",
             Kind::Delegates => "delegates",
             Kind::Secrets => "secrets",
+            Kind::Orgs => "orgs",
+            Kind::Projects => "projects",
+            Kind::Setup => "setup",
         }
+    }
+}
+
+/// The "Setup" page of a scope and its name: "Project Setup" in a project.
+fn setup_words(scope: &Scope) -> &'static str {
+    match scope {
+        Scope::Account => "Account Setup",
+        Scope::Org(_) => "Org Setup",
+        Scope::Project { .. } => "Project Setup",
+    }
+}
+
+/// Where the topbar's "Projects" item leads: the orgs of the account, the
+/// projects of an org, the setup of a project.
+fn projects_nav(scope: &Scope) -> (&'static str, String) {
+    match scope {
+        Scope::Account => ("Orgs & projects", "/orgs".into()),
+        Scope::Org(o) => ("Projects", format!("/orgs/{o}/projects")),
+        Scope::Project { org, project } => (
+            "Project Setup",
+            format!("/orgs/{org}/projects/{project}/setup"),
+        ),
     }
 }
 
@@ -112,17 +140,36 @@ pub(crate) fn bare_page(title: &str, content: Markup) -> Markup {
 
 fn header(viewer: &Viewer, scope: &Scope, kind: Kind) -> Markup {
     let prefix = scope_prefix(scope);
+    let (projects_label, projects_href) = projects_nav(scope);
     let nav = [
         (
+            Kind::Projects,
+            "nav-projects",
+            projects_label,
+            projects_href,
+        ),
+        (
             Kind::Connectors,
+            "nav-connectors",
             "Connectors",
             format!("{prefix}/connectors"),
         ),
-        (Kind::Delegates, "Delegates", format!("{prefix}/delegates")),
-        (Kind::Secrets, "Secrets", format!("{prefix}/secrets")),
+        (
+            Kind::Delegates,
+            "nav-delegates",
+            "Delegates",
+            format!("{prefix}/delegates"),
+        ),
+        (
+            Kind::Secrets,
+            "nav-secrets",
+            "Secrets",
+            format!("{prefix}/secrets"),
+        ),
     ];
     let current = |k: Kind| match kind {
         Kind::Wizard | Kind::Connector => k == Kind::Connectors,
+        Kind::Orgs | Kind::Setup => k == Kind::Projects,
         other => other == k,
     };
     html! {
@@ -151,9 +198,9 @@ fn header(viewer: &Viewer, scope: &Scope, kind: Kind) -> Markup {
                 }
                 nav .mainnav aria-label="Main" {
                     ul {
-                        @for (k, label, href) in &nav {
+                        @for (k, id, label, href) in &nav {
                             li {
-                                a href=(href) aria-current=[current(*k).then_some("page")] { (label) }
+                                a id=(id) href=(href) aria-current=[current(*k).then_some("page")] { (label) }
                             }
                         }
                     }
@@ -563,7 +610,7 @@ fn install_panel(p: &str) -> Markup {
                 h3 { "Install a new delegate" }
                 p .muted {
                     "A delegate runs in (or next to) your cluster and dials out to this manager; it needs no inbound access. "
-                    "This creates a delegate token for this scope and shows the manifest that installs it."
+                    "Once the settings below are accepted, this creates a delegate token for this scope and shows the manifest that installs it."
                 }
                 div .grid-2 {
                     div .field data-field="name" {
@@ -595,7 +642,19 @@ fn install_panel(p: &str) -> Markup {
                     }
                     div .field .span-2 data-field="managerUrl" {
                         label for=(id("manager")) { "Manager URL the delegate dials" }
-                        input id=(id("manager")) .in-manager type="url" autocomplete="off" spellcheck="false";
+                        input id=(id("manager")) .in-manager type="url" autocomplete="off" spellcheck="false"
+                            aria-describedby=(format!("{} {}", id("manager-help"), id("manager-warning")));
+                        p id=(id("manager-help")) .help { "This manager's address as the delegate sees it, from inside its pod or host." }
+                        div id=(id("manager-warning")) .in-manager-warning .callout .warn role="status" hidden {
+                            p {
+                                strong { "This is a loopback address. " }
+                                "In a pod it means the pod itself, so a delegate installed with this manifest cannot reach the manager. "
+                                "Enter the address the cluster reaches this manager at, e.g. "
+                                code { "https://tether.example.com" } " or " code { "http://<this machine's IP>:<port>" }
+                                " (the manager must listen on that interface: " code { "tether server --listen 0.0.0.0:8080" } "). "
+                                "Only a delegate on this machine (docker with " code { "--network host" } ") can use it."
+                            }
+                        }
                         p .field-error role="alert" hidden {}
                     }
                 }
@@ -832,9 +891,47 @@ pub(crate) async fn edit_connector(
                 .get("identifier")
                 .map(String::as_str)
                 .unwrap_or_default();
+            if let Err(r) = connector_exists(&state, &viewer, &scope, id, &uri).await {
+                return r;
+            }
             wizard(&viewer, &scope, Some(id)).into_response()
         }
         Err(r) => r,
+    }
+}
+
+/// A connector that is gone (deleted, or never there) gets a page that says
+/// so, without the actions of a connector.
+async fn connector_exists(
+    state: &UiState,
+    viewer: &Viewer,
+    scope: &Scope,
+    id: &str,
+    uri: &OriginalUri,
+) -> Result<(), Response> {
+    let list = format!("{}/connectors", scope_prefix(scope));
+    match state.store.get_connector(scope, id).await {
+        Ok(_) => Ok(()),
+        Err(StoreError::NotFound { .. }) => Err(message_page(
+            viewer,
+            StatusCode::NOT_FOUND,
+            "Connector not found",
+            &format!(
+                "There is no connector '{id}' in {}: it was deleted, or never existed. Its test history went with it.",
+                scope_words(scope)
+            ),
+            ("Go to the connectors", list),
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "store failure while rendering a page");
+            Err(message_page(
+                viewer,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The manager could not load this page",
+                "See the manager's log, then reload.",
+                ("Reload", uri.0.to_string()),
+            ))
+        }
     }
 }
 
@@ -852,6 +949,9 @@ pub(crate) async fn connector(
         .get("identifier")
         .map(String::as_str)
         .unwrap_or_default();
+    if let Err(r) = connector_exists(&state, &viewer, &scope, id, &uri).await {
+        return r;
+    }
     let prefix = scope_prefix(&scope);
     let tabs = [
         ("overview", "Overview"),
@@ -863,8 +963,8 @@ pub(crate) async fn connector(
         (breadcrumbs(&scope, &[("Connectors", Some(format!("{prefix}/connectors"))), (id, None)]))
         div .page-head {
             div {
-                h1 { span #d-name { (id) } " " span #d-status .badge .badge-unknown { "…" } }
-                p .muted { "Id " code { (id) } " · " span #d-cred {} }
+                h1 { span #d-name title=(id) { (id) } " " span #d-status .badge .badge-unknown { "…" } }
+                p .muted .d-id { "Id " code { (id) } " · " span #d-cred {} }
             }
             div .actions {
                 button #d-test type="button" .primary { "Test connection" }
@@ -884,7 +984,7 @@ pub(crate) async fn connector(
                 dl #d-summary .summary {}
             }
             section #panel-test role="tabpanel" aria-labelledby="tab-test" .panel hidden {
-                div #d-report .report { p .muted { "No test run on this page yet. The last result is in Overview; press Test connection to run one now." } }
+                div #d-report .report { p .muted { "Loading the latest result…" } }
             }
             section #panel-history role="tabpanel" aria-labelledby="tab-history" .panel hidden {
                 div .table-wrap {
@@ -1077,4 +1177,193 @@ pub(crate) async fn secrets(
         }
     };
     app_page(&viewer, &scope, Kind::Secrets, None, "Secrets", main).into_response()
+}
+
+/// Name, id (following the name) and description of a new org or project.
+fn container_form(p: &str, what: &str, allowed: bool, why_not: &str) -> Markup {
+    let id = |s: &str| format!("{p}-{s}");
+    html! {
+        form id=(id("form")) novalidate {
+            @if !allowed {
+                p .callout .warn { (why_not) }
+            }
+            fieldset .plain disabled[!allowed] {
+                legend .visually-hidden { "New " (what) }
+                div .field data-field="name" {
+                    label for=(id("name")) { "Name" }
+                    input id=(id("name")) type="text" autocomplete="off" aria-describedby=(id("name-error"));
+                    (field_error(&id("name")))
+                }
+                div .field data-field="identifier" {
+                    label for=(id("identifier")) { "Id" }
+                    input id=(id("identifier")) type="text" autocomplete="off" spellcheck="false"
+                        aria-describedby=(format!("{} {}", id("identifier-help"), id("identifier-error")));
+                    p id=(id("identifier-help")) .help { "Follows the name until you edit it; it cannot change later. It names the " (what) " in URLs and in " code { "--" (what) } "." }
+                    (field_error(&id("identifier")))
+                }
+                div .field data-field="description" {
+                    label for=(id("description")) { "Description" span .optional { " (optional)" } }
+                    input id=(id("description")) type="text" autocomplete="off" aria-describedby=(id("description-error"));
+                    (field_error(&id("description")))
+                }
+                p id=(id("error")) .form-error role="alert" hidden {}
+                div .actions { button type="submit" .primary { "Create " (what) } }
+            }
+        }
+    }
+}
+
+/// `/orgs`: the account's orgs, and a form for a new one.
+pub(crate) async fn orgs(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    Path(params): Params,
+) -> Response {
+    let (viewer, scope) = match prepare(&state, &headers, &uri, &params).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let admin = viewer.token.role.as_str() == "admin";
+    let main = html! {
+        (breadcrumbs(&scope, &[("Orgs & projects", None)]))
+        div .page-head {
+            div {
+                h1 { "Orgs and projects" }
+                p .muted { "An org groups projects; connectors, secrets and delegates live in the account, an org or a project, and serve the scopes below them." }
+            }
+        }
+        div .two-col {
+            section .panel aria-labelledby="no-title" {
+                h2 #no-title { "New org" }
+                (container_form("org", "org", admin, "Creating an org needs an admin token of the account."))
+            }
+            section .panel aria-labelledby="ol-title" {
+                h2 #ol-title { "Orgs" }
+                p #ol-error .form-error role="alert" hidden {}
+                div .table-wrap {
+                    table #orgs-table .data {
+                        caption .visually-hidden { "Orgs" }
+                        thead { tr {
+                            th scope="col" { "Name" } th scope="col" { "Id" } th scope="col" { "Description" }
+                            th scope="col" { "Created" }
+                        } }
+                        tbody #orgs-body { tr { td colspan="4" .muted { "Loading…" } } }
+                    }
+                }
+            }
+        }
+    };
+    app_page(&viewer, &scope, Kind::Orgs, None, "Orgs and projects", main).into_response()
+}
+
+/// `/orgs/{org}/projects`: an org's projects, and a form for a new one.
+pub(crate) async fn projects(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    Path(params): Params,
+) -> Response {
+    let (viewer, scope) = match prepare(&state, &headers, &uri, &params).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let admin = viewer.token.role.as_str() == "admin" && viewer.token.scope.project().is_none();
+    let org = scope.org().unwrap_or_default();
+    let main = html! {
+        (breadcrumbs(&scope, &[("Projects", None)]))
+        div .page-head {
+            div {
+                h1 { "Projects of org " (org) }
+                p .muted { "Open a project's setup to add its connectors, secrets and delegates." }
+            }
+        }
+        div .two-col {
+            section .panel aria-labelledby="np-title" {
+                h2 #np-title { "New project" }
+                (container_form("project", "project", admin, "Creating a project needs an admin token of this org or of the account."))
+            }
+            section .panel aria-labelledby="pl-title" {
+                h2 #pl-title { "Projects" }
+                p #pl-error .form-error role="alert" hidden {}
+                div .table-wrap {
+                    table #projects-table .data {
+                        caption .visually-hidden { "Projects" }
+                        thead { tr {
+                            th scope="col" { "Name" } th scope="col" { "Id" } th scope="col" { "Description" }
+                            th scope="col" { "Created" } th scope="col" { span .visually-hidden { "Links" } }
+                        } }
+                        tbody #projects-body { tr { td colspan="5" .muted { "Loading…" } } }
+                    }
+                }
+            }
+        }
+    };
+    app_page(&viewer, &scope, Kind::Projects, None, "Projects", main).into_response()
+}
+
+/// `.../setup`: where a scope's connectors, secrets and delegates are set up
+/// ("Project Setup" in a project, as in the product document).
+pub(crate) async fn setup(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    Path(params): Params,
+) -> Response {
+    let (viewer, scope) = match prepare(&state, &headers, &uri, &params).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let prefix = scope_prefix(&scope);
+    let title = setup_words(&scope);
+    let mut tiles = vec![
+        (
+            "setup-connectors",
+            "Connectors",
+            format!("{prefix}/connectors"),
+            "Kubernetes clusters, their credentials and their connection tests.",
+        ),
+        (
+            "setup-delegates",
+            "Delegates",
+            format!("{prefix}/delegates"),
+            "The agents that reach your clusters, and their tokens.",
+        ),
+        (
+            "setup-secrets",
+            "Secrets",
+            format!("{prefix}/secrets"),
+            "Tokens, passwords and certificates that connectors reference.",
+        ),
+    ];
+    match &scope {
+        Scope::Account => tiles.push((
+            "setup-orgs",
+            "Orgs & projects",
+            "/orgs".into(),
+            "Create orgs and their projects.",
+        )),
+        Scope::Org(o) => tiles.push((
+            "setup-projects",
+            "Projects",
+            format!("/orgs/{o}/projects"),
+            "Create the org's projects.",
+        )),
+        Scope::Project { .. } => {}
+    }
+    let main = html! {
+        (breadcrumbs(&scope, &[(title, None)]))
+        div .page-head {
+            div {
+                h1 { (title) }
+                p .muted { "Set up " (scope_words(&scope)) "." }
+            }
+        }
+        ul .tiles {
+            @for (id, label, href, about) in &tiles {
+                li { a .tile id=(id) href=(href) { strong { (label) } span .muted { (about) } } }
+            }
+        }
+    };
+    app_page(&viewer, &scope, Kind::Setup, None, title, main).into_response()
 }

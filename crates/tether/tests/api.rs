@@ -454,6 +454,28 @@ async fn bad_input_is_refused_clearly_and_nothing_is_stored() {
                 StatusCode::BAD_REQUEST,
                 "project",
             ),
+            (
+                "credentials in masterUrl",
+                "application/yaml",
+                sa.replace("https://", "https://admin:pw-in-url-77e1@")
+                    .into_bytes(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "UsernamePassword",
+            ),
+            (
+                "query in masterUrl",
+                "application/yaml",
+                sa.replace(":6443", ":6443?insecure=true").into_bytes(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "query",
+            ),
+            (
+                "plain http masterUrl",
+                "application/yaml",
+                sa.replace("https://", "http://").into_bytes(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unencrypted",
+            ),
         ];
         for (what, ctype, body, status, needle) in cases {
             let (s, text) = api
@@ -472,6 +494,13 @@ async fn bad_input_is_refused_clearly_and_nothing_is_stored() {
                 "{what}: {text}"
             );
             assert!(text.contains(needle), "{backend} {what}: {text}");
+            if what.contains("masterUrl") {
+                assert_eq!(
+                    v["field"], "spec.credential.spec.masterUrl",
+                    "{backend} {what}: {text}"
+                );
+                assert!(!text.contains("pw-in-url-77e1"), "{what}: {text}");
+            }
         }
         let (status, text) = raw_post(&server, &url, &vec![b'#'; 2 << 20]).await;
         assert_eq!(status, 413, "{backend} oversized: {text}");

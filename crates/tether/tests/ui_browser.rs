@@ -929,6 +929,16 @@ fn a_wrong_token_shows_the_401_diagnosis_next_to_the_test() -> Result<()> {
         ensure!(diagnosis.contains("401"), "{diagnosis}");
         let hints = b.text("#report-hints").await?;
         ensure!(hints.contains("serviceAccountTokenRef"), "{hints}");
+        // One test per save: the one the manager runs after the create.
+        let history = api_get(&server, "/connectors/staging/test-history").await?;
+        let triggers: Vec<&str> = history["items"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|h| h["trigger"].as_str()).collect())
+            .unwrap_or_default();
+        ensure!(
+            triggers == ["change"],
+            "the save ran these tests: {triggers:?}"
+        );
 
         // The same diagnosis on the connector's page, by its Test connection button.
         b.click("#finish").await?;
@@ -1190,6 +1200,442 @@ fn an_invalid_name_and_api_errors_show_next_to_their_fields() -> Result<()> {
             WAIT,
         )
         .await?;
+        b.close().await
+    })
+}
+
+/// A call on the API as admin: the status and the JSON body.
+async fn api_send(
+    server: &TetherServer,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<(reqwest::StatusCode, Value)> {
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{}/api/v1{path}", server.url))
+        .bearer_auth(&server.admin_token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await?;
+    let status = res.status();
+    let text = res.text().await?;
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+}
+
+/// Creates a secret of the account through the API.
+async fn api_secret(server: &TetherServer, id: &str, value: &str) -> Result<()> {
+    let (s, v) = api_send(
+        server,
+        reqwest::Method::POST,
+        "/secrets",
+        Some(json!({"name": id, "identifier": id, "value": value})),
+    )
+    .await?;
+    ensure!(s.is_success(), "secret {id}: {s} {v}");
+    Ok(())
+}
+
+/// A ServiceAccount connector of the account through the API.
+async fn api_connector(
+    server: &TetherServer,
+    name: &str,
+    id: &str,
+    url: &str,
+    auth: Value,
+) -> Result<()> {
+    let (s, v) = api_send(
+        server,
+        reqwest::Method::POST,
+        "/connectors",
+        Some(json!({"connector": {
+            "name": name, "identifier": id, "type": "K8sCluster",
+            "spec": {"credential": {"type": "ManualConfig", "spec": {
+                "masterUrl": url, "auth": {"type": "ServiceAccount", "spec": auth}}}}
+        }})),
+    )
+    .await?;
+    ensure!(s.is_success(), "connector {id}: {s} {v}");
+    Ok(())
+}
+
+/// Waits for the background test that follows a create: the API has no event
+/// for it, so ask every 200 ms, a minute at most.
+async fn settled_status(server: &TetherServer, id: &str) -> Result<Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let c = api_get(server, &format!("/connectors/{id}")).await?;
+        if c["status"]["status"] != "PENDING" {
+            return Ok(c["status"].clone());
+        }
+        ensure!(Instant::now() < deadline, "{id} still PENDING after 60 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[test]
+fn a_partial_report_shows_its_fix_as_a_block_and_hints_for_people() -> Result<()> {
+    run(async {
+        let env = KubeEnv::get();
+        let work = tempfile::tempdir()?;
+        let (server, _delegate) = manager_with_delegate(work.path()).await?;
+        let delegates = api_get(&server, "/delegates").await?;
+        let delegate_id = delegates[0]["id"]
+            .as_str()
+            .context("delegate id")?
+            .to_string();
+        // An account that may read but not change anything: PARTIAL.
+        let admin = env.admin_client().await;
+        let ns = env.namespace("uipartial").await;
+        let token = tether_testenv::service_account_token(&admin, &ns, "reader").await?;
+        tether_testenv::bind_cluster_role(&admin, &ns, "reader", "view").await?;
+        api_secret(&server, "reader_token", &token).await?;
+        api_secret(&server, "cluster_ca", &env.ca_pem).await?;
+        api_connector(
+            &server,
+            "read only",
+            "read_only",
+            &env.url,
+            json!({"serviceAccountTokenRef": "reader_token", "caCertRef": "cluster_ca"}),
+        )
+        .await?;
+        let status = settled_status(&server, "read_only").await?;
+        ensure!(status["status"] == "PARTIAL", "{status}");
+
+        let Some(mut b) = Browser::start("partial_report", &server.url).await? else {
+            return Ok(());
+        };
+        b.login(&server.admin_token).await?;
+        b.goto("/connectors/read_only").await?;
+        b.until(
+            "the overview",
+            "document.querySelector('#d-status').textContent === 'PARTIAL'",
+            WAIT,
+        )
+        .await?;
+        // The stored report is on the Connection test tab without a new test.
+        b.click("#tab-test").await?;
+        b.until(
+            "the latest stored report",
+            "document.querySelector('#d-report .report-head .badge')",
+            WAIT,
+        )
+        .await?;
+        b.shot("connector-test-tab-partial").await?;
+        ensure!(b.text("#d-report .report-head .badge").await? == "PARTIAL");
+        // The delegate by name, its id on hover.
+        let head = b.text("#d-report .report-head").await?;
+        ensure!(
+            head.contains("any-1") && !head.contains(&delegate_id),
+            "{head}"
+        );
+        let hover = b
+            .js("return [...document.querySelectorAll('#d-report .report-head [title]')].map(e => e.title).join(' ');")
+            .await?;
+        ensure!(
+            hover.as_str().unwrap_or_default().contains(&delegate_id),
+            "{hover}"
+        );
+        // Hints: inline code as code, no API field names, the Role and
+        // RoleBinding as a block of lines with a copy button.
+        let hints = b.text("#d-report #report-hints").await?;
+        ensure!(!hints.contains('`'), "literal backticks: {hints}");
+        ensure!(!hints.contains("under missing"), "{hints}");
+        let code = b
+            .js("return document.querySelectorAll('#d-report #report-hints li code').length;")
+            .await?;
+        ensure!(code.as_u64() > Some(0), "no inline code in the hints");
+        let block = b
+            .js("const p = document.querySelector('#d-report #report-hints .code-block pre'); return p ? p.textContent : '';")
+            .await?;
+        let block = block.as_str().unwrap_or_default();
+        ensure!(
+            block.contains("kind: Role\n") && block.contains("kind: RoleBinding\n"),
+            "the Role and RoleBinding are not a block of lines: {block:?}"
+        );
+        ensure!(
+            b.js("return !!document.querySelector('#d-report #report-hints .code-block button');")
+                .await?
+                == json!(true),
+            "no copy button next to the manifest"
+        );
+        b.click("#d-report #report-hints .code-block button")
+            .await?;
+        b.until(
+            "the copy button's answer",
+            "/Copied|Select and copy/.test(document.querySelector('#d-report #report-hints .code-block button').textContent)",
+            WAIT,
+        )
+        .await?;
+        // The history names the delegate too.
+        b.click("#tab-history").await?;
+        b.until(
+            "the history",
+            "!document.querySelector('#d-history-body').innerText.includes('Loading')",
+            WAIT,
+        )
+        .await?;
+        let row = b.text("#d-history-body tr").await?;
+        ensure!(
+            row.contains("any-1") && !row.contains(&delegate_id),
+            "{row}"
+        );
+        b.shot("connector-history-delegate-name").await?;
+        b.close().await
+    })
+}
+
+#[test]
+fn long_names_keep_status_and_actions_on_screen_and_a_deleted_connector_has_no_actions(
+) -> Result<()> {
+    run(async {
+        let server = TetherServer::start(bin(), &[])?;
+        let name = format!(
+            "{}X",
+            &"Production cluster of the payments team".repeat(4)[..127]
+        );
+        let id = "a".repeat(128);
+        api_secret(&server, "tok", "not-a-token").await?;
+        api_connector(
+            &server,
+            &name,
+            &id,
+            "https://127.0.0.1:1",
+            json!({"serviceAccountTokenRef": "tok"}),
+        )
+        .await?;
+        let long_word = "x".repeat(128);
+        api_connector(
+            &server,
+            &long_word,
+            "long_word",
+            "https://127.0.0.1:1",
+            json!({"serviceAccountTokenRef": "tok"}),
+        )
+        .await?;
+        let Some(mut b) = Browser::start("long_names", &server.url).await? else {
+            return Ok(());
+        };
+        b.login(&server.admin_token).await?;
+        b.until(
+            "both connectors",
+            "document.querySelectorAll('#connectors-body tr[data-id]').length === 2",
+            WAIT,
+        )
+        .await?;
+        b.shot("connectors-long-names").await?;
+        let off = b
+            .js("const w = document.querySelector('.table-wrap').getBoundingClientRect().right; return [...document.querySelectorAll('#connectors-body tr[data-id]')].filter(r => r.cells[3].getBoundingClientRect().right > w + 1).map(r => r.dataset.id);")
+            .await?;
+        ensure!(off == json!([]), "status cells off-screen: {off}");
+        let titles = b
+            .js("return [...document.querySelectorAll('#connectors-body td.name a')].map(a => a.title);")
+            .await?;
+        ensure!(
+            titles
+                .as_array()
+                .is_some_and(|t| t.contains(&json!(name)) && t.contains(&json!(long_word))),
+            "full names on hover: {titles}"
+        );
+        for (cid, full) in [
+            (id.as_str(), name.as_str()),
+            ("long_word", long_word.as_str()),
+        ] {
+            b.goto(&format!("/connectors/{cid}")).await?;
+            b.until(
+                "the connector's name",
+                &format!(
+                    "document.querySelector('#d-name').textContent === {}",
+                    js_str(full)
+                ),
+                WAIT,
+            )
+            .await?;
+            b.shot("connector-long-name").await?;
+            let off = b
+                .js("return ['#d-status', '#d-test', '#d-edit', '#d-delete'].filter(s => { const r = document.querySelector(s).getBoundingClientRect(); return r.right > window.innerWidth || r.width === 0; });")
+                .await?;
+            ensure!(off == json!([]), "{cid}: off-screen: {off}");
+            ensure!(
+                b.js("return document.documentElement.scrollWidth <= window.innerWidth;")
+                    .await?
+                    == json!(true),
+                "{cid}: the page scrolls sideways"
+            );
+            ensure!(
+                b.js("return document.querySelector('#d-name').title;")
+                    .await?
+                    == json!(full),
+                "{cid}: the full name on hover"
+            );
+        }
+
+        // A connector that is gone: no Test, Edit or Delete.
+        let (s, _) = api_send(
+            &server,
+            reqwest::Method::DELETE,
+            "/connectors/long_word",
+            None,
+        )
+        .await?;
+        ensure!(s.is_success(), "delete: {s}");
+        for path in ["/connectors/long_word", "/connectors/long_word/edit"] {
+            b.goto(path).await?;
+            b.until(
+                "the deleted connector's page",
+                "document.querySelector('main') && document.querySelector('main').innerText.includes('long_word')",
+                WAIT,
+            )
+            .await?;
+            b.shot("connector-deleted").await?;
+            let actions = b
+                .js("return ['#d-test', '#d-edit', '#d-delete', '#save-continue'].filter(s => { const e = document.querySelector(s); return e && e.getClientRects().length > 0; });")
+                .await?;
+            ensure!(
+                actions == json!([]),
+                "{path}: a deleted connector offers {actions}"
+            );
+            let text = b.text("main").await?;
+            ensure!(text.contains("deleted"), "{path}: {text}");
+        }
+        b.close().await
+    })
+}
+
+#[test]
+fn installing_a_delegate_checks_the_request_before_it_creates_a_token() -> Result<()> {
+    run(async {
+        let server = TetherServer::start(bin(), &[])?;
+        let Some(mut b) = Browser::start("install_checks", &server.url).await? else {
+            return Ok(());
+        };
+        b.login(&server.admin_token).await?;
+        b.goto("/delegates").await?;
+        b.click("#dp-open").await?;
+        b.wait_for("#dp-namespace").await?;
+        let tokens = |v: Value| v.as_array().map(Vec::len).unwrap_or(usize::MAX);
+        for (field, value, error) in [
+            (
+                "#dp-namespace",
+                "Not_A_Namespace",
+                "[data-field=namespace] .field-error",
+            ),
+            (
+                "#dp-manager",
+                "ftp://tether.example.com",
+                "[data-field=managerUrl] .field-error",
+            ),
+        ] {
+            b.fill(field, value).await?;
+            b.click("#dp-panel .in-generate").await?;
+            b.until(
+                "the refusal",
+                &format!("!document.querySelector('#dp-panel {error}').hidden"),
+                WAIT,
+            )
+            .await?;
+            b.shot("install-refused").await?;
+            let list = api_get(&server, "/delegate-tokens").await?;
+            ensure!(
+                tokens(list.clone()) == 0,
+                "a refused request ({field} = {value}) created a delegate token: {list}"
+            );
+            b.fill(
+                field,
+                if field == "#dp-namespace" {
+                    "tether-delegate"
+                } else {
+                    "http://127.0.0.1:8080"
+                },
+            )
+            .await?;
+        }
+        // A loopback address (the page's own, pre-filled): a pod cannot dial it.
+        b.until(
+            "the loopback warning",
+            "(() => { const w = document.querySelector('#dp-panel .in-manager-warning'); return w && !w.hidden && w.textContent.includes('loopback'); })()",
+            WAIT,
+        )
+        .await?;
+        b.shot("install-loopback-warning").await?;
+        b.fill("#dp-manager", "https://tether.example.com").await?;
+        b.until(
+            "no loopback warning for a real address",
+            "document.querySelector('#dp-panel .in-manager-warning').hidden",
+            WAIT,
+        )
+        .await?;
+        b.click("#dp-panel .in-generate").await?;
+        b.until(
+            "the manifest",
+            "document.querySelector('#dp-panel .in-yaml').textContent.includes('kind: Deployment')",
+            WAIT,
+        )
+        .await?;
+        ensure!(tokens(api_get(&server, "/delegate-tokens").await?) == 1);
+        b.shot("install-manifest").await?;
+        b.close().await
+    })
+}
+
+#[test]
+fn orgs_and_projects_are_created_in_the_ui_and_project_setup_leads_to_connectors() -> Result<()> {
+    run(async {
+        let server = TetherServer::start(bin(), &[])?;
+        let Some(mut b) = Browser::start("project_setup", &server.url).await? else {
+            return Ok(());
+        };
+        b.login(&server.admin_token).await?;
+        b.click("#nav-projects").await?;
+        b.until("the orgs page", "location.pathname === '/orgs'", WAIT)
+            .await?;
+        b.fill("#org-name", "Payments").await?;
+        ensure!(b.value("#org-identifier").await? == "Payments");
+        b.check_labels().await?;
+        b.click("#org-form button[type=submit]").await?;
+        b.until(
+            "the new org in the list",
+            "document.querySelector('#orgs-body tr[data-id=Payments]')",
+            WAIT,
+        )
+        .await?;
+        b.shot("orgs").await?;
+        b.click("#orgs-body tr[data-id=Payments] a").await?;
+        b.until(
+            "the org's projects",
+            "location.pathname === '/orgs/Payments/projects'",
+            WAIT,
+        )
+        .await?;
+        b.fill("#project-name", "Web shop").await?;
+        b.check_labels().await?;
+        b.click("#project-form button[type=submit]").await?;
+        b.until(
+            "the new project in the list",
+            "document.querySelector('#projects-body tr[data-id=Web_shop]')",
+            WAIT,
+        )
+        .await?;
+        b.shot("projects").await?;
+        b.click("#projects-body tr[data-id=Web_shop] a.project-setup")
+            .await?;
+        b.until(
+            "Project Setup",
+            "location.pathname === '/orgs/Payments/projects/Web_shop/setup'",
+            WAIT,
+        )
+        .await?;
+        ensure!(b.text("h1").await?.contains("Project Setup"));
+        b.shot("project-setup").await?;
+        b.click("#setup-connectors").await?;
+        b.until(
+            "the project's connectors",
+            "location.pathname === '/orgs/Payments/projects/Web_shop/connectors' && document.body.dataset.page === 'connectors'",
+            WAIT,
+        )
+        .await?;
+        let p = api_get(&server, "/orgs/Payments/projects/Web_shop").await?;
+        ensure!(p["name"] == "Web shop", "{p}");
         b.close().await
     })
 }

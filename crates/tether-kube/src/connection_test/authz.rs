@@ -327,7 +327,7 @@ pub(crate) async fn check(
         }
         let example = &missing[0];
         f.hint(format!(
-            "Each missing permission, its RBAC rule and a command to verify it are listed under `missing`, e.g. `{}`.",
+            "Each missing permission is listed with the RBAC rule that grants it and a command that checks it, e.g. `{}`.",
             example.verify_command
         ))
     });

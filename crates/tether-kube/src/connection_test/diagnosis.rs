@@ -326,14 +326,23 @@ pub(crate) fn not_tls(endpoint: &str, first_bytes: &str) -> Failure {
 fn describe_trust(trust: &TrustSource) -> String {
     match trust {
         TrustSource::System => "the system's trusted roots (no caCertRef is set)".to_string(),
-        TrustSource::CaCertRef { subjects } => format!(
-            "the CA in caCertRef ({})",
-            if subjects.is_empty() {
-                "no certificate".to_string()
-            } else {
-                subjects.join("; ")
-            }
+        TrustSource::CaCertRef { subjects } => {
+            format!("the CA in caCertRef ({})", subjects_phrase(subjects))
+        }
+        TrustSource::DelegateSystem { label } => format!(
+            "the delegate's system roots ({label}; its kubeconfig names no certificate authority)"
         ),
+        TrustSource::DelegateCa { subjects, label } => {
+            format!("the delegate's CA ({label}: {})", subjects_phrase(subjects))
+        }
+    }
+}
+
+fn subjects_phrase(subjects: &[String]) -> String {
+    if subjects.is_empty() {
+        "no certificate".to_string()
+    } else {
+        subjects.join("; ")
     }
 }
 
@@ -354,8 +363,11 @@ pub(crate) fn unknown_ca(endpoint: &str, cert: &CertSummary, trust: &TrustSource
         TrustSource::CaCertRef { .. } => f.hint(format!(
             "caCertRef holds a different CA than the one that signed the API server's certificate: replace it with the PEM certificate of '{issuer}' (the base64-decoded certificate-authority-data of a working kubeconfig for this cluster)."
         )),
+        TrustSource::DelegateSystem { .. } | TrustSource::DelegateCa { .. } => f.hint(format!(
+            "The connector inherits the delegate's credentials, so the delegate's own CA is trusted: give the delegate a kubeconfig whose certificate-authority-data is the PEM certificate of '{issuer}' (in a cluster: its service account's ca.crt), or check that it runs next to the cluster its kubeconfig names."
+        )),
     };
-    if cert.self_signed {
+    if cert.self_signed && matches!(trust, TrustSource::System | TrustSource::CaCertRef { .. }) {
         f = f.hint(format!(
             "The API server's certificate is self-signed: caCertRef may hold that certificate itself ({})",
             cert.subject

@@ -63,7 +63,7 @@ struct Outcome {
 }
 
 async fn stages(input: &TestInput, runner: &mut Runner, out: &mut Outcome) -> Result<(), Failure> {
-    let (raw_url, ca_pem, source) = match &input.target {
+    let (raw_url, ca_pem, source, delegate_ca) = match &input.target {
         TestTarget::Manual {
             master_url,
             ca_pem,
@@ -72,6 +72,7 @@ async fn stages(input: &TestInput, runner: &mut Runner, out: &mut Outcome) -> Re
             master_url.as_str(),
             ca_pem.as_deref(),
             AuthSource::Resolved(auth),
+            None,
         ),
         TestTarget::Inherited {
             access,
@@ -83,6 +84,7 @@ async fn stages(input: &TestInput, runner: &mut Runner, out: &mut Outcome) -> Re
                 credentials: &access.credentials,
                 label: identity_label,
             },
+            Some(identity_label.as_str()),
         ),
     };
     let shown = net::redact_userinfo(raw_url);
@@ -100,7 +102,16 @@ async fn stages(input: &TestInput, runner: &mut Runner, out: &mut Outcome) -> Re
     let https_url = ep.url.clone();
     let tls_outcome = runner
         .stage(StageName::Tls, &ep.display, async {
-            let o = tls::probe(stream, &ep.host, &ep.display, &https_url, ca_pem, now).await?;
+            let o = tls::probe(
+                stream,
+                &ep.host,
+                &ep.display,
+                &https_url,
+                ca_pem,
+                delegate_ca,
+                now,
+            )
+            .await?;
             let detail = o.detail.clone();
             Ok((o, detail))
         })

@@ -104,11 +104,36 @@ fn ip_from_bytes(b: &[u8]) -> Option<IpAddr> {
     }
 }
 
-/// Which roots the handshake trusted.
+/// Which roots the handshake trusted, and where they came from: the
+/// connector's `caCertRef`, or (InheritFromDelegate) the delegate's own CA,
+/// named by the delegate's identity label.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum TrustSource {
     System,
-    CaCertRef { subjects: Vec<String> },
+    CaCertRef {
+        subjects: Vec<String>,
+    },
+    DelegateSystem {
+        label: String,
+    },
+    DelegateCa {
+        subjects: Vec<String>,
+        label: String,
+    },
+}
+
+impl TrustSource {
+    /// "trusted via ..." in the TLS stage's detail.
+    fn via(&self) -> String {
+        match self {
+            TrustSource::System => "the system roots".to_string(),
+            TrustSource::CaCertRef { .. } => "caCertRef".to_string(),
+            TrustSource::DelegateSystem { label } => {
+                format!("the delegate's system roots ({label})")
+            }
+            TrustSource::DelegateCa { label, .. } => format!("the delegate's CA ({label})"),
+        }
+    }
 }
 
 pub(crate) fn provider() -> Arc<CryptoProvider> {
@@ -131,9 +156,20 @@ fn system_roots() -> Arc<RootCertStore> {
 }
 
 /// The roots to trust: only the connector's CA when it has one, else the system's.
-pub(crate) fn trust(ca_pem: Option<&str>) -> Result<(Arc<RootCertStore>, TrustSource), Failure> {
+/// `delegate` is the delegate's identity label when the CA is the delegate's own
+/// (InheritFromDelegate), so that the report does not blame a caCertRef.
+pub(crate) fn trust(
+    ca_pem: Option<&str>,
+    delegate: Option<&str>,
+) -> Result<(Arc<RootCertStore>, TrustSource), Failure> {
     let Some(ca_pem) = ca_pem else {
-        return Ok((system_roots(), TrustSource::System));
+        let source = match delegate {
+            Some(label) => TrustSource::DelegateSystem {
+                label: label.to_string(),
+            },
+            None => TrustSource::System,
+        };
+        return Ok((system_roots(), source));
     };
     let certs = pem::diagnose_ca_pem(ca_pem).map_err(|p| diagnosis::ca_not_pem(&p))?;
     let subjects = certs
@@ -149,7 +185,14 @@ pub(crate) fn trust(ca_pem: Option<&str>) -> Result<(Arc<RootCertStore>, TrustSo
             reason: "it cannot be used as a trust anchor".to_string(),
         }));
     }
-    Ok((Arc::new(store), TrustSource::CaCertRef { subjects }))
+    let source = match delegate {
+        Some(label) => TrustSource::DelegateCa {
+            subjects,
+            label: label.to_string(),
+        },
+        None => TrustSource::CaCertRef { subjects },
+    };
+    Ok((Arc::new(store), source))
 }
 
 /// What the verifier saw.
@@ -309,9 +352,10 @@ pub(crate) async fn probe(
     endpoint: &str,
     https_url: &str,
     ca_pem: Option<&str>,
+    delegate: Option<&str>,
     now: i64,
 ) -> Result<TlsOutcome, Failure> {
-    let (roots, trust_source) = trust(ca_pem)?;
+    let (roots, trust_source) = trust(ca_pem, delegate)?;
     let provider = provider();
     let inner = if roots.is_empty() {
         None
@@ -378,10 +422,7 @@ pub(crate) async fn probe(
                 cert.issuer,
                 diagnosis::fmt_time(cert.not_after),
                 if cert.sans.is_empty() { "none".to_string() } else { cert.sans.join(", ") },
-                match &trust_source {
-                    TrustSource::System => "the system roots".to_string(),
-                    TrustSource::CaCertRef { .. } => "caCertRef".to_string(),
-                }
+                trust_source.via()
             );
             Ok(TlsOutcome {
                 cert,

@@ -39,6 +39,10 @@ pub struct TestResponse {
     /// The delegate that ran the test; absent when none could.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delegate_id: Option<String>,
+    /// That delegate's name, for people (absent with `delegateId`, or when the
+    /// delegate is no longer registered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delegate_name: Option<String>,
     /// The task the test ran as (`GET /api/v1/tasks/{id}`); absent when none was submitted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub task_id: Option<String>,
@@ -227,9 +231,15 @@ async fn record_outcome(
         .metrics
         .observe(report.status, run.trigger, run.started.elapsed());
     tracing::info!(%scope, connector = identifier, status = report.status.as_str(), trigger = run.trigger.as_str(), "connection test finished");
+    let delegate_name =
+        super::delegates::delegate_names(&state.store, delegate_id.iter().map(String::as_str))
+            .await
+            .into_values()
+            .next();
     Ok(TestResponse {
         report,
         delegate_id,
+        delegate_name,
         task_id,
     })
 }

@@ -17,6 +17,28 @@ use super::scope::ScopePath;
 use super::AppState;
 use crate::delegates::{now_ms, SubmitError};
 
+/// The names of the delegates with these ids, for reports that name the
+/// delegate that ran them. An id the store no longer knows (or cannot read
+/// now) is left out: the caller shows the id alone.
+pub(crate) async fn delegate_names<'a>(
+    store: &tether_store::Store,
+    ids: impl Iterator<Item = &'a str>,
+) -> std::collections::HashMap<String, String> {
+    let mut names = std::collections::HashMap::new();
+    for id in ids {
+        if names.contains_key(id) {
+            continue;
+        }
+        match store.get_delegate(id).await {
+            Ok(d) => {
+                names.insert(d.id, d.name);
+            }
+            Err(e) => tracing::debug!(delegate = id, error = %e, "no name for a delegate"),
+        }
+    }
+    names
+}
+
 /// A registered delegate and what the manager knows of its connection.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]

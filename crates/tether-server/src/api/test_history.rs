@@ -41,6 +41,10 @@ pub struct TestHistoryEntry {
     /// The delegate that ran the test; absent when none could.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delegate_id: Option<String>,
+    /// That delegate's name, for people (absent with `delegateId`, or when the
+    /// delegate is no longer registered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delegate_name: Option<String>,
     /// The task the test ran as; absent when none was submitted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub task_id: Option<String>,
@@ -59,6 +63,7 @@ impl From<TestResultRecord> for TestHistoryEntry {
             recorded_at: r.recorded_at,
             duration_ms: r.duration_ms,
             delegate_id: r.delegate_id,
+            delegate_name: None,
             task_id: r.task_id,
             report: r.report,
         }
@@ -116,10 +121,21 @@ pub async fn list(
         .store
         .connection_test_history(&path.scope, path.param("identifier"), params.limit)
         .await?;
-    Ok(Reply::ok(
-        Format::accepted(&headers),
-        TestHistory {
-            items: items.into_iter().map(Into::into).collect(),
-        },
-    ))
+    let names = super::delegates::delegate_names(
+        &state.store,
+        items.iter().filter_map(|r| r.delegate_id.as_deref()),
+    )
+    .await;
+    let items = items
+        .into_iter()
+        .map(|r| {
+            let mut entry = TestHistoryEntry::from(r);
+            entry.delegate_name = entry
+                .delegate_id
+                .as_ref()
+                .and_then(|id| names.get(id).cloned());
+            entry
+        })
+        .collect();
+    Ok(Reply::ok(Format::accepted(&headers), TestHistory { items }))
 }

@@ -156,7 +156,11 @@ fn history_row(e: &Value) -> Vec<String> {
             .map(report::millis)
             .unwrap_or_else(|| "-".into()),
         e["trigger"].as_str().unwrap_or("-").into(),
-        e["delegateId"].as_str().unwrap_or("-").into(),
+        e["delegateName"]
+            .as_str()
+            .or(e["delegateId"].as_str())
+            .unwrap_or("-")
+            .into(),
         report["errors"][0]["reason"].as_str().unwrap_or("-").into(),
         if summary.is_empty() {
             "-".into()
@@ -193,7 +197,7 @@ pub async fn history(cmd: HistoryCommand) -> Result<()> {
                     println!();
                 }
                 let mut r = e["report"].clone();
-                for k in ["delegateId", "taskId"] {
+                for k in ["delegateId", "delegateName", "taskId"] {
                     if !e[k].is_null() {
                         r[k] = e[k].clone();
                     }

@@ -75,8 +75,13 @@ pub fn render(report: &Value, title: &str) -> String {
     if let Some(ms) = report["durationMs"].as_u64() {
         about.push(millis(ms));
     }
-    if let Some(d) = report["delegateId"].as_str() {
-        about.push(format!("delegate {d}"));
+    match (
+        report["delegateName"].as_str(),
+        report["delegateId"].as_str(),
+    ) {
+        (Some(name), Some(id)) => about.push(format!("delegate {name} ({id})")),
+        (None, Some(id)) => about.push(format!("delegate {id}")),
+        _ => {}
     }
     if let Some(t) = report["taskId"].as_str() {
         about.push(format!("task {t}"));
