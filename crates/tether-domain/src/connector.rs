@@ -142,8 +142,10 @@ pub struct OpenIdConnectAuth {
     pub oidc_username_ref: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc_secret_ref: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub oidc_scopes: Vec<String>,
+    /// A list, or one string as in Harness's documents (`"openid email"`);
+    /// kept in the form given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc_scopes: Option<crate::oidc_scopes::OidcScopes>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_cert_ref: Option<String>,
 }

@@ -6,6 +6,7 @@
 pub mod connector;
 pub mod delegate_protocol;
 pub mod identifier;
+pub mod oidc_scopes;
 pub mod permissions;
 pub mod scope;
 pub mod secret_ref;
@@ -16,6 +17,7 @@ pub use connector::{
     ManualConfig,
 };
 pub use identifier::{derive_identifier, validate_identifier, validate_name};
+pub use oidc_scopes::OidcScopes;
 pub use permissions::{ConnectionTestSettings, PermissionProfile, PermissionRule};
 pub use scope::Scope;
 pub use secret_ref::SecretRef;

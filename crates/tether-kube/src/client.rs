@@ -64,6 +64,8 @@ pub enum ClientError {
     CaNotPem,
     #[error("cannot build a Kubernetes client: {0}")]
     Build(#[from] kube::Error),
+    #[error("cannot use the client certificate: {0}")]
+    ClientCert(#[from] crate::client_cert::ClientBuildError),
 }
 
 impl ClusterAccess {
@@ -127,6 +129,6 @@ impl ClusterAccess {
     }
 
     pub fn client(&self) -> Result<Client, ClientError> {
-        Ok(Client::try_from(self.config()?)?)
+        Ok(crate::client_cert::client_from_config(self.config()?)?)
     }
 }

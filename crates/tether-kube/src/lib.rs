@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod client_cert;
 pub mod connection_test;
 pub mod onboarding;
 

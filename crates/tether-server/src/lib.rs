@@ -12,6 +12,7 @@ pub mod delegates;
 pub mod metrics;
 
 use std::future::Future;
+use std::time::Duration;
 
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
@@ -19,19 +20,24 @@ use tokio::net::TcpListener;
 pub use api::{router, AppState};
 
 /// Serves the API on `listener` until `shutdown` completes, then stops taking
-/// connections and lets requests in flight finish.
+/// connections and lets requests in flight finish, for at most
+/// `shutdown_timeout`: requests waiting for a task answer at once with its id
+/// (`MANAGER_RESTARTING`), and whatever is still running after the timeout is
+/// dropped (the client retries; tasks are durable).
 /// The broker's loops run until then too; on the way out every delegate is
 /// told to reconnect (to another manager, or to this one after a restart).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown_timeout: Duration,
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     state.broker.spawn_loops(stop_rx.clone());
     connectivity::spawn_retest_loop(state.clone(), stop_rx.clone());
     let broker = state.broker.clone();
-    let mut http_stop = stop_rx;
+    let mut http_stop = stop_rx.clone();
+    let mut bound = stop_rx;
     let stopping = tokio::spawn(async move {
         shutdown.await;
         // Stop accepting first, then close the delegates' WebSockets (which
@@ -49,11 +55,19 @@ pub async fn serve(
             tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
         }
     });
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            let _ = http_stop.wait_for(|s| *s).await;
-        })
-        .await;
+    let graceful = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        let _ = http_stop.wait_for(|s| *s).await;
+    });
+    let served = tokio::select! {
+        served = graceful => served,
+        _ = async {
+            let _ = bound.wait_for(|s| *s).await;
+            tokio::time::sleep(shutdown_timeout).await;
+        } => {
+            tracing::warn!(timeout = ?shutdown_timeout, "requests still in flight after the shutdown timeout; stopping anyway (clients retry, tasks are durable)");
+            Ok(())
+        }
+    };
     match served {
         // The delegates are told and marked disconnected before the store closes.
         Ok(()) => {

@@ -314,6 +314,42 @@ impl Store {
         .await
     }
 
+    /// A delegate's connection closed: its tasks' leases end at `until` (unless
+    /// they end sooner), so they move on soon even if this manager goes away
+    /// before it hands them on. Nothing changes when the delegate is connected
+    /// again already (it renews its own leases). Returns how many changed.
+    pub async fn shorten_leases_of_disconnected(
+        &self,
+        delegate_id: &str,
+        until: i64,
+    ) -> Result<u64> {
+        let mut tx = self.db().begin_write().await?;
+        let res = sqlx::query("UPDATE tasks SET lease_expires_at = $1 WHERE delegate_id = $2 AND state = 'assigned' AND (lease_expires_at IS NULL OR lease_expires_at > $1) AND NOT EXISTS (SELECT 1 FROM delegates WHERE id = $2 AND connection_id IS NOT NULL)")
+            .bind(until)
+            .bind(delegate_id)
+            .execute(tx.conn())
+            .await?;
+        tx.commit().await?;
+        Ok(res.rows_affected())
+    }
+
+    /// Takes back the tasks of a delegate that is still disconnected (it did
+    /// not come back within its reconnect grace). A delegate connected again,
+    /// to any manager, keeps them.
+    pub async fn release_tasks_if_disconnected(
+        &self,
+        delegate_id: &str,
+        reason: &str,
+    ) -> Result<Vec<TaskRecord>> {
+        self.release_where(
+            "delegate_id = $1 AND state = 'assigned' AND NOT EXISTS (SELECT 1 FROM delegates WHERE id = $1 AND connection_id IS NOT NULL)",
+            Some(delegate_id),
+            None,
+            reason,
+        )
+        .await
+    }
+
     /// Takes back every task whose lease lapsed (its delegate stopped renewing).
     pub async fn release_expired_leases(&self, now: i64) -> Result<Vec<TaskRecord>> {
         self.release_where(

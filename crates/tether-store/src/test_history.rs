@@ -104,7 +104,8 @@ impl Store {
     /// [`Store::set_connectivity`] does: on failure the old `lastConnectedAt`
     /// stays) and one history row, then drops all but the newest `keep` rows of
     /// that connector (at least one is kept), all in one transaction. Returns
-    /// the status as stored.
+    /// the status as stored. A result whose task is already recorded for the
+    /// connector is not recorded again.
     pub async fn record_connection_test(
         &self,
         scope: &Scope,
@@ -115,6 +116,21 @@ impl Store {
     ) -> Result<ConnectivityStatus> {
         let keep = keep.clamp(1, MAX_HISTORY_LIMIT);
         let mut tx = self.db().begin_write().await?;
+        // A test followed again after a manager restart is recorded once.
+        if let Some(task_id) = &result.task_id {
+            let seen = sqlx::query(
+                "SELECT 1 AS one FROM connection_test_results WHERE task_id = $1 AND connector_id = (SELECT id FROM connectors WHERE scope_key = $2 AND identifier = $3)",
+            )
+            .bind(task_id)
+            .bind(scope.key())
+            .bind(identifier)
+            .fetch_optional(tx.conn())
+            .await?;
+            if seen.is_some() {
+                tx.commit().await?;
+                return Ok(status);
+            }
+        }
         // The UPDATE comes first: on PostgreSQL it locks the connector's row, so
         // two results of one connector are trimmed one after the other.
         let (connector_id, status) =

@@ -199,7 +199,7 @@
           if ($('input[name="oidc-username-kind"]:checked').value === 'text') s.oidcUsername = v('oidc-username');
           else s.oidcUsernameRef = v('oidc-username-ref');
           opt(s, 'oidcSecretRef', v('oidc-client-secret'));
-          { const scopes = v('oidc-scopes').split(',').map((x) => x.trim()).filter(Boolean); if (scopes.length) s.oidcScopes = scopes; }
+          { const scopes = v('oidc-scopes').split(/[\s,]+/).filter(Boolean); if (scopes.length) s.oidcScopes = scopes; }
           opt(s, 'caCertRef', v('oidc-ca'));
           break;
       }
@@ -414,7 +414,7 @@
             $('input[name="oidc-username-kind"][value="' + (s.oidcUsernameRef ? 'secret' : 'text') + '"]').checked = true;
             $('#oidc-username').value = s.oidcUsername || '';
             setPicker('oidc-username-ref', s.oidcUsernameRef); setPicker('oidc-client-secret', s.oidcSecretRef);
-            $('#oidc-scopes').value = (s.oidcScopes || []).join(', '); setPicker('oidc-ca', s.caCertRef); break;
+            $('#oidc-scopes').value = [].concat(s.oidcScopes || []).join(', '); setPicker('oidc-ca', s.caCertRef); break;
         }
       }
       state.selectors = (c.spec.delegateSelectors || []).slice();

@@ -99,7 +99,11 @@ fn input(payload: &Value, ctx: &TaskContext) -> Result<TestInput, Report> {
                             client_secret: opt(&a.oidc_secret_ref)?.map(SecretString::from),
                             username,
                             password: secret(&a.oidc_password_ref)?,
-                            scopes: a.oidc_scopes.clone(),
+                            scopes: a
+                                .oidc_scopes
+                                .as_ref()
+                                .map(|s| s.to_list())
+                                .unwrap_or_default(),
                         },
                     )
                 }

@@ -18,16 +18,16 @@ use std::time::Duration;
 
 use http_body_util::BodyExt as _;
 use kube::Client;
-use rustls::sign::CertifiedKey;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use super::diagnosis::{self, AuthKind, Failure, UnauthorizedContext};
+use super::diagnosis::{self, AuthKind, CertFields, Failure, UnauthorizedContext};
 use super::net::Endpoint;
 use super::oidc::{self, error_chain, OidcRequest};
-use super::tls::{self, CertSummary};
+use super::tls::CertSummary;
 use super::{identity, pem, Identity, IdentitySource, ResolvedAuth, StageName};
 use crate::client::{ClusterAccess, Credentials};
+use crate::client_cert::{self, ClientCertError};
 
 /// The credentials of the target, before preparation.
 pub(crate) enum AuthSource<'a> {
@@ -63,34 +63,44 @@ struct Prepared {
 }
 
 fn prepare_client_cert(
+    fields: &CertFields,
     cert_pem: &str,
     key_pem: &SecretString,
     passphrase: Option<&SecretString>,
     now: i64,
 ) -> Result<Prepared, Failure> {
-    let certs = pem::certificates(cert_pem).map_err(|p| diagnosis::client_cert_problem(&p))?;
-    let summary = CertSummary::from_der(&certs[0]).unwrap_or_default();
+    let certs =
+        pem::certificates(cert_pem).map_err(|p| diagnosis::client_cert_problem(fields, &p))?;
     let key = pem::client_key(
         key_pem.expose_secret(),
         passphrase.map(|p| p.expose_secret()),
     )
-    .map_err(|p| diagnosis::client_key_problem(&p))?;
-    match CertifiedKey::from_der(certs.clone(), key.der.clone_key(), &tls::provider()) {
-        Ok(_) => {}
-        Err(rustls::Error::InconsistentKeys(_)) => return Err(diagnosis::key_mismatch(&summary)),
-        Err(e) => {
+    .map_err(|p| diagnosis::client_key_problem(fields, &p))?;
+    // The pair is checked by public key, so every X.509 version kubectl
+    // accepts (v1 included) is accepted here (see `client_cert`).
+    let summary = match client_cert::certified_key(certs.clone(), key.der.clone_key()) {
+        Ok(_) => CertSummary::from_der(&certs[0]).unwrap_or_default(),
+        Err(ClientCertError::Certificate { reason }) => {
+            return Err(diagnosis::client_cert_unreadable(fields, &reason))
+        }
+        Err(ClientCertError::Mismatch { .. }) => {
+            let summary = CertSummary::from_der(&certs[0]).unwrap_or_default();
+            return Err(diagnosis::key_mismatch(fields, &summary));
+        }
+        Err(ClientCertError::Key { reason }) => {
             return Err(diagnosis::client_key_problem(
+                fields,
                 &pem::PemProblem::UnsupportedKey {
-                    reason: format!("{}: {e}", key.description),
+                    reason: format!("{}: {reason}", key.description),
                 },
             ))
         }
-    }
+    };
     if now > summary.not_after || now < summary.not_before {
-        return Err(diagnosis::client_cert_expired(&summary, now));
+        return Err(diagnosis::client_cert_expired(fields, &summary, now));
     }
     if summary.client_auth == Some(false) {
-        return Err(diagnosis::client_cert_not_for_clients(&summary));
+        return Err(diagnosis::client_cert_not_for_clients(fields, &summary));
     }
     let detail = format!(
         "client certificate {} ({})",
@@ -154,7 +164,13 @@ async fn prepare(input: &AuthInput<'_>, knowledge: &mut Knowledge) -> Result<Pre
             cert_pem,
             key_pem,
             passphrase,
-        }) => prepare_client_cert(cert_pem, key_pem, passphrase.as_ref(), input.now),
+        }) => prepare_client_cert(
+            &CertFields::connector(),
+            cert_pem,
+            key_pem,
+            passphrase.as_ref(),
+            input.now,
+        ),
         AuthSource::Resolved(ResolvedAuth::Oidc {
             issuer_url,
             client_id,
@@ -188,9 +204,13 @@ async fn prepare(input: &AuthInput<'_>, knowledge: &mut Knowledge) -> Result<Pre
         AuthSource::Delegate { credentials, label } => {
             let mut p = match credentials {
                 Credentials::Token(t) => prepare_token(t.expose_secret()),
-                Credentials::ClientCert { cert_pem, key_pem } => {
-                    prepare_client_cert(cert_pem, key_pem, None, input.now)?
-                }
+                Credentials::ClientCert { cert_pem, key_pem } => prepare_client_cert(
+                    &CertFields::kubeconfig(label),
+                    cert_pem,
+                    key_pem,
+                    None,
+                    input.now,
+                )?,
                 other => Prepared {
                     credentials: (*other).clone(),
                     kind: AuthKind::Delegate {

@@ -257,10 +257,15 @@ pub(crate) fn timeout(stage: StageName, endpoint: &str, limit: Duration) -> Fail
 /// The fix for a certificate field that is not what it should be. `field` is the
 /// connector field (`caCertRef`, `clientCertRef`, `clientKeyRef`).
 pub(crate) fn pem_fix(field: &str, problem: &PemProblem) -> String {
-    let what = match field {
-        "clientKeyRef" => "the PEM private key",
-        "clientCertRef" => "the PEM client certificate",
-        _ => "the PEM CA certificate (-----BEGIN CERTIFICATE-----)",
+    // Connector fields (`clientKeyRef`) or kubeconfig ones (`client-key-data of ...`).
+    let lower = field.to_ascii_lowercase();
+    let is_key = lower.contains("key");
+    let what = if is_key {
+        "the PEM private key"
+    } else if lower.contains("client") {
+        "the PEM client certificate"
+    } else {
+        "the PEM CA certificate (-----BEGIN CERTIFICATE-----)"
     };
     match problem {
         PemProblem::Empty => format!("The secret behind {field} is empty: store {what} in it."),
@@ -273,7 +278,7 @@ pub(crate) fn pem_fix(field: &str, problem: &PemProblem) -> String {
         PemProblem::Der => format!(
             "The secret behind {field} holds binary DER: convert it to PEM with `openssl x509 -inform DER -in file.der -out file.pem` (for a key: `openssl pkey -inform DER -in key.der -out key.pem`) and store the PEM."
         ),
-        PemProblem::PrivateKey { .. } if field != "clientKeyRef" => format!(
+        PemProblem::PrivateKey { .. } if !is_key => format!(
             "{field} must reference {what}, not a private key: did you swap it with clientKeyRef? (The cluster CA is in a kubeconfig's certificate-authority-data, or /var/run/secrets/kubernetes.io/serviceaccount/ca.crt inside a pod.)"
         ),
         PemProblem::CertificateInsteadOfKey => format!(
@@ -456,34 +461,71 @@ pub(crate) fn not_kubernetes(
     ))
 }
 
-pub(crate) fn client_cert_problem(problem: &PemProblem) -> Failure {
+/// Where a client certificate and its key came from, as the user knows them:
+/// a connector's `clientCertRef`/`clientKeyRef`, or a kubeconfig's
+/// `client-certificate-data`/`client-key-data`.
+#[derive(Debug, Clone)]
+pub(crate) struct CertFields {
+    pub cert: String,
+    pub key: String,
+}
+
+impl CertFields {
+    pub fn connector() -> CertFields {
+        CertFields {
+            cert: "clientCertRef".into(),
+            key: "clientKeyRef".into(),
+        }
+    }
+
+    pub fn kubeconfig(label: &str) -> CertFields {
+        CertFields {
+            cert: format!("client-certificate-data of {label}"),
+            key: format!("client-key-data of {label}"),
+        }
+    }
+}
+
+pub(crate) fn client_cert_problem(f: &CertFields, problem: &PemProblem) -> Failure {
     Failure::new(
         Reason::InvalidClientCertificate,
-        format!("clientCertRef is not a PEM certificate: {problem}"),
+        format!("{} is not a PEM certificate: {problem}", f.cert),
     )
-    .hint(pem_fix("clientCertRef", problem))
+    .hint(pem_fix(&f.cert, problem))
 }
 
-pub(crate) fn client_key_problem(problem: &PemProblem) -> Failure {
+/// The PEM block is there but is not a readable X.509 certificate.
+pub(crate) fn client_cert_unreadable(f: &CertFields, reason: &str) -> Failure {
+    Failure::new(
+        Reason::InvalidClientCertificate,
+        format!("the client certificate ({}) cannot be read as X.509: {reason}", f.cert),
+    )
+    .hint(format!(
+        "Check it with `openssl x509 -noout -text -in cert.pem`; {} must hold the certificate the cluster's client CA signed, in PEM.",
+        f.cert
+    ))
+}
+
+pub(crate) fn client_key_problem(f: &CertFields, problem: &PemProblem) -> Failure {
     Failure::new(
         Reason::InvalidClientKey,
-        format!("clientKeyRef is not a usable private key: {problem}"),
+        format!("{} is not a usable private key: {problem}", f.key),
     )
-    .hint(pem_fix("clientKeyRef", problem))
+    .hint(pem_fix(&f.key, problem))
 }
 
-pub(crate) fn key_mismatch(cert: &CertSummary) -> Failure {
+pub(crate) fn key_mismatch(f: &CertFields, cert: &CertSummary) -> Failure {
     Failure::new(
         Reason::ClientKeyMismatch,
         format!(
-            "the private key (clientKeyRef) does not belong to the client certificate ({})",
-            cert.subject
+            "the private key ({}) does not belong to the client certificate ({}, {})",
+            f.key, f.cert, cert.subject
         ),
     )
-    .hint("clientCertRef and clientKeyRef must be a pair: compare `openssl x509 -noout -pubkey -in cert.pem` with `openssl pkey -pubout -in key.pem`.".to_string())
+    .hint(format!("{} and {} must be a pair: compare `openssl x509 -noout -pubkey -in cert.pem` with `openssl pkey -pubout -in key.pem`.", f.cert, f.key))
 }
 
-pub(crate) fn client_cert_expired(cert: &CertSummary, now: i64) -> Failure {
+pub(crate) fn client_cert_expired(f: &CertFields, cert: &CertSummary, now: i64) -> Failure {
     let (what, when) = if cert.not_after < now {
         ("expired on", cert.not_after)
     } else {
@@ -491,17 +533,17 @@ pub(crate) fn client_cert_expired(cert: &CertSummary, now: i64) -> Failure {
     };
     Failure::new(
         Reason::InvalidClientCertificate,
-        format!("the client certificate ({}) {what} {}", cert.subject, fmt_time(when)),
+        format!("the client certificate ({}, {}) {what} {}", f.cert, cert.subject, fmt_time(when)),
     )
-    .hint("Issue a new client certificate (e.g. a CertificateSigningRequest approved in the cluster, or `kubeadm kubeconfig user`) and update clientCertRef and clientKeyRef.".to_string())
+    .hint(format!("Issue a new client certificate (e.g. a CertificateSigningRequest approved in the cluster, or `kubeadm kubeconfig user`) and update {} and {}.", f.cert, f.key))
 }
 
-pub(crate) fn client_cert_not_for_clients(cert: &CertSummary) -> Failure {
+pub(crate) fn client_cert_not_for_clients(f: &CertFields, cert: &CertSummary) -> Failure {
     Failure::new(
         Reason::InvalidClientCertificate,
         format!(
-            "the client certificate ({}) is not valid for client authentication: its extended key usage lacks clientAuth",
-            cert.subject
+            "the client certificate ({}, {}) is not valid for client authentication: its extended key usage lacks clientAuth",
+            f.cert, cert.subject
         ),
     )
     .hint("Issue the certificate with extendedKeyUsage=clientAuth (a server certificate cannot log in).".to_string())

@@ -137,10 +137,7 @@ impl TrustSource {
 }
 
 pub(crate) fn provider() -> Arc<CryptoProvider> {
-    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    PROVIDER
-        .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
-        .clone()
+    crate::client_cert::provider()
 }
 
 fn system_roots() -> Arc<RootCertStore> {

@@ -91,17 +91,31 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8], format: Format) -> Result<T, Api
         return Err(ApiError::bad_request("the request body is empty"));
     }
     match format {
-        Format::Json => serde_json::from_str(text).map_err(|e| {
+        Format::Json => super::doc_path::json(text).map_err(|(e, field)| {
             let kind = if e.is_data() {
                 "does not match the expected document"
             } else {
                 "is not valid JSON"
             };
-            ApiError::bad_request(format!("the JSON body {kind}: {e}"))
+            with_path(
+                ApiError::bad_request(format!("the JSON body {kind}: {e}")),
+                field,
+            )
         }),
-        Format::Yaml => serde_yaml::from_str(text).map_err(|e| {
-            ApiError::bad_request(format!("the YAML body is not a valid document: {e}"))
+        Format::Yaml => super::doc_path::yaml(text).map_err(|(e, field)| {
+            with_path(
+                ApiError::bad_request(format!("the YAML body is not a valid document: {e}")),
+                field,
+            )
         }),
+    }
+}
+
+/// The document path a body error concerns, when it concerns one.
+fn with_path(e: ApiError, field: Option<String>) -> ApiError {
+    match field {
+        Some(f) => e.with_field(f),
+        None => e,
     }
 }
 

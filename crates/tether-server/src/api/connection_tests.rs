@@ -26,6 +26,10 @@ pub struct TestParams {
     /// Per-stage limit in milliseconds, 100 to 120000 (default 10000); values
     /// outside are brought to the nearest bound.
     stage_timeout_ms: Option<u64>,
+    /// Follow a test that is already running instead of starting one: the task
+    /// id of a `503 MANAGER_RESTARTING` answer. Waits for that task, records
+    /// its outcome once (however often it is followed) and returns the report.
+    task_id: Option<String>,
 }
 
 /// The report plus where it ran.
@@ -67,6 +71,7 @@ A test that could not run is still a 200 with a `FAILURE` report whose `errors[0
         (status = 403, response = super::openapi::Forbidden),
         (status = 404, response = super::openapi::NotFound),
         (status = 500, response = super::openapi::Internal),
+        (status = 503, description = "The manager is shutting down while the test runs (`MANAGER_RESTARTING`): the test goes on, as the task `taskId`. Ask again with `?taskId=…` (to this manager once it is back, or to another one) to get its report.", content_type = "application/json", body = super::error::ErrorBody),
     ),
 )]
 pub async fn run(
@@ -84,14 +89,19 @@ pub async fn run(
         .map(Duration::from_millis)
         .unwrap_or(DEFAULT_STAGE_TIMEOUT)
         .clamp(Duration::from_millis(100), Duration::from_secs(120));
-    let response = test_connector(
-        &state,
-        &path.scope,
-        &identifier,
-        stage_timeout,
-        TestTrigger::Api,
-    )
-    .await?;
+    let response = match &params.task_id {
+        Some(task_id) => follow(&state, &path.scope, &identifier, task_id).await?,
+        None => {
+            test_connector(
+                &state,
+                &path.scope,
+                &identifier,
+                stage_timeout,
+                TestTrigger::Api,
+            )
+            .await?
+        }
+    };
     Ok(Reply::ok(Format::accepted(&headers), response))
 }
 
@@ -155,6 +165,56 @@ pub async fn test_connector(
             stage_timeout * 8 * task.max_attempts + Duration::from_secs(30),
         )
         .await?;
+    finish(state, &run, scope, identifier, done).await
+}
+
+/// Waits for a connection test already submitted (by a request this manager,
+/// or another, stopped waiting for) and records its outcome once.
+async fn follow(
+    state: &AppState,
+    scope: &Scope,
+    identifier: &str,
+    task_id: &str,
+) -> Result<TestResponse, ApiError> {
+    let not_this = || {
+        ApiError::not_found(format!(
+            "there is no connection test task '{task_id}' of connector '{identifier}' here; run the test again without taskId"
+        ))
+        .with_field("taskId")
+    };
+    let task = match state.store.get_task(task_id).await {
+        Ok(t) => t,
+        Err(tether_store::StoreError::NotFound { .. }) => return Err(not_this()),
+        Err(e) => return Err(e.into()),
+    };
+    if task.kind != payload::CONNECTION_TEST
+        || task.scope != *scope
+        || task.payload["connector"].as_str() != Some(identifier)
+    {
+        return Err(not_this());
+    }
+    let age = Duration::from_millis((crate::delegates::now_ms() - task.created_at).max(0) as u64);
+    let run = Run {
+        trigger: TestTrigger::Api,
+        started: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
+    };
+    let left = Duration::from_millis((task.deadline_at - crate::delegates::now_ms()).max(0) as u64);
+    let done = state.broker.wait(task_id, left).await?;
+    finish(state, &run, scope, identifier, done).await
+}
+
+/// Turns a waited-for task into the report and records it; a manager asked to
+/// stop answers with the task id instead, so the caller can follow it.
+async fn finish(
+    state: &AppState,
+    run: &Run,
+    scope: &Scope,
+    identifier: &str,
+    done: tether_store::TaskRecord,
+) -> Result<TestResponse, ApiError> {
+    if !done.state.is_final() && state.broker.stopping() {
+        return Err(ApiError::restarting(&done.id));
+    }
     let report = match (done.state, done.output) {
         (TaskState::Succeeded, Some(output)) => serde_json::from_value::<ConnectionReport>(output)
             .unwrap_or_else(|e| failure_report("BAD_DELEGATE_REPORT", &format!("the delegate's report could not be read: {e}"), 502, vec!["run a delegate of the manager's version".into()])),
@@ -173,7 +233,7 @@ pub async fn test_connector(
     };
     record_outcome(
         state,
-        &run,
+        run,
         scope,
         identifier,
         report,

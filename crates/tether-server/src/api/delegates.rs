@@ -411,7 +411,7 @@ impl From<SubmitError> for ApiError {
                 considered,
             } => {
                 let mut err = ApiError::new(StatusCode::CONFLICT, "NO_ELIGIBLE_DELEGATE", message);
-                err.body.considered = considered;
+                err.body.considered = considered.into();
                 err
             }
             SubmitError::Store(e) => e.into(),

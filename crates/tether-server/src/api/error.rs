@@ -13,7 +13,8 @@ use tether_store::StoreError;
 pub struct ErrorBody {
     /// Stable, machine-readable: `INVALID_REQUEST`, `UNAUTHENTICATED`, `FORBIDDEN`,
     /// `NOT_FOUND`, `CONFLICT`, `PAYLOAD_TOO_LARGE`, `UNSUPPORTED_MEDIA_TYPE`,
-    /// `VALIDATION_FAILED`, `NO_ELIGIBLE_DELEGATE` or `INTERNAL`.
+    /// `VALIDATION_FAILED`, `NO_ELIGIBLE_DELEGATE`, `MANAGER_RESTARTING`,
+    /// `SHUTTING_DOWN` or `INTERNAL`.
     #[schema(value_type = String, example = "NOT_FOUND")]
     pub code: &'static str,
     /// What is wrong and how to fix it, for people.
@@ -25,8 +26,17 @@ pub struct ErrorBody {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldErrorBody>,
     /// With NO_ELIGIBLE_DELEGATE: every delegate considered and why it could not.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub considered: Vec<crate::delegates::eligibility::Considered>,
+    /// (A boxed slice, not a Vec: with `taskId` the error stays small.)
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    #[schema(value_type = Vec<crate::delegates::eligibility::Considered>)]
+    pub considered: Box<[crate::delegates::eligibility::Considered]>,
+    /// With MANAGER_RESTARTING: the task that goes on without this request;
+    /// ask again with `?taskId=` to get its result.
+    /// (Boxed: it is rare, and every `Result<_, ApiError>` stays small.)
+    #[serde(rename = "taskId", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    #[allow(clippy::box_collection)]
+    pub task_id: Option<Box<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -50,7 +60,8 @@ impl ApiError {
                 message: message.into(),
                 field: None,
                 errors: Vec::new(),
-                considered: Vec::new(),
+                considered: Box::default(),
+                task_id: None,
             },
         }
     }
@@ -80,6 +91,20 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, "CONFLICT", message)
     }
 
+    /// The manager is stopping while the request waited for `task_id`, which
+    /// goes on: the caller asks again (here after the restart, or elsewhere).
+    pub fn restarting(task_id: &str) -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "MANAGER_RESTARTING",
+            format!(
+                "the manager is restarting; the task '{task_id}' goes on and its result is kept: ask again with taskId={task_id} (`tether connector test` follows it by itself)"
+            ),
+        );
+        e.body.task_id = Some(Box::new(task_id.to_string()));
+        e
+    }
+
     pub fn validation(errs: &ValidationErrors) -> Self {
         let first = errs.first();
         ApiError {
@@ -98,7 +123,8 @@ impl ApiError {
                         message: e.message.clone(),
                     })
                     .collect(),
-                considered: Vec::new(),
+                considered: Box::default(),
+                task_id: None,
             },
         }
     }

@@ -7,6 +7,7 @@ pub mod body;
 pub mod connection_tests;
 pub mod connectors;
 pub mod delegates;
+mod doc_path;
 pub mod error;
 pub mod openapi;
 pub mod orgs;

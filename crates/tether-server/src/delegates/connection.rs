@@ -229,8 +229,9 @@ async fn session(broker: Arc<Broker>, token: DelegateTokenRecord, socket: WebSoc
     let _ = sink.close().await;
 
     // Forget it here, unless a newer connection already took its place. Its
-    // tasks stay assigned until their leases lapse: a delegate that reconnects
-    // in time keeps them and nothing runs twice.
+    // tasks stay assigned for the reconnect grace: a delegate that reconnects
+    // in time keeps them and nothing runs twice; one that does not has them
+    // handed on (`Broker::connection_lost`).
     {
         let mut live = broker.live.lock().unwrap();
         if live
@@ -247,12 +248,16 @@ async fn session(broker: Arc<Broker>, token: DelegateTokenRecord, socket: WebSoc
         tracing::info!(delegate = %delegate_id, "delegate disconnected");
         return;
     }
-    if let Err(e) = broker
+    match broker
         .store
         .delegate_disconnected(&delegate_id, &connection_id)
         .await
     {
-        tracing::warn!(error = %e, delegate = %delegate_id, "cannot record the disconnection");
+        Ok(true) => broker.connection_lost(&delegate_id).await,
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, delegate = %delegate_id, "cannot record the disconnection")
+        }
     }
     tracing::info!(delegate = %delegate_id, "delegate disconnected");
 }

@@ -9,9 +9,10 @@
 //!   least busy first, never past a delegate's capacity;
 //! - heartbeats: writes the beats received in the last second in one batch and
 //!   renews the leases of the tasks those delegates hold;
-//! - reaper: closes connections whose frames stopped, takes back tasks whose
-//!   lease lapsed (offering them to another delegate), fails tasks past their
-//!   deadline. It takes nothing back in the first heartbeat timeout after the
+//! - reaper: closes connections whose frames stopped, hands on the tasks of
+//!   delegates whose connection closed and who did not reconnect within the
+//!   reconnect grace, takes back tasks whose lease lapsed (offering them to
+//!   another delegate), fails tasks past their deadline. It takes nothing back in the first heartbeat timeout after the
 //!   manager starts: after a restart, delegates reconnect and renew the leases
 //!   of the tasks they still run, which therefore do not run twice.
 //!
@@ -45,6 +46,11 @@ pub struct BrokerConfig {
     pub heartbeat_timeout: Duration,
     /// How many delegates may try one task.
     pub max_attempts: u32,
+    /// When a delegate's connection closes (the process died, the network
+    /// dropped), how long it has to reconnect and claim its tasks before they
+    /// go to another delegate. Much shorter than the heartbeat timeout: a
+    /// closed socket is news, a silent one is only suspicion.
+    pub reconnect_grace: Duration,
 }
 
 impl Default for BrokerConfig {
@@ -53,6 +59,7 @@ impl Default for BrokerConfig {
             heartbeat_interval: Duration::from_secs(15),
             heartbeat_timeout: Duration::from_secs(45),
             max_attempts: 3,
+            reconnect_grace: Duration::from_secs(5),
         }
     }
 }
@@ -103,6 +110,9 @@ pub struct Broker {
     /// Heartbeats received since the last flush, by delegate id.
     beats: Mutex<HashMap<String, Heartbeat>>,
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
+    /// Delegates whose connection here closed, with when their reconnect
+    /// grace ends (see [`Broker::connection_lost`]).
+    handover: Mutex<HashMap<String, Instant>>,
     wake_dispatch: Notify,
     /// Set when [`Broker::shutdown`] starts: no new connections, and no
     /// per-connection disconnect writes (one statement marks them all).
@@ -126,6 +136,7 @@ impl Broker {
             live: Mutex::new(HashMap::new()),
             beats: Mutex::new(HashMap::new()),
             waiters: Mutex::new(HashMap::new()),
+            handover: Mutex::new(HashMap::new()),
             wake_dispatch: Notify::new(),
             stopping: std::sync::atomic::AtomicBool::new(false),
         })
@@ -263,7 +274,10 @@ impl Broker {
         Ok(task)
     }
 
-    /// Waits until the task is finished or `limit` passes; returns its record.
+    /// Waits until the task is finished or `limit` passes, or this manager
+    /// starts shutting down (check [`Broker::stopping`]: the task goes on, on
+    /// the delegates, and another manager or this one after its restart takes
+    /// its result); returns its record.
     pub async fn wait(&self, task_id: &str, limit: Duration) -> Result<TaskRecord, StoreError> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
@@ -275,7 +289,7 @@ impl Broker {
                 .or_default()
                 .push(tx);
             let task = self.store.get_task(task_id).await?;
-            if task.state.is_final() || tokio::time::Instant::now() >= deadline {
+            if task.state.is_final() || tokio::time::Instant::now() >= deadline || self.stopping() {
                 return Ok(task);
             }
             // Woken by a local completion or another manager's event; the
@@ -431,12 +445,16 @@ impl Broker {
             // timeout from their last renewal).
             let removed = self.live.lock().unwrap().remove(&id);
             if let Some(d) = removed {
-                let _ = self
+                if let Ok(true) = self
                     .store
                     .delegate_disconnected(&id, &d.connection_id)
-                    .await;
+                    .await
+                {
+                    self.connection_lost(&id).await;
+                }
             }
         }
+        self.hand_over_abandoned().await;
         // Just (re)started: the delegates that hold tasks may still be
         // reconnecting, and taking their tasks back now would run them twice.
         if self.started.elapsed() >= self.config.heartbeat_timeout {
@@ -444,6 +462,78 @@ impl Broker {
         }
         if let Err(e) = self.store.expire_task_deadlines(now_ms()).await {
             tracing::warn!(error = %e, "cannot expire task deadlines");
+        }
+    }
+
+    /// A delegate's connection here ended and no newer one replaced it: it
+    /// has the reconnect grace to come back (to any manager) and renew its
+    /// tasks' leases; then [`Broker::hand_over_abandoned`] gives them to
+    /// another delegate. The shortened leases cover the case where this
+    /// manager is gone by then: any manager's reaper takes them back.
+    pub(crate) async fn connection_lost(&self, delegate_id: &str) {
+        let grace = self.config.reconnect_grace;
+        // Twice the grace: this manager hands them on first (checking the
+        // delegate did not come back); the lease is the fallback.
+        let until = now_ms() + 2 * grace.as_millis() as i64;
+        match self
+            .store
+            .shorten_leases_of_disconnected(delegate_id, until)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(delegate = %delegate_id, tasks = n, grace = ?grace, "the delegate's connection closed while it held tasks; they go to another delegate unless it reconnects within the grace");
+                self.handover
+                    .lock()
+                    .unwrap()
+                    .insert(delegate_id.to_string(), Instant::now() + grace);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, delegate = %delegate_id, "cannot shorten the leases of a disconnected delegate's tasks; they move on when their leases lapse")
+            }
+        }
+    }
+
+    /// Takes back the tasks of delegates whose reconnect grace is over and who
+    /// are still disconnected, and offers them again.
+    async fn hand_over_abandoned(&self) {
+        let due: Vec<String> = {
+            let mut handover = self.handover.lock().unwrap();
+            let now = Instant::now();
+            let due: Vec<String> = handover
+                .iter()
+                .filter(|(_, until)| **until <= now)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in &due {
+                handover.remove(id);
+            }
+            due
+        };
+        let grace = self.config.reconnect_grace;
+        let mut any = false;
+        for id in due {
+            let reason = format!(
+                "its delegate's connection closed and it did not reconnect within {grace:?}"
+            );
+            match self.store.release_tasks_if_disconnected(&id, &reason).await {
+                Ok(released) => {
+                    for t in &released {
+                        tracing::info!(task = %t.id, delegate = %id, state = t.state.as_str(), "took back a task of a delegate that did not reconnect");
+                        if t.state.is_final() {
+                            self.task_finished(&t.id).await;
+                        }
+                    }
+                    any |= !released.is_empty();
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, delegate = %id, "cannot take back a disconnected delegate's tasks; they move on when their leases lapse")
+                }
+            }
+        }
+        if any {
+            self.wake_dispatch.notify_one();
+            self.publish("task").await;
         }
     }
 
@@ -518,6 +608,12 @@ impl Broker {
     pub async fn shutdown(&self) {
         self.stopping
             .store(true, std::sync::atomic::Ordering::SeqCst);
+        // Requests waiting for a task answer now (it is not lost: it is
+        // durable, and its delegate reports to whichever manager it reaches).
+        let waiting: Vec<String> = self.waiters.lock().unwrap().keys().cloned().collect();
+        for id in waiting {
+            self.wake_waiters(&id);
+        }
         let txs: Vec<mpsc::Sender<Outbound>> = self
             .live
             .lock()

@@ -18,6 +18,8 @@
 //! - `dispatch`: 100 simulated delegates; echo tasks created one at a time
 //!   through `POST /api/v1/tasks`; API answer -> `task` message at a delegate.
 //! - `agent`: idle RSS of one real `tether delegate run`.
+//! - `failover`: a real delegate holding a task is killed (SIGKILL); time until
+//!   the task runs, and finishes, on another real delegate (manager defaults).
 //! - `connection-test`: a connector test through the API, the manager and a real
 //!   delegate, against the same test run directly in this process, interleaved;
 //!   then tests per second through one delegate. Uses the control plane named by
@@ -35,6 +37,7 @@
 
 mod conntest;
 mod dispatch;
+mod failover;
 mod fleet;
 mod manager;
 mod sim;
@@ -90,7 +93,7 @@ fn main() -> Result<()> {
             })
             .await?;
         }
-        if !(want("dispatch") || want("agent") || want("connection-test")) {
+        if !(want("dispatch") || want("agent") || want("failover") || want("connection-test")) {
             return Ok(());
         }
         let tmp = tempfile::tempdir()?;
@@ -110,6 +113,9 @@ fn main() -> Result<()> {
         } else {
             None
         };
+        if want("failover") {
+            failover::run(&manager, 3).await?;
+        }
         if want("connection-test") {
             conntest::run(
                 &manager,

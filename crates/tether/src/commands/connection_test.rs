@@ -6,13 +6,13 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use reqwest::Method;
 use serde_json::Value;
 use tether_server::connectivity::TestSettings;
 
-use super::client::{scope_path, ApiClient, ScopeArgs};
+use super::client::{api_error, scope_path, ApiClient, ScopeArgs};
 use super::output::{print, time, OutputFormat};
 use super::report;
 
@@ -92,14 +92,7 @@ pub async fn test(cmd: TestCommand) -> Result<ExitCode> {
         scope_path(&cmd.scope.scope()?),
         cmd.identifier
     );
-    let r: Value = client
-        .json(
-            Method::POST,
-            &path,
-            None,
-            &[("stageTimeoutMs", stage.as_millis().to_string())],
-        )
-        .await?;
+    let r = run_following_restarts(&client, &path, stage).await?;
     match cmd.output {
         OutputFormat::Table => print!(
             "{}",
@@ -108,6 +101,60 @@ pub async fn test(cmd: TestCommand) -> Result<ExitCode> {
         other => print(other, &r, &[], Vec::new)?,
     }
     Ok(report::exit_code(&r))
+}
+
+/// How long the CLI keeps following a test through manager restarts.
+const FOLLOW_PATIENCE: Duration = Duration::from_secs(600);
+
+/// Runs the test; when the manager answers that it is restarting, follows the
+/// test's task (`?taskId=`) through the restart, or to another manager behind
+/// the same URL, until its report comes.
+async fn run_following_restarts(client: &ApiClient, path: &str, stage: Duration) -> Result<Value> {
+    let mut query = vec![("stageTimeoutMs", stage.as_millis().to_string())];
+    let mut following: Option<(String, std::time::Instant)> = None;
+    loop {
+        let answer = client.send_any(Method::POST, path, None, &query).await;
+        let retry = match &answer {
+            Ok((status, bytes)) if status.is_success() => {
+                return serde_json::from_slice(bytes)
+                    .context("the manager answered with unexpected JSON");
+            }
+            Ok((status, bytes)) => {
+                let body: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+                if body["code"] == "MANAGER_RESTARTING" {
+                    if let Some(task) = body["taskId"].as_str() {
+                        if following.as_ref().map(|(t, _)| t.as_str()) != Some(task) {
+                            eprintln!("tether: the manager is restarting; following the test (task {task})");
+                            following = Some((task.to_string(), std::time::Instant::now()));
+                            query = vec![("taskId", task.to_string())];
+                        }
+                    }
+                    true
+                } else {
+                    // While following: a load balancer without a healthy
+                    // manager, or a manager not yet serving.
+                    following.is_some() && matches!(status.as_u16(), 502..=504)
+                }
+            }
+            // Nobody listening between the old manager and the new one.
+            Err(_) => following.is_some(),
+        };
+        match (&following, retry) {
+            (Some((_, since)), true) if since.elapsed() < FOLLOW_PATIENCE => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            (Some((task, _)), true) => bail!(
+                "the manager did not come back within {}; the test goes on as task {task}: see `tether task get {task}`",
+                humantime::format_duration(FOLLOW_PATIENCE)
+            ),
+            _ => {
+                return match answer {
+                    Ok((status, bytes)) => Err(api_error(&Method::POST, path, status, &bytes)),
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
 }
 
 /// `tether connector history`.

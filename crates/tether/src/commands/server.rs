@@ -25,6 +25,16 @@ pub struct ServerArgs {
     /// A delegate silent this long is disconnected and its tasks go to another.
     #[arg(long, env = "TETHER_DELEGATE_TIMEOUT", default_value = "45s", value_parser = humantime::parse_duration)]
     delegate_timeout: std::time::Duration,
+    /// When a delegate's connection closes, how long it has to reconnect and
+    /// claim its tasks before they go to another delegate.
+    #[arg(long, env = "TETHER_DELEGATE_RECONNECT_GRACE", default_value = "5s", value_parser = humantime::parse_duration)]
+    delegate_reconnect_grace: std::time::Duration,
+    /// On SIGTERM/SIGINT, how long requests in flight may take before the
+    /// manager exits anyway (keep it under the orchestrator's grace period,
+    /// 30 s in Kubernetes). Requests waiting for a task answer at once with
+    /// the task id, and clients follow it to the next manager.
+    #[arg(long, env = "TETHER_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    shutdown_timeout: std::time::Duration,
     #[command(flatten)]
     tests: super::connection_test::TestArgs,
     #[command(subcommand)]
@@ -118,11 +128,12 @@ pub async fn run(args: ServerArgs) -> Result<ExitCode> {
         tether_server::delegates::BrokerConfig {
             heartbeat_interval: args.delegate_heartbeat,
             heartbeat_timeout: args.delegate_timeout.max(args.delegate_heartbeat * 2),
+            reconnect_grace: args.delegate_reconnect_grace,
             ..Default::default()
         },
     );
     let state = tether_server::AppState::with_tests(store.clone(), broker, args.tests.settings());
-    tether_server::serve(listener, state, shutdown_signal()).await?;
+    tether_server::serve(listener, state, shutdown_signal(), args.shutdown_timeout).await?;
     store.close().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)

@@ -315,3 +315,115 @@ async fn sigterm_finishes_the_running_task_takes_no_new_one_and_exits_0() {
     assert!(leaving.log_lines("not starting a new task").is_empty());
     api.disconnected(PROJECT_A, "leaving").await;
 }
+
+/// A lease far longer than any wait here: only the closed connection can move
+/// the task in time.
+const LONG_LEASE: &[&str] = &[
+    "--delegate-heartbeat",
+    "1s",
+    "--delegate-timeout",
+    "600s",
+    "--delegate-reconnect-grace",
+    "1s",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_delegates_task_moves_on_after_the_reconnect_grace_not_the_lease() {
+    let server = TetherServer::start(bin(), LONG_LEASE).unwrap();
+    seed_projects(&server);
+    let api = Api::new(&server);
+    let (_, token) = api.delegate_token(PROJECT_A, "pool").await;
+    let mut first = Delegate::spawn(&server.url, &token, "first", &["--capacity", "1"]);
+    let first_rec = api.connected(PROJECT_A, "first", 0).await;
+    let task = api.echo(PROJECT_A, "grace", 1_000, &[]).await;
+    let id = task["id"].as_str().unwrap();
+    assert_eq!(api.assigned(id).await["delegateId"], first_rec["id"]);
+    let second = Delegate::spawn(&server.url, &token, "second", &["--capacity", "1"]);
+    api.connected(PROJECT_A, "second", 0).await;
+    eventually("the first delegate to start the task", || async {
+        (!first.log_lines("task started").is_empty()).then_some(())
+    })
+    .await;
+
+    let killed = Instant::now();
+    first.signal("KILL");
+    first.exit().await;
+    // With a 600 s lease, only the closed connection (plus the 1 s grace) can
+    // get it to the second delegate within the test's patience.
+    let t = api.succeeded(id).await;
+    eprintln!(
+        "figure: delegate killed -> task finished elsewhere in {} ms (lease 600 s, grace 1 s, hold 1 s)",
+        killed.elapsed().as_millis()
+    );
+    assert_eq!(t["output"]["delegate"], "second", "{t:#}");
+    let history = t["history"].as_array().unwrap();
+    assert_eq!(history.len(), 2, "{t:#}");
+    let outcome = history[0]["outcome"].as_str().unwrap();
+    assert!(
+        outcome.contains("connection closed and it did not reconnect within 1s"),
+        "{t:#}"
+    );
+    assert_eq!(finished_counts(&[&second]).get(id), Some(&1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delegate_that_reconnects_within_the_grace_keeps_its_task() {
+    // A grace long enough for the delegate's reconnect (its first retry waits
+    // at most 500 ms), a lease far longer than the test.
+    let server = TetherServer::start(
+        bin(),
+        &[
+            "--delegate-heartbeat",
+            "1s",
+            "--delegate-timeout",
+            "600s",
+            "--delegate-reconnect-grace",
+            "20s",
+        ],
+    )
+    .unwrap();
+    seed_projects(&server);
+    let api = Api::new(&server);
+    let (_, token) = api.delegate_token(PROJECT_A, "pool").await;
+    let proxy = Proxy::start(&server.url).await;
+    let flaky = Delegate::spawn(&proxy.url, &token, "flaky", &["--capacity", "1"]);
+    let flaky_rec = api.connected(PROJECT_A, "flaky", 0).await;
+    let task = api.echo(PROJECT_A, "hold on", 3_000, &[]).await;
+    let id = task["id"].as_str().unwrap();
+    assert_eq!(api.assigned(id).await["delegateId"], flaky_rec["id"]);
+    cut_and_check(&server, &api, &proxy, &flaky, id, flaky_rec).await;
+}
+
+/// Cuts the proxied delegate's connection mid-task: it reconnects within the
+/// grace, so the task is neither taken back nor run again (a second attempt,
+/// even on the same delegate, would show in the history).
+async fn cut_and_check(
+    server: &TetherServer,
+    api: &Api,
+    proxy: &Proxy,
+    flaky: &Delegate,
+    id: &str,
+    flaky_rec: Value,
+) {
+    eventually("the proxied delegate to start the task", || async {
+        (!flaky.log_lines("task started").is_empty()).then_some(())
+    })
+    .await;
+    let cut_at = now_ms();
+    proxy.cut();
+    api.connected(PROJECT_A, "flaky", cut_at).await;
+    let t = api.succeeded(id).await;
+    assert_eq!(t["output"]["delegate"], "flaky", "{t:#}");
+    assert_eq!(t["delegateId"], flaky_rec["id"]);
+    assert_eq!(t["history"].as_array().unwrap().len(), 1, "{t:#}");
+    assert!(
+        server
+            .log()
+            .contains("they go to another delegate unless it reconnects within the grace"),
+        "the manager saw the connection close:\n{}",
+        server.log()
+    );
+    assert!(!server
+        .log()
+        .contains("took back a task of a delegate that did not reconnect"));
+}

@@ -110,8 +110,13 @@ pub async fn connect(args: &KubeconfigArgs) -> Result<OperatorCluster> {
     config.connect_timeout = Some(Duration::from_secs(10));
     config.read_timeout = Some(Duration::from_secs(120));
     config.reset_reader_on_write = true;
-    let client = Client::try_from(config)
-        .map_err(|e| anyhow!("cannot build a client for context '{context}' of {source}: {e}"))?;
+    // Not `Client::try_from`: rustls would refuse an X.509 v1 client
+    // certificate that kubectl accepts (see tether_kube::client_cert).
+    let client = tether_kube::client_cert::client_from_config(config).map_err(|e| {
+        anyhow!(
+            "cannot build a client for context '{context}' of {source}: user of the context: {e}"
+        )
+    })?;
     Ok(OperatorCluster {
         client,
         server,
