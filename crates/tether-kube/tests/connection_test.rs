@@ -1029,3 +1029,179 @@ async fn oidc_token_the_cluster_does_not_accept_explains_the_api_server_flags() 
     assert_eq!(id.source, IdentitySource::OidcIdToken);
     assert_no_secret(&r, "bob-pw-123");
 }
+
+// ------------------------------------------------------------------ X.509 v1
+
+/// A client certificate made as many runbooks make them: `openssl x509 -req`
+/// without extensions, so X.509 version 1, signed by the cluster's client CA.
+fn v1_client_cert(env: &KubeEnv, cn: &str, org: &str) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let ca_crt = env.dir.join("pki/ca.crt");
+    let ca_key = env.dir.join("pki/ca.key");
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "v1.key",
+        "-out",
+        "v1.csr",
+        "-subj",
+        &format!("/O={org}/CN={cn}"),
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "v1.csr",
+        "-CA",
+        ca_crt.to_str().unwrap(),
+        "-CAkey",
+        ca_key.to_str().unwrap(),
+        "-CAcreateserial",
+        "-CAserial",
+        "v1.srl",
+        "-out",
+        "v1.crt",
+        "-days",
+        "1",
+    ]);
+    let text = run(&["x509", "-noout", "-text", "-in", "v1.crt"]);
+    assert!(
+        text.contains("Version: 1 (0x0)"),
+        "openssl made a v1 certificate:\n{text}"
+    );
+    (
+        std::fs::read_to_string(dir.path().join("v1.crt")).unwrap(),
+        std::fs::read_to_string(dir.path().join("v1.key")).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn an_x509_v1_client_certificate_is_accepted_as_kubectl_accepts_it() {
+    let env = KubeEnv::get();
+    let (cert, key) = v1_client_cert(env, "v1-user", "system:masters");
+    // kubectl (Go) accepts it: the API server authenticates it.
+    let kubeconfig = tempfile::NamedTempFile::new().unwrap();
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    std::fs::write(
+        kubeconfig.path(),
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority-data: {}\nusers:\n- name: u\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n",
+            env.url,
+            b64(&env.ca_pem),
+            b64(&cert),
+            b64(&key)
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env.bin_dir.join("kubectl"))
+        .arg("--kubeconfig")
+        .arg(kubeconfig.path())
+        .args(["auth", "can-i", "get", "pods"])
+        .output();
+    if let Ok(out) = out {
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "yes",
+            "kubectl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // ClientKeyCert connector.
+    let r = run(manual(
+        &env.url,
+        Some(&env.ca_pem),
+        client_cert(&cert, &key, None),
+    ))
+    .await;
+    let pretty = json(&r);
+    assert_eq!(r.status, ConnectivityState::Success, "{pretty}");
+    assert_eq!(r.identity.as_ref().unwrap().user, "v1-user", "{pretty}");
+
+    // InheritFromDelegate through a kubeconfig.
+    let access = ClusterAccess::new(
+        &env.url,
+        Credentials::ClientCert {
+            cert_pem: cert.clone(),
+            key_pem: SecretString::from(key.clone()),
+        },
+    )
+    .with_ca(&env.ca_pem);
+    let r = run(TestInput::new(TestTarget::Inherited {
+        access,
+        identity_label: "kubeconfig context x".into(),
+    }))
+    .await;
+    assert_eq!(r.status, ConnectivityState::Success, "{}", json(&r));
+
+    // The kube client the CLI builds from a kubeconfig (`cluster add`, ...).
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(kubeconfig.path()).unwrap(),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    let client = tether_kube::client_cert::client_from_config(config)
+        .expect("a client for a v1 certificate");
+    client
+        .apiserver_version()
+        .await
+        .expect("the API server answers the v1 certificate's client");
+}
+
+#[tokio::test]
+async fn a_key_of_another_certificate_is_named_as_a_mismatch_of_both_fields() {
+    let env = KubeEnv::get();
+    let (cert, _) = v1_client_cert(env, "v1-a", "g");
+    let (_, other_key) = v1_client_cert(env, "v1-b", "g");
+    let r = run(manual(
+        &env.url,
+        Some(&env.ca_pem),
+        client_cert(&cert, &other_key, None),
+    ))
+    .await;
+    let pretty = json(&r);
+    assert_failed_at(&r, StageName::Authentication, "CLIENT_KEY_MISMATCH");
+    assert!(
+        pretty.contains("clientKeyRef")
+            && pretty.contains("clientCertRef")
+            && pretty.contains("CN=v1-a"),
+        "{pretty}"
+    );
+    // Through a delegate's kubeconfig the fields are the kubeconfig's.
+    let access = ClusterAccess::new(
+        &env.url,
+        Credentials::ClientCert {
+            cert_pem: cert,
+            key_pem: SecretString::from(other_key),
+        },
+    )
+    .with_ca(&env.ca_pem);
+    let r = run(TestInput::new(TestTarget::Inherited {
+        access,
+        identity_label: "kubeconfig /etc/kube.conf (context x) of delegate 'd'".into(),
+    }))
+    .await;
+    let pretty = json(&r);
+    assert!(!pretty.contains("clientKeyRef"), "{pretty}");
+    assert!(
+        pretty.contains("client-key-data of kubeconfig /etc/kube.conf"),
+        "{pretty}"
+    );
+}

@@ -95,6 +95,33 @@ impl TetherServer {
         let _ = self.child.wait();
     }
 
+    /// Sends a signal by name (`TERM`, `INT`, ...), as an orchestrator does.
+    pub fn signal(&self, sig: &str) -> Result<()> {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -{sig} {}", self.child.id());
+        Ok(())
+    }
+
+    /// Waits up to `limit` for the process to exit; `None` if it is still running.
+    pub fn wait_exit(
+        &mut self,
+        limit: std::time::Duration,
+    ) -> Result<Option<std::process::ExitStatus>> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some(status));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// A `tether` client command pointed at this server with `token`.
     pub fn cli(&self, bin: &Path, token: &str) -> Command {
         let mut c = Command::new(bin);

@@ -742,3 +742,87 @@ async fn rotating_the_key_keeps_every_secret_usable() {
     .to_string();
     assert!(err.contains("key-encryption key"), "{err}");
 }
+
+#[tokio::test]
+async fn body_errors_name_the_document_path_of_the_field() {
+    let server = TetherServer::start(bin(), &[]).unwrap();
+    seed(&server);
+    let api = Api::new(&server, &server.admin_token);
+    let url = format!("{PROJECT}/connectors");
+    let sa = fixture_text("sa.yaml");
+    let auth = "spec.credential.spec.auth.spec";
+    let missing_yaml = sa.replace("            serviceAccountTokenRef: sa_token\n", "");
+    let mut missing_json: Value = serde_yaml::from_str(&sa).unwrap();
+    missing_json["connector"]["spec"]["credential"]["spec"]["auth"]["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("serviceAccountTokenRef");
+    let cases: Vec<(&str, &str, Vec<u8>, String)> = vec![
+        (
+            "missing field, YAML",
+            "application/yaml",
+            missing_yaml.into_bytes(),
+            format!("{auth}.serviceAccountTokenRef"),
+        ),
+        (
+            "missing field, JSON",
+            "application/json",
+            missing_json.to_string().into_bytes(),
+            format!("{auth}.serviceAccountTokenRef"),
+        ),
+        (
+            "unknown field",
+            "application/yaml",
+            sa.replace("caCertRef", "caCertificateRef").into_bytes(),
+            format!("{auth}.caCertificateRef"),
+        ),
+        (
+            "wrong type",
+            "application/yaml",
+            sa.replace("delegateSelectors:\n    - eu-west", "delegateSelectors: 7")
+                .into_bytes(),
+            "spec.delegateSelectors".to_string(),
+        ),
+    ];
+    for (what, ctype, body, field) in cases {
+        let (s, text) = api
+            .call(
+                reqwest::Method::POST,
+                &url,
+                Some((ctype, body)),
+                "application/json",
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{what}: {text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["code"], "INVALID_REQUEST", "{what}: {text}");
+        assert_eq!(v["field"], field.as_str(), "{what}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn harness_oidc_scopes_as_one_string_are_accepted_and_exported_as_given() {
+    let server = TetherServer::start(bin(), &[]).unwrap();
+    seed(&server);
+    let api = Api::new(&server, &server.admin_token);
+    let url = format!("{PROJECT}/connectors");
+    let mut doc: Value = serde_json::from_str(&fixture_text("oidc.json")).unwrap();
+    for (id, scopes) in [
+        ("harness_spaces", json!("openid email")),
+        ("harness_commas", json!("openid,email")),
+        ("as_a_list", json!(["openid", "email"])),
+    ] {
+        doc["connector"]["identifier"] = json!(id);
+        doc["connector"]["name"] = json!(id);
+        doc["connector"]["spec"]["credential"]["spec"]["auth"]["spec"]["oidcScopes"] =
+            scopes.clone();
+        let (s, v) = api.post(&url, doc.clone()).await;
+        assert_eq!(s, StatusCode::CREATED, "{id}: {v}");
+        let (s, got) = api.get(&format!("{url}/{id}")).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(
+            got["connector"]["spec"]["credential"]["spec"]["auth"]["spec"]["oidcScopes"], scopes,
+            "{id}: exported as given: {got:#}"
+        );
+    }
+}

@@ -45,7 +45,8 @@ Delegate to manager:\n\
 The delegate is registered in the scope of its token under `name` (a newer connection with the same name replaces the older one). \
 A `protocol` other than 1 is refused with `closing`.\n\
 - `heartbeat` `{running[]}`: every `heartbeatIntervalMs`, with the ids of the tasks it is running; renews their leases. \
-A delegate silent for the heartbeat timeout (45 s by default) is disconnected, and its tasks go to another delegate.\n\
+A delegate silent for the heartbeat timeout (45 s by default) is disconnected, and its tasks go to another delegate; \
+one whose connection closes has the reconnect grace (5 s by default) to connect again and keep them.\n\
 - `draining`: it is shutting down; it gets no new tasks, running ones still report.\n\
 - `taskResult` `{taskId, attempt, outcome}`, where `outcome` is `{status: \"succeeded\", output}` or `{status: \"failed\", message}`; \
 a result not acknowledged is sent again on the next connection.\n\n\

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
+use k8s_openapi::api::authorization::v1::{SelfSubjectRulesReview, SelfSubjectRulesReviewSpec};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
 use kube::api::{ObjectMeta, PostParams};
@@ -110,26 +111,56 @@ pub async fn run(manager: &Manager, p: Params) -> Result<()> {
         );
         Ok::<_, anyhow::Error>(el)
     };
+    // The floor the test is measured against (issue 10, item 11): a fresh
+    // client (so TCP + TLS), GET /version, and one SelfSubjectRulesReview per
+    // namespace the test checks.
+    let floor = || async {
+        let t = Instant::now();
+        let client = tether_kube::ClusterAccess::new(
+            env.url.clone(),
+            tether_kube::Credentials::Token(SecretString::from(sa_token.clone())),
+        )
+        .with_ca(env.ca_pem.clone())
+        .client()?;
+        client.apiserver_version().await?;
+        for ns in &direct_input.settings.namespaces {
+            let review = SelfSubjectRulesReview {
+                spec: SelfSubjectRulesReviewSpec {
+                    namespace: Some(ns.clone()),
+                },
+                ..Default::default()
+            };
+            KubeApi::<SelfSubjectRulesReview>::all(client.clone())
+                .create(&PostParams::default(), &review)
+                .await?;
+        }
+        Ok::<_, anyhow::Error>(t.elapsed())
+    };
     for _ in 0..3 {
         e2e().await?;
         direct().await?;
+        floor().await?;
     }
-    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..p.rounds {
-        // Alternate which goes first, so drift on the shared machine hits both.
+        // Alternate which goes first, so drift on the shared machine hits all.
         if i % 2 == 0 {
             a.push(e2e().await?.as_secs_f64() * 1e3);
             b.push(direct().await?.as_secs_f64() * 1e3);
+            c.push(floor().await?.as_secs_f64() * 1e3);
         } else {
+            c.push(floor().await?.as_secs_f64() * 1e3);
             b.push(direct().await?.as_secs_f64() * 1e3);
             a.push(e2e().await?.as_secs_f64() * 1e3);
         }
     }
+    let mc = c.iter().sum::<f64>() / c.len() as f64;
+    let c = sorted(c);
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let (ma, mb) = (mean(&a), mean(&b));
     let (a, b) = (sorted(a), sorted(b));
     println!(
-        "{} rounds, interleaved; the deployments profile in one namespace (SelfSubjectAccessReviews), ServiceAccount token, private CA",
+        "{} rounds, interleaved; the deployments profile in one namespace (a SelfSubjectRulesReview, access reviews for what it cannot decide), ServiceAccount token, private CA",
         p.rounds
     );
     println!(
@@ -143,6 +174,17 @@ pub async fn run(manager: &Manager, p: Params) -> Result<()> {
         percentile(&b, 0.5),
         percentile(&b, 0.9),
         mb
+    );
+    println!(
+        "floor: new client (TCP+TLS) + GET /version + one SelfSubjectRulesReview per namespace: p50 {:.1} ms, p90 {:.1} ms, mean {:.1} ms",
+        percentile(&c, 0.5),
+        percentile(&c, 0.9),
+        mc
+    );
+    println!(
+        "ratio direct test / floor: {:.2}x at p50, {:.2}x on the mean (goal <= 1.5x)",
+        percentile(&b, 0.5) / percentile(&c, 0.5),
+        mb / mc
     );
     println!(
         "ratio end to end / direct: {:.2}x at p50, {:.2}x on the mean (overhead {:.1} ms at p50)",

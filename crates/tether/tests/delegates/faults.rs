@@ -427,3 +427,143 @@ async fn cut_and_check(
         .log()
         .contains("took back a task of a delegate that did not reconnect"));
 }
+
+/// A TCP listener that accepts and never says a word: a cluster so slow that
+/// the connection test waits out its stage limits.
+async fn silent_listener() -> (u16, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    (port, handle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_connection_test_is_bounded_and_the_cli_follows_the_task() {
+    // The test's wait on the manager would be stage timeout (4 s) x 8 x 3
+    // attempts + 30 s = 126 s; the shutdown bound is 3 s.
+    let args = [
+        "--delegate-heartbeat",
+        "1s",
+        "--delegate-timeout",
+        "3s",
+        "--test-on-change",
+        "false",
+        "--shutdown-timeout",
+        "3s",
+    ];
+    let mut server = TetherServer::start(bin(), &args).unwrap();
+    seed_projects(&server);
+    let api = Api::new(&server);
+    let (_, token) = api.delegate_token(PROJECT_A, "pool").await;
+    // Clients and delegates reach the manager through a proxy, as through a
+    // Service: the restarted manager listens on another port.
+    let proxy = Proxy::start(&server.url).await;
+    let delegate = Delegate::spawn(&proxy.url, &token, "d", &["--max-backoff", "1s"]);
+    api.connected(PROJECT_A, "d", 0).await;
+    let (port, _silent) = silent_listener().await;
+    crate::common::cli_ok(
+        &server,
+        &[
+            "secret",
+            "create",
+            "--name",
+            "tok",
+            "--identifier",
+            "tok",
+            "--org",
+            "default",
+            "--project",
+            "a",
+        ],
+        Some("value-of-tok"),
+    );
+    let doc = format!(
+        "connector:\n  name: slow\n  identifier: slow\n  type: K8sCluster\n  spec:\n    credential:\n      type: ManualConfig\n      spec:\n        masterUrl: https://127.0.0.1:{port}\n        auth:\n          type: ServiceAccount\n          spec:\n            serviceAccountTokenRef: tok\n"
+    );
+    let (s, v) = api
+        .call(
+            reqwest::Method::POST,
+            &format!("{PROJECT_A}/connectors"),
+            Some(serde_yaml::from_str::<Value>(&doc).unwrap()),
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+
+    let cli = tokio::process::Command::new(bin())
+        .args([
+            "connector",
+            "test",
+            "slow",
+            "--org",
+            "default",
+            "--project",
+            "a",
+            "--stage-timeout",
+            "4s",
+        ])
+        .env("TETHER_URL", &proxy.url)
+        .env("TETHER_TOKEN", &server.admin_token)
+        .env(
+            "TETHER_CONFIG",
+            server.data_dir.join("no-client-config.yaml"),
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    eventually("the delegate to start the test", || async {
+        (!delegate.log_lines("task started").is_empty()).then_some(())
+    })
+    .await;
+
+    server.signal("TERM").unwrap();
+    let exited = server.wait_exit(PATIENCE).unwrap();
+    assert!(
+        exited.is_some_and(|s| s.success()),
+        "the manager did not stop in time after SIGTERM ({exited:?}):\n{}",
+        server.log()
+    );
+    let restarted = TetherServer::start_in(bin(), &server.data_dir, &args).unwrap();
+    proxy.point_to(&restarted.url);
+
+    let out = tokio::time::timeout(PATIENCE, cli.wait_with_output())
+        .await
+        .expect("the CLI followed the test to its end")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let task_id = stderr
+        .split("following the test (task ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .unwrap_or_else(|| panic!("the CLI did not say it follows the task:\n{stderr}\n{stdout}"))
+        .to_string();
+    assert!(
+        stdout.contains("FAILURE"),
+        "the report is printed:\n{stdout}\n{stderr}"
+    );
+    // Exit code 1: FAILURE (the cluster never answered TLS).
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+
+    // Recorded once, with the task the CLI followed; the task ran once.
+    let api = Api::new(&restarted);
+    let (s, history) = api
+        .get(&format!("{PROJECT_A}/connectors/slow/test-history"))
+        .await;
+    assert_eq!(s, reqwest::StatusCode::OK, "{history}");
+    let items = history["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{history}"));
+    assert_eq!(items.len(), 1, "{history:#}");
+    assert_eq!(items[0]["taskId"], task_id.as_str(), "{history:#}");
+    let t = api.task(&task_id).await;
+    assert_eq!(t["history"].as_array().unwrap().len(), 1, "{t:#}");
+    let (_, c) = api.get(&format!("{PROJECT_A}/connectors/slow")).await;
+    assert_eq!(c["status"]["status"], "FAILURE", "{c:#}");
+}
