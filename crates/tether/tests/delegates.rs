@@ -9,6 +9,8 @@ mod support;
 
 #[path = "delegates/faults.rs"]
 mod faults;
+#[path = "delegates/identity.rs"]
+mod identity;
 #[path = "delegates/manifest.rs"]
 mod manifest;
 #[path = "delegates/registration.rs"]

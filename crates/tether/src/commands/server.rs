@@ -25,6 +25,10 @@ pub struct ServerArgs {
     /// A delegate silent this long is disconnected and its tasks go to another.
     #[arg(long, env = "TETHER_DELEGATE_TIMEOUT", default_value = "45s", value_parser = humantime::parse_duration)]
     delegate_timeout: std::time::Duration,
+    /// A delegate not seen this long (disconnected, holding no task) is
+    /// removed from the list, and its name is free for another token.
+    #[arg(long, env = "TETHER_DELEGATE_EXPIRY", default_value = "7d", value_parser = humantime::parse_duration)]
+    delegate_expiry: std::time::Duration,
     #[command(flatten)]
     tests: super::connection_test::TestArgs,
     #[command(subcommand)]
@@ -118,6 +122,7 @@ pub async fn run(args: ServerArgs) -> Result<ExitCode> {
         tether_server::delegates::BrokerConfig {
             heartbeat_interval: args.delegate_heartbeat,
             heartbeat_timeout: args.delegate_timeout.max(args.delegate_heartbeat * 2),
+            delegate_expiry: args.delegate_expiry,
             ..Default::default()
         },
     );
