@@ -48,6 +48,72 @@ pub struct Registration {
     pub capacity: u32,
 }
 
+/// Bounds of a registration: a delegate token must not buy unbounded rows.
+pub const MAX_TAGS: usize = 64;
+pub const MAX_TAG_LEN: usize = 128;
+pub const MAX_HOSTNAME_LEN: usize = 253;
+pub const MAX_VERSION_LEN: usize = 64;
+
+impl Registration {
+    /// Every rule of a registration, each error naming its field (`name`,
+    /// `hostname`, `version`, `tags[i]`). The manager refuses a registration
+    /// that breaks one; the delegate checks before it dials.
+    pub fn validate(&self) -> Result<(), crate::ValidationErrors> {
+        let mut errs = crate::ValidationErrors::default();
+        if let Err(e) = crate::validate_name(&self.name) {
+            errs.push("name", format!("{e} (the delegate's --name)"));
+        }
+        fn text(
+            errs: &mut crate::ValidationErrors,
+            field: String,
+            value: &str,
+            max: usize,
+            what: &str,
+        ) {
+            let len = value.chars().count();
+            if len > max {
+                errs.push(
+                    field,
+                    format!("{what} is {len} characters long; at most {max} are allowed"),
+                );
+            } else if value.chars().any(char::is_control) {
+                errs.push(field, format!("{what} contains a control character"));
+            }
+        }
+        text(
+            &mut errs,
+            "hostname".into(),
+            &self.hostname,
+            MAX_HOSTNAME_LEN,
+            "the hostname",
+        );
+        text(
+            &mut errs,
+            "version".into(),
+            &self.version,
+            MAX_VERSION_LEN,
+            "the version",
+        );
+        for (i, tag) in self.tags.iter().enumerate() {
+            if tag.trim().is_empty() {
+                errs.push(format!("tags[{i}]"), "a tag must not be blank");
+            } else {
+                text(&mut errs, format!("tags[{i}]"), tag, MAX_TAG_LEN, "a tag");
+            }
+        }
+        if self.tags.len() > MAX_TAGS {
+            errs.push(
+                "tags",
+                format!(
+                    "{} tags; a delegate may carry at most {MAX_TAGS}",
+                    self.tags.len()
+                ),
+            );
+        }
+        errs.into_result()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum ManagerMessage {
@@ -92,6 +158,43 @@ pub enum TaskOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn registration() -> Registration {
+        Registration {
+            protocol: PROTOCOL_VERSION,
+            name: "runner-1".into(),
+            tags: vec!["eu".into()],
+            version: "0.1.0".into(),
+            hostname: "host".into(),
+            in_cluster: false,
+            capacity: 4,
+        }
+    }
+
+    #[test]
+    fn registrations_are_bounded() {
+        assert!(registration().validate().is_ok());
+        let fields = |r: Registration| -> Vec<String> {
+            r.validate()
+                .unwrap_err()
+                .0
+                .into_iter()
+                .map(|e| e.field)
+                .collect()
+        };
+        let mut r = registration();
+        r.hostname = "h".repeat(900_000);
+        assert_eq!(fields(r), ["hostname"]);
+        let mut r = registration();
+        r.version = "1\n2".into();
+        r.name = "x".repeat(200);
+        assert_eq!(fields(r), ["name", "version"]);
+        let mut r = registration();
+        r.tags = (0..65).map(|i| i.to_string()).collect();
+        r.tags[3] = " ".into();
+        r.tags[4] = "t".repeat(129);
+        assert_eq!(fields(r), ["tags[3]", "tags[4]", "tags"]);
+    }
 
     #[test]
     fn messages_are_tagged_camel_case_json() {

@@ -229,6 +229,12 @@ impl Store {
     }
 
     /// Records a delegate's (re)connection through `manager_id` and returns it.
+    ///
+    /// A delegate's name belongs to the token that registered it: the same
+    /// name with another live token of the scope is refused
+    /// ([`StoreError::Conflict`]), so one delegate token cannot take over the
+    /// delegates (and so the tasks and secrets) of another. Once the owning
+    /// token is revoked, or the delegate expired, the name is free again.
     pub async fn register_delegate(
         &self,
         token: &DelegateTokenRecord,
@@ -236,15 +242,39 @@ impl Store {
         manager_id: &str,
         connection_id: &str,
     ) -> Result<DelegateRecord> {
-        validate_name(&reg.name).map_err(|e| StoreError::validation("name", e))?;
+        reg.validate()?;
         let now = now_ms();
         let tags = serde_json::to_string(&reg.tags).unwrap_or_else(|_| "[]".into());
         let mut tx = self.db().begin_write().await?;
-        let existing = sqlx::query("SELECT id FROM delegates WHERE scope_key = $1 AND name = $2")
+        let mut existing = sqlx::query("SELECT d.id, d.token_id, t.name AS token_name, t.revoked_at FROM delegates d JOIN delegate_tokens t ON t.id = d.token_id WHERE d.scope_key = $1 AND d.name = $2")
             .bind(token.scope.key())
             .bind(&reg.name)
             .fetch_optional(tx.conn())
             .await?;
+        let mut handed_over = None;
+        if let Some(r) = &existing {
+            let owner: String = r.try_get("token_id")?;
+            let revoked: Option<i64> = r.try_get("revoked_at")?;
+            if owner != token.id && revoked.is_some() {
+                handed_over = Some(r.try_get::<String, _>("id")?);
+            } else if owner != token.id {
+                let owner_name: String = r.try_get("token_name")?;
+                return Err(StoreError::conflict(format!(
+                    "the delegate name '{}' is taken in {} by a delegate registered with another delegate token ('{owner_name}', id {owner}); a name belongs to the token that first registered it. Give this delegate another --name, or run it with that token; to hand the name over, revoke that token (`tether delegate token revoke {owner}`, which disconnects its delegates)",
+                    reg.name,
+                    crate::scopes::scope_phrase(&token.scope)
+                )));
+            }
+        }
+        if let Some(old) = handed_over {
+            // The owner's token was revoked: the name goes to a new delegate,
+            // with a new id, so nothing of the old one's tasks reaches it.
+            sqlx::query("DELETE FROM delegates WHERE id = $1")
+                .bind(&old)
+                .execute(tx.conn())
+                .await?;
+            existing = None;
+        }
         let id = match existing {
             Some(r) => {
                 let id: String = r.try_get("id")?;
@@ -285,6 +315,19 @@ impl Store {
         };
         tx.commit().await?;
         self.get_delegate(&id).await
+    }
+
+    /// Removes the delegates last seen before `before` (ms since the epoch)
+    /// that are not connected and hold no task; returns how many. Their names
+    /// are free again.
+    pub async fn expire_delegates(&self, before: i64) -> Result<u64> {
+        let mut tx = self.db().begin_write().await?;
+        let res = sqlx::query("DELETE FROM delegates WHERE manager_id IS NULL AND COALESCE(last_heartbeat, connected_at, created_at) < $1 AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.delegate_id = delegates.id AND t.state = 'assigned')")
+            .bind(before)
+            .execute(tx.conn())
+            .await?;
+        tx.commit().await?;
+        Ok(res.rows_affected())
     }
 
     /// Marks the delegate disconnected, unless a newer connection replaced this one.

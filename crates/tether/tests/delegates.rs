@@ -11,6 +11,8 @@ mod support;
 mod faults;
 #[path = "delegates/in_cluster.rs"]
 mod in_cluster;
+#[path = "delegates/identity.rs"]
+mod identity;
 #[path = "delegates/manifest.rs"]
 mod manifest;
 #[path = "delegates/registration.rs"]

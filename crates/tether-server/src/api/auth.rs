@@ -19,29 +19,41 @@ use super::error::ApiError;
 use super::AppState;
 
 /// The authenticated caller of a request.
+#[derive(Clone)]
 pub struct Caller(pub TokenRecord);
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
+    /// Authenticates once per request: the body extractor asks again (to
+    /// authorize before reading the body) and gets the same caller.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(header) = parts.headers.get(AUTHORIZATION) else {
-            return from_session(parts, state).await;
-        };
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(|| {
-                ApiError::unauthorized("the Authorization header must be 'Bearer <token>'")
-            })?;
-        match state.store.authenticate(token).await? {
-            Some(record) => Ok(Caller(record)),
-            None => Err(ApiError::unauthorized(
-                "the API token is unknown or revoked; create a new one with `tether token create`",
-            )),
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
         }
+        let caller = authenticate(parts, state).await?;
+        parts.extensions.insert(caller.clone());
+        Ok(caller)
+    }
+}
+
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
+    let Some(header) = parts.headers.get(AUTHORIZATION) else {
+        return from_session(parts, state).await;
+    };
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| {
+            ApiError::unauthorized("the Authorization header must be 'Bearer <token>'")
+        })?;
+    match state.store.authenticate(token).await? {
+        Some(record) => Ok(Caller(record)),
+        None => Err(ApiError::unauthorized(
+            "the API token is unknown or revoked; create a new one with `tether token create`",
+        )),
     }
 }
 

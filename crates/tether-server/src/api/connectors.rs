@@ -10,10 +10,14 @@ use tether_domain::{Connector, ConnectorDocument, Scope};
 use tether_store::{ConnectorQuery, ConnectorRecord, ConnectorSort, Role, MAX_LIMIT};
 
 use super::auth::Caller;
-use super::body::{Doc, Format, Reply};
+use super::body::{Doc, Format, Reply, RequestBody};
 use super::error::{ApiError, ApiResult};
 use super::scope::ScopePath;
 use super::AppState;
+
+impl RequestBody for ConnectorDocument {
+    const ROLE: Role = Role::Editor;
+}
 
 /// A connector as the API returns it: the document plus what the manager knows.
 #[derive(Debug, Serialize, utoipa::ToSchema)]

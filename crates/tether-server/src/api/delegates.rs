@@ -11,7 +11,7 @@ use serde_json::Value;
 use tether_store::{DelegateRecord, DelegateTokenRecord, Role, TaskAttempt, TaskRecord};
 
 use super::auth::Caller;
-use super::body::{Doc, Format, Reply};
+use super::body::{Doc, Format, Reply, RequestBody};
 use super::error::{ApiError, ApiResult};
 use super::scope::ScopePath;
 use super::AppState;
@@ -210,6 +210,10 @@ pub struct TokenCreate {
     name: String,
 }
 
+impl RequestBody for TokenCreate {
+    const ROLE: Role = Role::Admin;
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct CreatedDelegateToken {
     token: DelegateTokenResponse,
@@ -340,6 +344,10 @@ pub struct TaskCreate {
     selectors: Vec<String>,
     /// Per attempt, in milliseconds, 1 to 3600000; default 120000 (120 s).
     timeout_ms: Option<u64>,
+}
+
+impl RequestBody for TaskCreate {
+    const ROLE: Role = Role::Editor;
 }
 
 /// A task and where it stands.

@@ -15,6 +15,7 @@ pub mod scope;
 pub mod secrets;
 pub mod test_history;
 pub mod tokens;
+mod yaml_depth;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;

@@ -8,7 +8,7 @@ use tether_domain::{derive_identifier, Scope};
 use tether_store::{OrgRecord, ProjectRecord, Role};
 
 use super::auth::Caller;
-use super::body::{Doc, Format, Reply};
+use super::body::{Doc, Format, Reply, RequestBody};
 use super::error::ApiResult;
 use super::scope::ScopePath;
 use super::AppState;
@@ -20,6 +20,11 @@ pub struct ContainerCreate {
     identifier: Option<String>,
     name: String,
     description: Option<String>,
+}
+
+/// Orgs are created by account admins, projects by admins of their org.
+impl RequestBody for ContainerCreate {
+    const ROLE: Role = Role::Admin;
 }
 
 /// An org, or a project (which has `orgIdentifier`).

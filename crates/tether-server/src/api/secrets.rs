@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tether_store::{ListQuery, Role, SecretInput, SecretMeta, SecretUpdate, SecretValue};
 
 use super::auth::Caller;
-use super::body::{Doc, Format, Reply};
+use super::body::{Doc, Format, Reply, RequestBody};
 use super::connectors::{check_limit, ListResponse};
 use super::error::{ApiError, ApiResult};
 use super::scope::ScopePath;
@@ -30,6 +30,10 @@ pub struct SecretCreate {
     value: String,
 }
 
+impl RequestBody for SecretCreate {
+    const ROLE: Role = Role::Editor;
+}
+
 /// The body of an update; `value` absent keeps the stored value.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -42,6 +46,10 @@ pub struct SecretChange {
     tags: BTreeMap<String, String>,
     /// The new secret text; absent keeps the stored value.
     value: Option<String>,
+}
+
+impl RequestBody for SecretChange {
+    const ROLE: Role = Role::Editor;
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tether_store::{Role, TokenRecord};
 
 use super::auth::Caller;
-use super::body::{Doc, Format, Reply};
+use super::body::{Doc, Format, Reply, RequestBody};
 use super::error::{ApiError, ApiResult};
 use super::scope::ScopePath;
 use super::AppState;
@@ -19,6 +19,10 @@ pub struct TokenCreate {
     name: String,
     #[schema(value_type = super::openapi::RoleName)]
     role: String,
+}
+
+impl RequestBody for TokenCreate {
+    const ROLE: Role = Role::Admin;
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

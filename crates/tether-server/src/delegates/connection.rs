@@ -42,7 +42,9 @@ and must be a WebSocket upgrade (`Connection: Upgrade`, `Upgrade: websocket`, `S
 After the 101, each text frame is one JSON object tagged by `type` (delegate protocol 1), with camelCase fields, up to 1 MiB.\n\n\
 Delegate to manager:\n\
 - `register` `{protocol, name, tags[], version, hostname, inCluster, capacity}`: must be the first message, within 10 s. \
-The delegate is registered in the scope of its token under `name` (a newer connection with the same name replaces the older one). \
+The delegate is registered in the scope of its token under `name` (a newer connection with the same name and token replaces the older one; \
+the name belongs to the token that first registered it, and another live token of the scope is refused with `closing`). \
+`name` follows the name rules, `hostname` has at most 253 characters, `version` 64, `tags` at most 64 of 128 characters each. \
 A `protocol` other than 1 is refused with `closing`.\n\
 - `heartbeat` `{running[]}`: every `heartbeatIntervalMs`, with the ids of the tasks it is running; renews their leases. \
 A delegate silent for the heartbeat timeout (45 s by default) is disconnected, and its tasks go to another delegate; \
@@ -153,7 +155,9 @@ async fn session(broker: Arc<Broker>, token: DelegateTokenRecord, socket: WebSoc
         .await
     {
         Ok(r) => r,
-        Err(e @ StoreError::Validation(_)) => return refuse(&mut sink, &e.to_string()).await,
+        Err(e @ (StoreError::Validation(_) | StoreError::Conflict { .. })) => {
+            return refuse(&mut sink, &e.to_string()).await
+        }
         Err(e) => {
             // Database trouble passes: the delegate must not give up for good.
             tracing::warn!(error = %e, "cannot register a delegate; it will retry");

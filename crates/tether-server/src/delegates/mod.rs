@@ -51,6 +51,9 @@ pub struct BrokerConfig {
     /// go to another delegate. Much shorter than the heartbeat timeout: a
     /// closed socket is news, a silent one is only suspicion.
     pub reconnect_grace: Duration,
+    /// A delegate not seen this long (disconnected, holding no task) is
+    /// removed, and its name is free again.
+    pub delegate_expiry: Duration,
 }
 
 impl Default for BrokerConfig {
@@ -60,6 +63,7 @@ impl Default for BrokerConfig {
             heartbeat_timeout: Duration::from_secs(45),
             max_attempts: 3,
             reconnect_grace: Duration::from_secs(5),
+            delegate_expiry: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -148,6 +152,7 @@ impl Broker {
 
     /// Starts the background loops; they stop when `shutdown` fires.
     pub fn spawn_loops(self: &Arc<Self>, shutdown: tokio::sync::watch::Receiver<bool>) {
+        self.spawn_expiry(shutdown.clone());
         let b = self.clone();
         let mut s = shutdown.clone();
         tokio::spawn(async move {
@@ -196,6 +201,31 @@ impl Broker {
                         }
                     },
                     _ = s.changed() => return,
+                }
+            }
+        });
+    }
+
+    /// Removes the delegates not seen for `delegate_expiry`, a few times per
+    /// expiry period (at least every minute).
+    fn spawn_expiry(self: &Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let b = self.clone();
+        let every = (b.config.delegate_expiry / 4)
+            .clamp(Duration::from_millis(500), Duration::from_secs(60));
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = shutdown.changed() => return,
+                }
+                let before = now_ms() - b.config.delegate_expiry.as_millis() as i64;
+                match b.store.expire_delegates(before).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(
+                        count = n,
+                        "removed delegates not seen within the delegate expiry"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "cannot remove expired delegates"),
                 }
             }
         });

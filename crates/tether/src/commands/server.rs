@@ -35,6 +35,10 @@ pub struct ServerArgs {
     /// the task id, and clients follow it to the next manager.
     #[arg(long, env = "TETHER_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
     shutdown_timeout: std::time::Duration,
+    /// A delegate not seen this long (disconnected, holding no task) is
+    /// removed from the list, and its name is free for another token.
+    #[arg(long, env = "TETHER_DELEGATE_EXPIRY", default_value = "7d", value_parser = humantime::parse_duration)]
+    delegate_expiry: std::time::Duration,
     #[command(flatten)]
     tests: super::connection_test::TestArgs,
     #[command(subcommand)]
@@ -129,6 +133,7 @@ pub async fn run(args: ServerArgs) -> Result<ExitCode> {
             heartbeat_interval: args.delegate_heartbeat,
             heartbeat_timeout: args.delegate_timeout.max(args.delegate_heartbeat * 2),
             reconnect_grace: args.delegate_reconnect_grace,
+            delegate_expiry: args.delegate_expiry,
             ..Default::default()
         },
     );

@@ -1,0 +1,220 @@
+//! What an attacker or a careless client tried against the real binary (issue
+//! 10): bodies that cost the manager too much, media types in other cases,
+//! locking every admin out.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+use tether_testenv::TetherServer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Bound on every request here: a manager whose workers are busy parsing does
+/// not answer within it (before the fix, one such body took 57 s of CPU).
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn client() -> Client {
+    Client::builder().timeout(PATIENCE).build().unwrap()
+}
+
+async fn token(server: &TetherServer, role: &str) -> String {
+    let (s, v) = post_json(
+        server,
+        &server.admin_token,
+        "/api/v1/tokens",
+        json!({"name": format!("a {role}"), "role": role}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    v["value"].as_str().unwrap().to_string()
+}
+
+async fn post_json(
+    server: &TetherServer,
+    token: &str,
+    path: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let r = client()
+        .post(format!("{}{path}", server.url))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let s = r.status();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+/// A task document whose payload is `depth` nested flow sequences (200 KB for
+/// 100,000).
+fn deep_task(depth: usize) -> String {
+    format!(
+        "kind: echo\npayload: {}{}\n",
+        "[".repeat(depth),
+        "]".repeat(depth)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deeply_nested_yaml_is_refused_at_once_and_the_manager_keeps_answering() {
+    let server = TetherServer::start(bin(), &[]).unwrap();
+    let body = deep_task(100_000);
+    let send = |token: String| {
+        let (url, body) = (server.url.clone(), body.clone());
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let r = client()
+                .post(format!("{url}/api/v1/tasks"))
+                .bearer_auth(token)
+                .header("content-type", "application/yaml")
+                .body(body)
+                .send()
+                .await
+                .expect("the manager answers a deep body");
+            let status = r.status();
+            let v: Value = r.json().await.unwrap_or(Value::Null);
+            (status, v, started.elapsed())
+        })
+    };
+    // Several at once: more than the manager has worker threads.
+    let in_flight: Vec<_> = (0..6).map(|_| send(server.admin_token.clone())).collect();
+    let health = client()
+        .get(format!("{}/healthz", server.url))
+        .send()
+        .await
+        .expect("/healthz answers while deep bodies are in flight");
+    assert_eq!(health.status(), StatusCode::OK);
+    for h in in_flight {
+        let (status, v, took) = h.await.unwrap();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+        assert_eq!(v["code"], "INVALID_REQUEST", "{v}");
+        let message = v["message"].as_str().unwrap();
+        assert!(
+            message.contains("nests deeper than 128 levels") && message.contains("line 2"),
+            "{message}"
+        );
+        eprintln!(
+            "figure: a 100,000-deep YAML body (200 KB) refused in {} ms",
+            took.as_millis()
+        );
+    }
+    // The limit is the parser's own: 128 levels still parse (and here reach
+    // the task route's own checks).
+    let r = client()
+        .post(format!("{}/api/v1/tasks", server.url))
+        .bearer_auth(&server.admin_token)
+        .header("content-type", "application/yaml")
+        .body(deep_task(126))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        !v["message"].as_str().unwrap_or("").contains("nests deeper"),
+        "{v}"
+    );
+}
+
+/// Sends the head of a POST announcing a 1 MB body, and none of the body: a
+/// manager that reads bodies before authorizing waits for it forever.
+async fn head_only(server: &TetherServer, token: &str, path: &str) -> String {
+    let addr = server.url.trim_start_matches("http://");
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/yaml\r\nContent-Length: 1000000\r\n\r\n"
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(PATIENCE, sock.read(&mut answer))
+        .await
+        .expect("the manager answers before the body arrives")
+        .unwrap();
+    String::from_utf8_lossy(&answer[..n]).to_string()
+}
+
+#[tokio::test]
+async fn a_caller_who_may_not_send_a_body_is_refused_before_it_is_read() {
+    let server = TetherServer::start(bin(), &[]).unwrap();
+    let viewer = token(&server, "viewer").await;
+    let editor = token(&server, "editor").await;
+    for (token, path, who) in [
+        (
+            viewer.as_str(),
+            "/api/v1/tasks",
+            "a viewer submitting a task",
+        ),
+        (
+            viewer.as_str(),
+            "/api/v1/connectors",
+            "a viewer creating a connector",
+        ),
+        (
+            editor.as_str(),
+            "/api/v1/tokens",
+            "an editor creating a token",
+        ),
+        (editor.as_str(), "/api/v1/orgs", "an editor creating an org"),
+        ("tth_not-a-token", "/api/v1/secrets", "an unknown token"),
+    ] {
+        let answer = head_only(&server, token, path).await;
+        let status = answer.split_whitespace().nth(1).unwrap_or("");
+        assert!(status == "403" || status == "401", "{who}: {answer}");
+        assert!(
+            answer.contains("\"code\""),
+            "{who}: the API's error shape: {answer}"
+        );
+    }
+    // An editor may send one: the manager waits for it (and gets a small one).
+    let (s, v) = post_json(&server, &editor, "/api/v1/tasks", json!({"kind": "nope"})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["field"], "kind", "{v}");
+}
+
+#[tokio::test]
+async fn media_types_are_compared_as_the_rfc_says() {
+    let server = TetherServer::start(bin(), &[]).unwrap();
+    for (i, ctype) in [
+        "APPLICATION/JSON",
+        "Application/Json; Charset=UTF-8",
+        "application/json ; charset=utf-8",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = client()
+            .post(format!("{}/api/v1/orgs", server.url))
+            .bearer_auth(&server.admin_token)
+            .header("content-type", ctype)
+            .header("accept", "APPLICATION/YAML")
+            .body(json!({"name": format!("Org {i}")}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED, "{ctype}");
+        assert_eq!(r.headers()["content-type"], "application/yaml", "{ctype}");
+        let text = r.text().await.unwrap();
+        assert!(text.contains(&format!("identifier: Org_{i}")), "{text}");
+    }
+    let r = client()
+        .post(format!("{}/api/v1/orgs", server.url))
+        .bearer_auth(&server.admin_token)
+        .header("content-type", "TEXT/YAML; charset=utf-8")
+        .body("name: Yaml Org\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = client()
+        .post(format!("{}/api/v1/orgs", server.url))
+        .bearer_auth(&server.admin_token)
+        .header("content-type", "text/plain")
+        .body("name: x\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
