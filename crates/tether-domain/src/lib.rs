@@ -8,7 +8,9 @@ pub mod delegate_protocol;
 pub mod identifier;
 pub mod oidc_scopes;
 pub mod permissions;
+pub mod redact;
 pub mod scope;
+pub mod secret_access;
 pub mod secret_ref;
 pub mod validation;
 
@@ -19,6 +21,8 @@ pub use connector::{
 pub use identifier::{derive_identifier, validate_identifier, validate_name};
 pub use oidc_scopes::OidcScopes;
 pub use permissions::{ConnectionTestSettings, PermissionProfile, PermissionRule};
+pub use redact::Redactor;
 pub use scope::Scope;
+pub use secret_access::SecretAccess;
 pub use secret_ref::SecretRef;
 pub use validation::{FieldError, ValidationErrors};

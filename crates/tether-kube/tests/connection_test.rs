@@ -999,10 +999,12 @@ async fn oidc_issuer_that_rejects_the_grant_is_named() {
         json(&r)
     );
     assert!(
-        r.hints[0].contains("'alice'") && r.hints[0].contains("oidcPasswordRef"),
+        r.hints[0].contains("oidcUsernameRef") && r.hints[0].contains("oidcPasswordRef"),
         "{}",
         json(&r)
     );
+    // The user name is not quoted: it may be a secret (oidcUsernameRef).
+    assert_no_secret(&r, "alice");
     assert_no_secret(&r, password);
     assert_no_secret(&r, "client-secret-xyz");
 }
@@ -1023,7 +1025,14 @@ async fn oidc_token_the_cluster_does_not_accept_explains_the_api_server_flags() 
         h.contains(&format!("--oidc-issuer-url=https://127.0.0.1:{port}")),
         "{h}"
     );
-    assert!(h.contains("--oidc-client-id=kubernetes"), "{h}");
+    assert!(
+        h.contains("--oidc-client-id set to the client id of oidcClientIdRef"),
+        "{h}"
+    );
+    assert!(
+        !h.contains("=kubernetes"),
+        "the client id is not quoted: {h}"
+    );
     let id = r.identity.as_ref().unwrap();
     assert_eq!(id.user, format!("https://127.0.0.1:{port}#bob-123"));
     assert_eq!(id.source, IdentitySource::OidcIdToken);

@@ -138,6 +138,8 @@ async fn run(label: &str, url: Option<String>, data_dir: &std::path::Path, n: us
             .create_secret(
                 &scope,
                 SecretInput {
+                    usable_from: Vec::new(),
+                    allowed_hosts: Vec::new(),
                     identifier: Some(id.into()),
                     name: id.into(),
                     description: None,

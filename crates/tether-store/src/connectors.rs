@@ -5,15 +5,17 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use tether_domain::connector::ConnectivityState;
+use tether_domain::secret_access::check_use;
 use tether_domain::{
-    derive_identifier, ConnectivityStatus, Connector, Scope, SecretRef, ValidationErrors,
+    derive_identifier, ConnectivityStatus, Connector, Scope, SecretAccess, SecretRef,
+    ValidationErrors,
 };
 
 use crate::db::{like_contains, now_ms, Filter};
 use crate::error::{Result, StoreError};
 use crate::paging::{effective_limit, offset, Page};
 use crate::scopes::{ensure_scope_exists, scope_phrase, taken_identifiers};
-use crate::secrets::secret_id;
+use crate::secrets::secret_row;
 use crate::Store;
 
 /// A stored connector with what the store knows about it.
@@ -114,22 +116,33 @@ fn checked_scope(connector: &Connector) -> Result<Scope> {
         .map_err(|e| StoreError::validation("projectIdentifier", e))
 }
 
-/// A secret reference of a connector and the secret row it resolved to.
-struct ResolvedRef {
-    field: &'static str,
-    reference: String,
+/// A secret reference of a connector and the secret it resolved to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectorSecret {
+    /// The document path of the reference, e.g. `spec.credential.spec.auth.spec.passwordRef`.
+    pub field: &'static str,
+    /// As written: `x`, `org.x` or `account.x`.
+    pub reference: String,
+    /// The secret's own identifier.
+    pub identifier: String,
+    /// Its scope, use grants and host binding.
+    pub access: SecretAccess,
     secret_id: i64,
 }
 
-/// Resolves every secret reference of `connector` (at `scope`) to a secret row,
-/// reporting all missing ones at once, each on its own field.
+/// Resolves every secret reference of `connector` (at `scope`) to a secret row
+/// and checks that the connector may use each: missing ones are a Validation
+/// error, each on its own field; references without a use grant for the
+/// connector's scope, or URLs a host-bound secret may not go to, are
+/// [`StoreError::SecretUseDenied`], each on the field at fault.
 async fn resolve_refs(
     conn: &mut AnyConnection,
     scope: &Scope,
     connector: &Connector,
-) -> Result<Vec<ResolvedRef>> {
+) -> Result<Vec<ConnectorSecret>> {
     let mut found = Vec::new();
     let mut errs = ValidationErrors::default();
+    let mut denied = ValidationErrors::default();
     for fr in connector.secret_refs() {
         // validate() has checked syntax and level; a failure here would be a bug
         // in that check, reported on the field all the same.
@@ -142,12 +155,25 @@ async fn resolve_refs(
                 continue;
             }
         };
-        match secret_id(conn, &target.0, &target.1).await? {
-            Some(secret_id) => found.push(ResolvedRef {
-                field: fr.field,
-                reference: fr.reference.to_string(),
-                secret_id,
-            }),
+        match secret_row(conn, &target.0, &target.1).await? {
+            Some((secret_id, access)) => {
+                for d in check_use(scope, connector, fr.field, fr.reference, &target.1, &access) {
+                    if !denied
+                        .0
+                        .iter()
+                        .any(|e| e.field == d.field && e.message == d.message)
+                    {
+                        denied.push(d.field, d.message);
+                    }
+                }
+                found.push(ConnectorSecret {
+                    field: fr.field,
+                    reference: fr.reference.to_string(),
+                    identifier: target.1,
+                    access,
+                    secret_id,
+                })
+            }
             None => errs.push(
                 fr.field,
                 format!(
@@ -159,18 +185,20 @@ async fn resolve_refs(
         }
     }
     errs.into_result()?;
+    denied.into_result().map_err(StoreError::SecretUseDenied)?;
     Ok(found)
 }
 
 async fn insert_refs(
     conn: &mut AnyConnection,
     connector_id: i64,
-    refs: &[ResolvedRef],
+    refs: &[ConnectorSecret],
 ) -> Result<()> {
-    for ResolvedRef {
+    for ConnectorSecret {
         field,
         reference,
         secret_id,
+        ..
     } in refs
     {
         let res = sqlx::query(
@@ -375,6 +403,20 @@ impl Store {
             record,
             created: !exists,
         })
+    }
+
+    /// The secrets a connector of `scope` references, checked as on save: a
+    /// Validation error when one does not resolve, [`StoreError::SecretUseDenied`]
+    /// when the connector may not use one (no grant, or a URL outside its host
+    /// binding). Run before a test and at hand-over, since grants and hosts can
+    /// change after the connector was saved.
+    pub async fn connector_secrets(
+        &self,
+        scope: &Scope,
+        connector: &Connector,
+    ) -> Result<Vec<ConnectorSecret>> {
+        let mut conn = self.db().pool.acquire().await?;
+        resolve_refs(&mut conn, scope, connector).await
     }
 
     pub async fn get_connector(&self, scope: &Scope, identifier: &str) -> Result<ConnectorRecord> {

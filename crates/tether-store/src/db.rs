@@ -316,6 +316,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_connection_test_history.sql"),
         postgres: include_str!("../migrations/postgres/0003_connection_test_history.sql"),
     },
+    Migration {
+        version: 4,
+        description: "secret use grants and host binding",
+        sqlite: include_str!("../migrations/sqlite/0004_secret_access.sql"),
+        postgres: include_str!("../migrations/postgres/0004_secret_access.sql"),
+    },
 ];
 
 /// Milliseconds since the Unix epoch, the unit of every stored timestamp.

@@ -24,6 +24,13 @@ pub enum StoreError {
     #[error("invalid input: {0}")]
     Validation(#[from] ValidationErrors),
 
+    /// A connector may not use a secret it references: the secret has no use
+    /// grant for the connector's scope, or is bound to hosts the connector's
+    /// URL is not one of. Each error names the field at fault and how to get
+    /// the grant.
+    #[error("secret use not permitted: {0}")]
+    SecretUseDenied(ValidationErrors),
+
     /// A secret could not be encrypted or decrypted: the wrong key-encryption key,
     /// or a ciphertext that was altered or moved to another row.
     #[error("{message}")]

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use tokio::sync::RwLock;
 
-pub use connectors::{ConnectorQuery, ConnectorRecord, ConnectorSort, Upserted};
+pub use connectors::{ConnectorQuery, ConnectorRecord, ConnectorSecret, ConnectorSort, Upserted};
 pub use crypto::{Kek, KekOrigin, LoadedKek, SecretValue, KEK_ENV, KEK_FILE_NAME};
 pub use db::{Backend, SQLITE_FILE_NAME};
 pub use delegates::{DelegateRecord, DelegateTokenRecord, Heartbeat, DELEGATE_TOKEN_PREFIX};

@@ -10,8 +10,11 @@ use std::collections::BTreeMap;
 
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
+use tether_domain::secret_access::{parse_grants, parse_hosts};
 use tether_domain::ValidationErrors;
-use tether_domain::{derive_identifier, validate_identifier, validate_name, Scope, SecretRef};
+use tether_domain::{
+    derive_identifier, validate_identifier, validate_name, Scope, SecretAccess, SecretRef,
+};
 
 use crate::crypto::{self, Kek, Sealed, SecretValue};
 use crate::db::{like_contains, now_ms, Filter};
@@ -34,6 +37,11 @@ pub struct SecretInput {
     pub description: Option<String>,
     pub tags: BTreeMap<String, String>,
     pub value: SecretValue,
+    /// Scope keys (`org/o1`, `project/o1/p`) whose connectors may use the
+    /// secret besides its own scope; see [`tether_domain::secret_access`].
+    pub usable_from: Vec<String>,
+    /// Hosts the value may be sent to; empty: any.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// A change to a secret; the identifier and scope never change.
@@ -44,6 +52,10 @@ pub struct SecretUpdate {
     pub tags: BTreeMap<String, String>,
     /// `None` keeps the stored value.
     pub value: Option<SecretValue>,
+    /// `None` keeps the stored grants; `Some(vec![])` removes them all.
+    pub usable_from: Option<Vec<String>>,
+    /// `None` keeps the stored host binding; `Some(vec![])` removes it.
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 /// What may be shown about a secret: everything but its value.
@@ -54,11 +66,52 @@ pub struct SecretMeta {
     pub name: String,
     pub description: Option<String>,
     pub tags: BTreeMap<String, String>,
+    /// Scopes whose connectors may use it besides its own, sorted.
+    pub usable_from: Vec<Scope>,
+    /// Hosts its value may be sent to, normalised; empty: any.
+    pub allowed_hosts: Vec<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
-const META_COLUMNS: &str = "scope_key, identifier, name, description, tags, created_at, updated_at";
+impl SecretMeta {
+    /// Its scope, use grants and host binding, for the checks of
+    /// [`tether_domain::secret_access`].
+    pub fn access(&self) -> SecretAccess {
+        SecretAccess {
+            scope: self.scope.clone(),
+            usable_from: self.usable_from.clone(),
+            allowed_hosts: self.allowed_hosts.clone(),
+        }
+    }
+}
+
+const META_COLUMNS: &str =
+    "scope_key, identifier, name, description, tags, usable_from, allowed_hosts, created_at, updated_at";
+
+/// The grants and hosts columns of a secret row.
+pub(crate) fn access_from_row(
+    r: &AnyRow,
+    scope: &Scope,
+    identifier: &str,
+) -> Result<(Vec<Scope>, Vec<String>)> {
+    let corrupt = |what: &str, e: String| StoreError::Corrupt {
+        message: format!("the {what} of secret '{identifier}' in {scope} are unreadable: {e}"),
+    };
+    let grants: String = r.try_get("usable_from")?;
+    let grants: Vec<String> =
+        serde_json::from_str(&grants).map_err(|e| corrupt("use grants", e.to_string()))?;
+    let usable_from = grants
+        .iter()
+        .map(|k| {
+            Scope::from_key(k).ok_or_else(|| corrupt("use grants", format!("'{k}' is not a scope")))
+        })
+        .collect::<Result<_>>()?;
+    let hosts: String = r.try_get("allowed_hosts")?;
+    let allowed_hosts =
+        serde_json::from_str(&hosts).map_err(|e| corrupt("allowed hosts", e.to_string()))?;
+    Ok((usable_from, allowed_hosts))
+}
 
 fn meta_from_row(r: &AnyRow) -> Result<SecretMeta> {
     let scope_key: String = r.try_get("scope_key")?;
@@ -72,12 +125,15 @@ fn meta_from_row(r: &AnyRow) -> Result<SecretMeta> {
     let tags = serde_json::from_str(&tags).map_err(|e| StoreError::Corrupt {
         message: format!("the tags of secret '{identifier}' in {scope} are unreadable: {e}"),
     })?;
+    let (usable_from, allowed_hosts) = access_from_row(r, &scope, &identifier)?;
     Ok(SecretMeta {
         scope,
         identifier,
         name: r.try_get("name")?,
         description: r.try_get("description")?,
         tags,
+        usable_from,
+        allowed_hosts,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
@@ -129,6 +185,47 @@ fn validate_value(errs: &mut ValidationErrors, value: &SecretValue) {
     }
 }
 
+/// Checks grants and hosts (each error on its field) and that every granted
+/// org or project exists, so a typo is refused rather than granting nothing.
+/// Returns them as stored: JSON lists of scope keys and of hosts.
+async fn checked_access(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    usable_from: &[String],
+    allowed_hosts: &[String],
+    errs: &mut ValidationErrors,
+) -> Result<(Vec<Scope>, Vec<String>)> {
+    let grants = parse_grants(scope, usable_from, errs);
+    for (i, g) in grants.iter().enumerate() {
+        match ensure_scope_exists(conn, g).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound { what }) => {
+                // Point at the entry as the caller wrote it.
+                let at = usable_from
+                    .iter()
+                    .position(|r| Scope::from_key(r.trim()).as_ref() == Some(g))
+                    .unwrap_or(i);
+                errs.push(
+                    format!("usableFrom[{at}]"),
+                    format!("{what} does not exist; create it first or correct the grant"),
+                )
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let hosts = parse_hosts(allowed_hosts, errs);
+    Ok((grants, hosts))
+}
+
+fn keys_json(grants: &[Scope]) -> String {
+    serde_json::to_string(&grants.iter().map(Scope::key).collect::<Vec<_>>())
+        .expect("strings always serialise")
+}
+
+fn hosts_json(hosts: &[String]) -> String {
+    serde_json::to_string(hosts).expect("strings always serialise")
+}
+
 /// Confirms, and row-locks until commit, that the database's secrets are sealed
 /// with `kek`. See the module comment.
 async fn confirm_kek(conn: &mut AnyConnection, kek: &Kek) -> Result<()> {
@@ -146,6 +243,31 @@ async fn confirm_kek(conn: &mut AnyConnection, kek: &Kek) -> Result<()> {
             ),
         })
     }
+}
+
+/// The row id of a secret and who may use it, if it exists.
+pub(crate) async fn secret_row(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    identifier: &str,
+) -> Result<Option<(i64, SecretAccess)>> {
+    let row = sqlx::query(
+        "SELECT id, usable_from, allowed_hosts FROM secrets WHERE scope_key = $1 AND identifier = $2",
+    )
+    .bind(scope.key())
+    .bind(identifier)
+    .fetch_optional(conn)
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    let (usable_from, allowed_hosts) = access_from_row(&r, scope, identifier)?;
+    Ok(Some((
+        r.try_get("id")?,
+        SecretAccess {
+            scope: scope.clone(),
+            usable_from,
+            allowed_hosts,
+        },
+    )))
 }
 
 /// The row id of a secret, if it exists.
@@ -182,13 +304,21 @@ impl Store {
             &input.tags,
         );
         validate_value(&mut errs, &input.value);
-        errs.into_result()?;
         let tags = serde_json::to_string(&input.tags).expect("a string map always serialises");
         let scope_key = scope.key();
 
         let kek = self.kek().read().await;
         let mut tx = self.db().begin_write().await?;
         ensure_scope_exists(tx.conn(), scope).await?;
+        let (usable_from, allowed_hosts) = checked_access(
+            tx.conn(),
+            scope,
+            &input.usable_from,
+            &input.allowed_hosts,
+            &mut errs,
+        )
+        .await?;
+        errs.into_result()?;
         confirm_kek(tx.conn(), &kek).await?;
         let identifier = match &input.identifier {
             Some(id) => id.clone(),
@@ -204,8 +334,8 @@ impl Store {
         let sealed = crypto::seal(&kek, &scope_key, &identifier, &input.value)?;
         let now = now_ms();
         let res = sqlx::query(
-            "INSERT INTO secrets (scope_key, org_identifier, project_identifier, identifier, name, name_key, description, tags, key_id, nonce, ciphertext, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+            "INSERT INTO secrets (scope_key, org_identifier, project_identifier, identifier, name, name_key, description, tags, key_id, nonce, ciphertext, created_at, updated_at, usable_from, allowed_hosts)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14)",
         )
         .bind(&scope_key)
         .bind(scope.org())
@@ -219,6 +349,8 @@ impl Store {
         .bind(sealed.nonce)
         .bind(sealed.ciphertext)
         .bind(now)
+        .bind(keys_json(&usable_from))
+        .bind(hosts_json(&allowed_hosts))
         .execute(tx.conn())
         .await
         .map_err(StoreError::from);
@@ -242,6 +374,8 @@ impl Store {
             name: input.name,
             description: input.description,
             tags: input.tags,
+            usable_from,
+            allowed_hosts,
             created_at: now,
             updated_at: now,
         })
@@ -318,7 +452,6 @@ impl Store {
         if let Some(v) = &update.value {
             validate_value(&mut errs, v);
         }
-        errs.into_result()?;
         let tags = serde_json::to_string(&update.tags).expect("a string map always serialises");
         let scope_key = scope.key();
         let now = now_ms();
@@ -334,8 +467,20 @@ impl Store {
         .await?
         .ok_or_else(|| StoreError::not_found(describe(scope, identifier)))?;
         let old = meta_from_row(&row)?;
+        let keep_hosts = old.allowed_hosts.clone();
+        let (usable_from, allowed_hosts) = checked_access(
+            tx.conn(),
+            scope,
+            &update
+                .usable_from
+                .unwrap_or_else(|| old.usable_from.iter().map(Scope::key).collect()),
+            &update.allowed_hosts.unwrap_or(keep_hosts),
+            &mut errs,
+        )
+        .await?;
+        errs.into_result()?;
         sqlx::query(
-            "UPDATE secrets SET name = $1, name_key = $2, description = $3, tags = $4, updated_at = $5 WHERE scope_key = $6 AND identifier = $7",
+            "UPDATE secrets SET name = $1, name_key = $2, description = $3, tags = $4, updated_at = $5, usable_from = $8, allowed_hosts = $9 WHERE scope_key = $6 AND identifier = $7",
         )
         .bind(&update.name)
         .bind(update.name.to_lowercase())
@@ -344,6 +489,8 @@ impl Store {
         .bind(now)
         .bind(&scope_key)
         .bind(identifier)
+        .bind(keys_json(&usable_from))
+        .bind(hosts_json(&allowed_hosts))
         .execute(tx.conn())
         .await?;
         if let Some(value) = &update.value {
@@ -365,6 +512,8 @@ impl Store {
             name: update.name,
             description: update.description,
             tags: update.tags,
+            usable_from,
+            allowed_hosts,
             updated_at: now,
             ..old
         })

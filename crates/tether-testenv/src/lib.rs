@@ -10,11 +10,13 @@
 #![forbid(unsafe_code)]
 
 mod accounts;
+mod https;
 mod kube_env;
 mod postgres;
 mod tether_server;
 
 pub use accounts::{bind_cluster_role, service_account_token};
+pub use https::{Handler, HttpRequest, HttpsServer, TestCa};
 pub use kube_env::{repo_root, KubeEnv, Node};
 pub use postgres::TestDatabase;
 pub use tether_server::TetherServer;

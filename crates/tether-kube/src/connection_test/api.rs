@@ -148,9 +148,7 @@ async fn prepare(input: &AuthInput<'_>, knowledge: &mut Knowledge) -> Result<Pre
                 username: username.clone(),
                 password: password.clone(),
             },
-            kind: AuthKind::Basic {
-                username: username.clone(),
-            },
+            kind: AuthKind::Basic,
             identity: Some(Identity {
                 user: username.clone(),
                 groups: Vec::new(),
@@ -158,7 +156,7 @@ async fn prepare(input: &AuthInput<'_>, knowledge: &mut Knowledge) -> Result<Pre
                 confirmed_by_server: false,
                 label: None,
             }),
-            detail: format!("basic authentication as '{username}'"),
+            detail: "basic authentication (username and password)".to_string(),
         }),
         AuthSource::Resolved(ResolvedAuth::ClientCert {
             cert_pem,
@@ -196,7 +194,6 @@ async fn prepare(input: &AuthInput<'_>, knowledge: &mut Knowledge) -> Result<Pre
                 credentials: Credentials::Token(token.id_token),
                 kind: AuthKind::Oidc {
                     issuer_url: issuer_url.clone(),
-                    client_id: client_id.clone(),
                 },
                 detail: token.detail,
             })

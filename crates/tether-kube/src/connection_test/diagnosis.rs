@@ -564,17 +564,17 @@ pub enum AuthKind {
         /// The value is base64 of a JWT (copied from a Secret's `data`).
         base64_wrapped: bool,
     },
-    Basic {
-        username: String,
-    },
+    /// Basic authentication. The user name is not kept: it may come from a
+    /// secret (`usernameRef`), and hints must not quote one.
+    Basic,
     ClientCert {
         subject: String,
         issuer: String,
         not_after: i64,
     },
+    /// OpenID Connect; the client id is not kept (it comes from a secret).
     Oidc {
         issuer_url: String,
-        client_id: String,
     },
     Delegate {
         label: String,
@@ -585,9 +585,7 @@ impl AuthKind {
     fn is_static(&self) -> bool {
         matches!(
             self,
-            AuthKind::ServiceAccountToken { .. }
-                | AuthKind::Basic { .. }
-                | AuthKind::ClientCert { .. }
+            AuthKind::ServiceAccountToken { .. } | AuthKind::Basic | AuthKind::ClientCert { .. }
         )
     }
 }
@@ -665,7 +663,7 @@ pub fn unauthorized_hints(ctx: &UnauthorizedContext) -> Vec<String> {
             }
             hints.push("The API server answered 401 Unauthorized: check that serviceAccountTokenRef holds a current token of this cluster.".to_string());
         }
-        AuthKind::Basic { username } => {
+        AuthKind::Basic => {
             let removed = match ctx.server_version.as_deref().and_then(minor_version) {
                 Some((1, m)) if m >= 19 => format!(
                     "This API server runs {}; Kubernetes removed basic authentication (--basic-auth-file) in 1.19, so it rejects every username and password.",
@@ -674,7 +672,7 @@ pub fn unauthorized_hints(ctx: &UnauthorizedContext) -> Vec<String> {
                 _ => "Kubernetes removed basic authentication (--basic-auth-file) in 1.19, and managed clusters never offered it, so most API servers reject every username and password.".to_string(),
             };
             hints.push(format!(
-                "The API server does not accept the username '{username}' and its password. {removed} Switch the connector to ServiceAccount (a token) or ClientKeyCert credentials."
+                "The API server does not accept the username and password. {removed} Switch the connector to ServiceAccount (a token) or ClientKeyCert credentials."
             ));
         }
         AuthKind::ClientCert {
@@ -695,11 +693,8 @@ pub fn unauthorized_hints(ctx: &UnauthorizedContext) -> Vec<String> {
             }
             hints.push(h);
         }
-        AuthKind::Oidc {
-            issuer_url,
-            client_id,
-        } => hints.push(format!(
-            "The issuer granted an ID token, but the API server did not accept it: the API server must be configured for this issuer (--oidc-issuer-url={issuer_url}, exactly) and client (--oidc-client-id={client_id}, the token's audience), or, on managed clusters, have this identity provider attached."
+        AuthKind::Oidc { issuer_url } => hints.push(format!(
+            "The issuer granted an ID token, but the API server did not accept it: the API server must be configured for this issuer (--oidc-issuer-url={issuer_url}, exactly) and client (--oidc-client-id set to the client id of oidcClientIdRef, the token's audience), or, on managed clusters, have this identity provider attached."
         )),
         AuthKind::Delegate { label } => hints.push(format!(
             "The delegate's own credentials ({label}) were rejected: its service account or token may have been deleted, or its kubeconfig's credentials have expired."
@@ -711,7 +706,7 @@ pub fn unauthorized_hints(ctx: &UnauthorizedContext) -> Vec<String> {
 fn credentials_phrase(auth: &AuthKind) -> &'static str {
     match auth {
         AuthKind::ServiceAccountToken { .. } => "the service-account token",
-        AuthKind::Basic { .. } => "the username and password",
+        AuthKind::Basic => "the username and password",
         AuthKind::ClientCert { .. } => "the client certificate",
         AuthKind::Oidc { .. } => "the OIDC ID token",
         AuthKind::Delegate { .. } => "the delegate's credentials",
@@ -794,31 +789,25 @@ pub(crate) fn oidc_discovery(issuer: &str, url: &str, problem: &str) -> Failure 
 
 pub(crate) fn oidc_token_error(
     issuer: &str,
-    username: &str,
-    client_id: &str,
     status: u16,
     error: &str,
     description: Option<&str>,
 ) -> Failure {
+    // The user name and client id are not quoted: either may be a secret
+    // (oidcUsernameRef, oidcClientIdRef), and the fields say which to check.
     let desc = description.map(|d| format!(" ({d})")).unwrap_or_default();
     let (reason, hint) = match error {
         "invalid_grant" => (
             Reason::OidcGrantRejected,
-            format!(
-                "The issuer rejected the password grant for '{username}': check oidcUsername and oidcPasswordRef. The user must exist at the issuer, be enabled, and need no interactive step (MFA, consent, password change) — the password grant cannot perform one."
-            ),
+            "The issuer rejected the password grant for the user of oidcUsername/oidcUsernameRef: check that user name and oidcPasswordRef. The user must exist at the issuer, be enabled, and need no interactive step (MFA, consent, password change) — the password grant cannot perform one.".to_string(),
         ),
         "invalid_client" => (
             Reason::OidcClientRejected,
-            format!(
-                "The issuer does not accept client '{client_id}': check oidcClientIdRef, and oidcSecretRef for a confidential client (public clients take no secret)."
-            ),
+            "The issuer does not accept the client of oidcClientIdRef: check that client id, and oidcSecretRef for a confidential client (public clients take no secret).".to_string(),
         ),
         "unauthorized_client" | "unsupported_grant_type" => (
             Reason::OidcGrantNotAllowed,
-            format!(
-                "Client '{client_id}' may not use the resource-owner password grant: enable it at the issuer (Keycloak: 'Direct access grants'; Entra ID: 'Allow public client flows'; Okta: 'Resource Owner Password' grant type)."
-            ),
+            "The client of oidcClientIdRef may not use the resource-owner password grant: enable it at the issuer (Keycloak: 'Direct access grants'; Entra ID: 'Allow public client flows'; Okta: 'Resource Owner Password' grant type).".to_string(),
         ),
         "invalid_scope" => (
             Reason::OidcGrantRejected,
@@ -826,9 +815,7 @@ pub(crate) fn oidc_token_error(
         ),
         _ => (
             Reason::OidcGrantRejected,
-            format!(
-                "The issuer refused the password grant: check oidcUsername, oidcPasswordRef, oidcClientIdRef and oidcSecretRef, and that client '{client_id}' may use the password grant."
-            ),
+            "The issuer refused the password grant: check oidcUsername, oidcPasswordRef, oidcClientIdRef and oidcSecretRef, and that the client of oidcClientIdRef may use the password grant.".to_string(),
         ),
     };
     Failure::new(
@@ -926,7 +913,6 @@ mod tests {
             "x.hcp.eastus.azmk8s.io",
             AuthKind::Oidc {
                 issuer_url: "https://login.microsoftonline.com/t/v2.0".into(),
-                client_id: "c".into(),
             },
         ));
         assert!(hints.iter().all(|h| !h.contains("disableLocalAccounts")));
@@ -972,12 +958,7 @@ mod tests {
 
     #[test]
     fn basic_auth_hint_explains_removal_with_the_server_version() {
-        let mut c = ctx(
-            "10.1.2.3",
-            AuthKind::Basic {
-                username: "admin".into(),
-            },
-        );
+        let mut c = ctx("10.1.2.3", AuthKind::Basic);
         c.server_version = Some("v1.20.2".into());
         let hints = unauthorized_hints(&c);
         assert!(hints[0].contains("runs v1.20.2"), "{hints:?}");
@@ -985,7 +966,6 @@ mod tests {
             hints[0].contains("removed basic authentication"),
             "{hints:?}"
         );
-        assert!(hints[0].contains("'admin'"), "{hints:?}");
         assert!(hints[0].contains("ServiceAccount"), "{hints:?}");
     }
 
@@ -1010,8 +990,6 @@ mod tests {
     fn oidc_error_codes_map_to_specific_fixes() {
         let f = oidc_token_error(
             "https://idp",
-            "alice",
-            "k8s",
             400,
             "invalid_grant",
             Some("Invalid user credentials"),
@@ -1019,18 +997,11 @@ mod tests {
         assert_eq!(f.reason, Reason::OidcGrantRejected);
         assert_eq!(f.code, 400);
         assert!(f.message.contains("Invalid user credentials"));
-        assert!(f.hints[0].contains("'alice'"));
-        let f = oidc_token_error("https://idp", "alice", "k8s", 401, "invalid_client", None);
+        assert!(f.hints[0].contains("oidcUsernameRef"));
+        let f = oidc_token_error("https://idp", 401, "invalid_client", None);
         assert_eq!(f.reason, Reason::OidcClientRejected);
         assert!(f.hints[0].contains("oidcSecretRef"));
-        let f = oidc_token_error(
-            "https://idp",
-            "alice",
-            "k8s",
-            400,
-            "unauthorized_client",
-            None,
-        );
+        let f = oidc_token_error("https://idp", 400, "unauthorized_client", None);
         assert_eq!(f.reason, Reason::OidcGrantNotAllowed);
         assert!(f.hints[0].contains("Direct access grants"));
     }

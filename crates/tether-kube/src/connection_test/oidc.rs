@@ -174,8 +174,6 @@ pub(crate) async fn fetch_id_token(req: OidcRequest<'_>) -> Result<OidcToken, Fa
             .map(|d| truncate(d, 200));
         return Err(diagnosis::oidc_token_error(
             issuer,
-            req.username,
-            req.client_id,
             status.as_u16(),
             &truncate(error, 60),
             description.as_deref(),
@@ -186,10 +184,7 @@ pub(crate) async fn fetch_id_token(req: OidcRequest<'_>) -> Result<OidcToken, Fa
     };
     Ok(OidcToken {
         id_token: SecretString::from(id_token.to_string()),
-        detail: format!(
-            "ID token for '{}' from {issuer} (password grant)",
-            req.username
-        ),
+        detail: format!("ID token from {issuer} (password grant)"),
         warnings,
     })
 }

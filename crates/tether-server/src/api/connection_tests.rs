@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tether_domain::connector::{ConnectivityState, ConnectivityStatus};
 use tether_domain::Scope;
 use tether_kube::connection_test::{failure_report, ConnectionReport, DEFAULT_STAGE_TIMEOUT};
-use tether_store::{NewTestResult, Role, TaskState, TestTrigger};
+use tether_store::{NewTestResult, Role, StoreError, TaskState, TestTrigger};
 
 use super::auth::Caller;
 use super::body::{Format, Reply};
@@ -59,7 +59,7 @@ pub struct TestResponse {
     operation_id = "testConnector",
     summary = "Test a connector's connection",
     description = "Runs the connection test of the connector on a delegate chosen by its `delegateSelectors` (URL, DNS, TCP, TLS, authentication, then the permissions of its profile), waits for the report, stores the outcome as the connector's `status` and in its test history (`GET …/test-history`) and returns the report. The call returns when the test is done; each attempt is bounded by eight times the per-stage limit.\n\n\
-A test that could not run is still a 200 with a `FAILURE` report whose `errors[0].reason` says why: `SECRET_NOT_FOUND` (a secret reference does not resolve; nothing is sent to a delegate), `NO_ELIGIBLE_DELEGATE` (no connected delegate serves the scope with the selector tags), `DELEGATE_TASK_FAILED`, `BAD_DELEGATE_REPORT` or `TEST_TIMED_OUT`.",
+A test that could not run is still a 200 with a `FAILURE` report whose `errors[0].reason` says why: `SECRET_NOT_FOUND` (a secret reference does not resolve; nothing is sent to a delegate), `SECRET_USE_DENIED` (the connector may not use a secret it references: no use grant for its scope, or a URL outside the secret's `allowedHosts`; nothing is sent), `NO_ELIGIBLE_DELEGATE` (no connected delegate serves the scope with the selector tags), `DELEGATE_TASK_FAILED`, `BAD_DELEGATE_REPORT` or `TEST_TIMED_OUT`.",
     params(
         ("identifier" = String, Path, description = "The connector's identifier."),
         TestParams,
@@ -119,27 +119,55 @@ pub async fn test_connector(
         started: Instant::now(),
     };
     let record = state.store.get_connector(scope, identifier).await?;
-    // A reference that does not resolve is refused before anything is sent.
-    for r in record.connector.secret_refs() {
-        if let Err(e) = state.store.resolve_secret_ref(scope, r.reference).await {
+    // A reference that does not resolve, or that this connector may not use
+    // (no use grant, or a URL outside the secret's hosts), is refused before
+    // anything is sent. Grants can change after the connector was saved.
+    let carried = match state
+        .store
+        .connector_secrets(scope, &record.connector)
+        .await
+    {
+        Ok(c) => c,
+        Err(StoreError::Validation(errs)) => {
+            let (field, message) = first_error(&errs);
             let report = failure_report(
                 "SECRET_NOT_FOUND",
-                &format!("{}: {e}", r.field),
+                &format!("{field}: {message}"),
                 400,
                 vec![format!(
-                    "create the secret '{}' (tether secret create) or point {} at an existing one; nothing was sent to a delegate",
-                    r.reference, r.field
+                    "create the secret (tether secret create) or point {field} at an existing one; nothing was sent to a delegate"
                 )],
             );
             return record_outcome(state, &run, scope, identifier, report, None, None).await;
         }
-    }
+        Err(StoreError::SecretUseDenied(errs)) => {
+            let message = errs
+                .0
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let report = failure_report(
+                "SECRET_USE_DENIED",
+                &message,
+                403,
+                vec!["this connector may not use a secret it references; grant it as the message says, or reference a secret of the connector's own scope. Nothing was sent to a delegate".into()],
+            );
+            return record_outcome(state, &run, scope, identifier, report, None, None).await;
+        }
+        Err(e) => return Err(e.into()),
+    };
     let task = state
         .broker
         .submit(
             payload::CONNECTION_TEST,
             scope,
-            payload::connection_test(scope, identifier, stage_timeout.as_millis() as u64),
+            payload::connection_test(
+                scope,
+                identifier,
+                stage_timeout.as_millis() as u64,
+                &carried,
+            ),
             record.connector.spec.delegate_selectors.clone(),
             // Six stages, each bounded, plus the permission checks.
             stage_timeout * 8,
@@ -241,6 +269,12 @@ async fn finish(
         Some(done.id),
     )
     .await
+}
+
+fn first_error(errs: &tether_domain::ValidationErrors) -> (String, String) {
+    errs.first()
+        .map(|e| (e.field.clone(), e.message.clone()))
+        .unwrap_or_else(|| ("spec".into(), "a secret reference does not resolve".into()))
 }
 
 /// What started a test, and when.

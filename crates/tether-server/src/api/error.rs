@@ -13,8 +13,8 @@ use tether_store::StoreError;
 pub struct ErrorBody {
     /// Stable, machine-readable: `INVALID_REQUEST`, `UNAUTHENTICATED`, `FORBIDDEN`,
     /// `NOT_FOUND`, `CONFLICT`, `PAYLOAD_TOO_LARGE`, `UNSUPPORTED_MEDIA_TYPE`,
-    /// `VALIDATION_FAILED`, `NO_ELIGIBLE_DELEGATE`, `MANAGER_RESTARTING`,
-    /// `SHUTTING_DOWN` or `INTERNAL`.
+    /// `VALIDATION_FAILED`, `SECRET_USE_DENIED`, `NO_ELIGIBLE_DELEGATE`,
+    /// `MANAGER_RESTARTING`, `SHUTTING_DOWN` or `INTERNAL`.
     #[schema(value_type = String, example = "NOT_FOUND")]
     pub code: &'static str,
     /// What is wrong and how to fix it, for people.
@@ -106,11 +106,21 @@ impl ApiError {
     }
 
     pub fn validation(errs: &ValidationErrors) -> Self {
+        Self::field_errors(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED", errs)
+    }
+
+    /// 403 `SECRET_USE_DENIED`: a connector may not use a secret it references
+    /// (no use grant for its scope, or a URL outside the secret's hosts).
+    pub fn secret_use_denied(errs: &ValidationErrors) -> Self {
+        Self::field_errors(StatusCode::FORBIDDEN, "SECRET_USE_DENIED", errs)
+    }
+
+    fn field_errors(status: StatusCode, code: &'static str, errs: &ValidationErrors) -> Self {
         let first = errs.first();
         ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
+            status,
             body: ErrorBody {
-                code: "VALIDATION_FAILED",
+                code,
                 message: first
                     .map(|e| e.message.clone())
                     .unwrap_or_else(|| "invalid document".into()),
@@ -136,6 +146,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { .. } => ApiError::not_found(e.to_string()),
             StoreError::Conflict { .. } => ApiError::conflict(e.to_string()),
             StoreError::Validation(errs) => ApiError::validation(&errs),
+            StoreError::SecretUseDenied(errs) => ApiError::secret_use_denied(&errs),
             other => {
                 // Internal details go to the log (they never contain secret values);
                 // the client gets a stable message.

@@ -338,7 +338,7 @@ macro_rules! error_responses {
 error_responses! {
     BadRequest => "The request is malformed: a body that is empty, not UTF-8, not valid JSON/YAML or has unknown or mistyped fields; a bad path or query parameter; or a document that contradicts the URL (`INVALID_REQUEST`, with `field` when one is to blame).",
     Unauthorized => "No API token, a malformed `Authorization` header, or an unknown or revoked token (`UNAUTHENTICATED`).",
-    Forbidden => "The token's scope does not cover the addressed scope, or its role is too low for the action (`FORBIDDEN`).",
+    Forbidden => "The token's scope does not cover the addressed scope, or its role is too low for the action (`FORBIDDEN`); or a connector may not use a secret it references (`SECRET_USE_DENIED`: the secret has no use grant for the connector's scope, or is bound to hosts its URL is not one of), with `field` naming the reference or URL at fault and the message saying which grant is missing and how to give it.",
     NotFound => "The addressed entity, or the org or project of the path, does not exist (`NOT_FOUND`).",
     Conflict => "The identifier is already taken in the scope, or the entity is still in use (`CONFLICT`); the message names what conflicts.",
     PayloadTooLarge => "The request body is larger than 1 MiB (`PAYLOAD_TOO_LARGE`).",

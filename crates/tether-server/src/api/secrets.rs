@@ -28,6 +28,20 @@ pub struct SecretCreate {
     tags: BTreeMap<String, String>,
     /// The secret text (at most 1 MiB). Never returned by the API.
     value: String,
+    /// Scopes whose connectors may use the secret besides its own, as scope
+    /// keys: `account`, `org/<org>` (the org and its projects) or
+    /// `project/<org>/<project>`; each within the secret's scope. Absent or
+    /// empty: only connectors of the secret's own scope. Delegates receive the
+    /// value only when registered at the secret's scope or above, or in a
+    /// granted scope.
+    #[serde(default)]
+    usable_from: Vec<String>,
+    /// Hosts the value may be sent to (`10.0.0.1:6443`, `api.example.com`,
+    /// `*.example.com`; without a port any port): a connector using the
+    /// secret must dial only these (`masterUrl`, and `oidcIssuerUrl` for
+    /// OpenIdConnect). Absent or empty: any host.
+    #[serde(default)]
+    allowed_hosts: Vec<String>,
 }
 
 impl RequestBody for SecretCreate {
@@ -46,6 +60,11 @@ pub struct SecretChange {
     tags: BTreeMap<String, String>,
     /// The new secret text; absent keeps the stored value.
     value: Option<String>,
+    /// Replaces the use grants (see create); absent keeps them, `[]` removes
+    /// them all.
+    usable_from: Option<Vec<String>>,
+    /// Replaces the host binding (see create); absent keeps it, `[]` removes it.
+    allowed_hosts: Option<Vec<String>>,
 }
 
 impl RequestBody for SecretChange {
@@ -68,6 +87,11 @@ pub struct SecretResponse {
     #[serde(rename = "type")]
     #[schema(value_type = String, example = "SecretText")]
     kind: &'static str,
+    /// Scopes whose connectors may use the secret besides its own (scope
+    /// keys); empty: its own scope only.
+    usable_from: Vec<String>,
+    /// Hosts the value may be sent to; empty: any.
+    allowed_hosts: Vec<String>,
     /// Milliseconds since the Unix epoch.
     created_at: i64,
     /// Milliseconds since the Unix epoch.
@@ -84,6 +108,8 @@ impl From<SecretMeta> for SecretResponse {
             description: m.description,
             tags: m.tags,
             kind: "SecretText",
+            usable_from: m.usable_from.iter().map(|s| s.key()).collect(),
+            allowed_hosts: m.allowed_hosts,
             created_at: m.created_at,
             last_modified_at: m.updated_at,
         }
@@ -144,6 +170,8 @@ pub async fn create(
                 description: body.description,
                 tags: body.tags,
                 value: SecretValue::new(body.value),
+                usable_from: body.usable_from,
+                allowed_hosts: body.allowed_hosts,
             },
         )
         .await?;
@@ -229,7 +257,7 @@ pub async fn list(
     tag = "secrets",
     operation_id = "updateSecret",
     summary = "Update a secret",
-    description = "Replaces name, description and tags, and the value when `value` is given.",
+    description = "Replaces name, description and tags, and the value, the use grants (`usableFrom`) and the host binding (`allowedHosts`) when given. Revoking a grant takes effect at once: connectors of that scope are refused when tested, and no delegate there receives the value.",
     params(("identifier" = String, Path, description = "The secret's identifier.")),
     request_body(
         description = "The new metadata and, optionally, the new value, in JSON or YAML.",
@@ -272,9 +300,13 @@ pub async fn update(
                 description: body.description,
                 tags: body.tags,
                 value: body.value.map(SecretValue::new),
+                usable_from: body.usable_from,
+                allowed_hosts: body.allowed_hosts,
             },
         )
         .await?;
+    let grants: Vec<String> = meta.usable_from.iter().map(|s| s.key()).collect();
+    tracing::info!(scope = %path.scope, identifier, usable_from = ?grants, allowed_hosts = ?meta.allowed_hosts, "secret updated");
     Ok(Reply::ok(Format::accepted(&headers), meta.into()))
 }
 

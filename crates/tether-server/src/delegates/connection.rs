@@ -18,7 +18,7 @@ use tether_domain::delegate_protocol::{
 use tether_store::{Completion, DelegateTokenRecord, Heartbeat, StoreError};
 use tokio::sync::mpsc;
 
-use super::{random_id, Broker, Live, Outbound};
+use super::{payload, random_id, Broker, Live, Outbound};
 use crate::api::error::ApiError;
 use crate::api::AppState;
 
@@ -396,7 +396,8 @@ async fn result(
     attempt: u32,
     outcome: TaskOutcome,
 ) -> bool {
-    let outcome = match outcome {
+    // No secret value goes into the tasks table (or, from there, a report).
+    let outcome = match payload::scrub_outcome(&broker.store, task_id, outcome).await {
         TaskOutcome::Succeeded { output } => Ok(output),
         TaskOutcome::Failed { message } => Err(message),
     };

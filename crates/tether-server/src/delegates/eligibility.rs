@@ -5,6 +5,8 @@ use serde::Serialize;
 use tether_domain::Scope;
 use tether_store::DelegateRecord;
 
+use super::payload::{not_deliverable, Carried};
+
 /// Why a delegate cannot run the task, tagged by `reason`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "reason", rename_all = "camelCase")]
@@ -18,6 +20,15 @@ pub enum Ineligible {
     /// Lacks some of the selector tags.
     #[serde(rename_all = "camelCase")]
     MissingTags { missing: Vec<String> },
+    /// May not receive a secret the task carries: registered below the
+    /// secret's scope, in a scope its use grants do not cover.
+    #[serde(rename_all = "camelCase")]
+    SecretNotGranted {
+        /// The reference, e.g. `account.sa_token`.
+        secret: String,
+        /// What is missing and how to grant it.
+        message: String,
+    },
     /// Not connected to any manager (or its heartbeats stopped).
     #[serde(rename_all = "camelCase")]
     Disconnected {
@@ -37,6 +48,7 @@ impl Ineligible {
             Ineligible::MissingTags { missing } => {
                 format!("lacks the selector tag(s) {}", missing.join(", "))
             }
+            Ineligible::SecretNotGranted { message, .. } => message.clone(),
             Ineligible::Disconnected { .. } => "disconnected (no heartbeat)".into(),
             Ineligible::Draining => "shutting down".into(),
         }
@@ -59,27 +71,53 @@ pub struct Considered {
     pub ineligible: Option<Ineligible>,
 }
 
-/// Why `d` cannot run a task of `scope` with `selectors`, or `None` if it can.
-/// Capacity is not a reason: a busy delegate takes the task when a slot frees.
+/// What a delegate must offer to run a task: to serve its scope, carry the
+/// selector tags, and be allowed to receive the secrets it carries.
+#[derive(Debug, Clone, Copy)]
+pub struct Needs<'a> {
+    pub scope: &'a Scope,
+    pub selectors: &'a [String],
+    pub secrets: &'a [Carried],
+}
+
+impl Needs<'_> {
+    /// The first reason a delegate of `delegate_scope` with `tags` cannot run
+    /// the task, ignoring its connection; `None` if it can.
+    pub fn unmet(&self, delegate_scope: &Scope, tags: &[String]) -> Option<Ineligible> {
+        if !delegate_scope.covers(self.scope) {
+            return Some(Ineligible::Scope {
+                delegate_scope: delegate_scope.to_string(),
+            });
+        }
+        let missing: Vec<String> = self
+            .selectors
+            .iter()
+            .filter(|s| !tags.iter().any(|t| t == *s))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            return Some(Ineligible::MissingTags { missing });
+        }
+        self.secrets
+            .iter()
+            .find(|c| !c.deliverable_to(delegate_scope))
+            .map(|c| Ineligible::SecretNotGranted {
+                secret: c.reference.clone(),
+                message: not_deliverable(c, delegate_scope),
+            })
+    }
+}
+
+/// Why `d` cannot run a task with `needs`, or `None` if it can. Capacity is
+/// not a reason: a busy delegate takes the task when a slot frees.
 pub fn assess(
     d: &DelegateRecord,
-    scope: &Scope,
-    selectors: &[String],
+    needs: Needs<'_>,
     now: i64,
     heartbeat_timeout_ms: i64,
 ) -> Option<Ineligible> {
-    if !d.scope.covers(scope) {
-        return Some(Ineligible::Scope {
-            delegate_scope: d.scope.to_string(),
-        });
-    }
-    let missing: Vec<String> = selectors
-        .iter()
-        .filter(|s| !d.tags.iter().any(|t| t == *s))
-        .cloned()
-        .collect();
-    if !missing.is_empty() {
-        return Some(Ineligible::MissingTags { missing });
+    if let Some(r) = needs.unmet(&d.scope, &d.tags) {
+        return Some(r);
     }
     if !d.connected(now, heartbeat_timeout_ms) {
         return Some(Ineligible::Disconnected {
@@ -94,8 +132,7 @@ pub fn assess(
 
 pub fn consider(
     delegates: &[DelegateRecord],
-    scope: &Scope,
-    selectors: &[String],
+    needs: Needs<'_>,
     now: i64,
     heartbeat_timeout_ms: i64,
 ) -> Vec<Considered> {
@@ -107,7 +144,7 @@ pub fn consider(
             tags: d.tags.clone(),
             running_tasks: d.running_tasks,
             capacity: d.capacity,
-            ineligible: assess(d, scope, selectors, now, heartbeat_timeout_ms),
+            ineligible: assess(d, needs, now, heartbeat_timeout_ms),
         })
         .collect()
 }
@@ -187,8 +224,11 @@ mod tests {
         assert_eq!(
             assess(
                 &delegate("acc", Scope::Account, &["eu", "prod"], true),
-                &p,
-                &sel,
+                Needs {
+                    scope: &p,
+                    selectors: &sel,
+                    secrets: &[],
+                },
                 now,
                 5_000
             ),
@@ -197,8 +237,11 @@ mod tests {
         assert!(matches!(
             assess(
                 &delegate("b", other, &["eu", "prod"], true),
-                &p,
-                &sel,
+                Needs {
+                    scope: &p,
+                    selectors: &sel,
+                    secrets: &[],
+                },
                 now,
                 5_000
             ),
@@ -207,8 +250,11 @@ mod tests {
         assert_eq!(
             assess(
                 &delegate("x", p.clone(), &["eu"], true),
-                &p,
-                &sel,
+                Needs {
+                    scope: &p,
+                    selectors: &sel,
+                    secrets: &[],
+                },
                 now,
                 5_000
             ),
@@ -219,8 +265,11 @@ mod tests {
         assert!(matches!(
             assess(
                 &delegate("y", p.clone(), &["eu", "prod"], false),
-                &p,
-                &sel,
+                Needs {
+                    scope: &p,
+                    selectors: &sel,
+                    secrets: &[],
+                },
                 now,
                 5_000
             ),
@@ -230,8 +279,11 @@ mod tests {
         assert!(matches!(
             assess(
                 &delegate("z", p.clone(), &["eu", "prod"], true),
-                &p,
-                &sel,
+                Needs {
+                    scope: &p,
+                    selectors: &sel,
+                    secrets: &[],
+                },
                 10_000,
                 5_000
             ),
@@ -243,7 +295,17 @@ mod tests {
     fn explanation_names_each_delegate_and_reason() {
         let p = Scope::Org("o".into());
         let ds = vec![delegate("lonely", p.clone(), &[], true)];
-        let c = consider(&ds, &p, &["gpu".into()], 1_000, 5_000);
+        let gpu = vec!["gpu".to_string()];
+        let c = consider(
+            &ds,
+            Needs {
+                scope: &p,
+                selectors: &gpu,
+                secrets: &[],
+            },
+            1_000,
+            5_000,
+        );
         let text = explain(&p, &["gpu".into()], &c);
         assert!(
             text.contains("'lonely': lacks the selector tag(s) gpu"),
@@ -251,5 +313,51 @@ mod tests {
         );
         let none = explain(&p, &[], &[]);
         assert!(none.contains("tether delegate manifest"), "{none}");
+    }
+
+    #[test]
+    fn a_secret_reaches_only_delegates_its_grants_allow() {
+        let p = Scope::Project {
+            org: "o".into(),
+            project: "a".into(),
+        };
+        let secret = |grants: &[&str]| {
+            vec![Carried {
+                reference: "account.tok".into(),
+                identifier: "tok".into(),
+                scope: "account".into(),
+                usable_from: grants.iter().map(|s| s.to_string()).collect(),
+            }]
+        };
+        let check = |d: &DelegateRecord, secrets: &[Carried]| {
+            let needs = Needs {
+                scope: &p,
+                selectors: &[],
+                secrets,
+            };
+            assess(d, needs, 1_000, 5_000)
+        };
+        let project_delegate = delegate("mine", p.clone(), &[], true);
+        match check(&project_delegate, &secret(&[])) {
+            Some(Ineligible::SecretNotGranted { secret, message }) => {
+                assert_eq!(secret, "account.tok");
+                assert!(
+                    message.contains("tether secret update tok --usable-from project/o/a"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // The account's own delegate may receive it.
+        let acc = delegate("acc", Scope::Account, &[], true);
+        assert_eq!(check(&acc, &secret(&[])), None);
+        // A grant to the org covers the project's delegate; a grant to the
+        // project does not cover the org's delegate.
+        assert_eq!(check(&project_delegate, &secret(&["org/o"])), None);
+        let org_delegate = delegate("org", Scope::Org("o".into()), &[], true);
+        assert!(matches!(
+            check(&org_delegate, &secret(&["project/o/a"])),
+            Some(Ineligible::SecretNotGranted { .. })
+        ));
     }
 }

@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 
 // `__path_connect`: its OpenAPI description, listed in `api/openapi.rs`.
 pub use connection::{__path_connect, connect};
-use eligibility::Considered;
+use eligibility::{Considered, Needs};
 
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -251,9 +251,14 @@ impl Broker {
         timeout: Duration,
     ) -> Result<TaskRecord, SubmitError> {
         let now = now_ms();
+        let secrets = payload::carried(&payload);
+        let needs = Needs {
+            scope,
+            selectors: &selectors,
+            secrets: &secrets,
+        };
         let candidates = self.store.delegates_covering(scope).await?;
-        let considered =
-            eligibility::consider(&candidates, scope, &selectors, now, self.timeout_ms());
+        let considered = eligibility::consider(&candidates, needs, now, self.timeout_ms());
         if considered.iter().all(|c| c.ineligible.is_some()) {
             // Explain with the delegates of the rest of the org too: they cannot
             // run it, and saying why (their scope) is what the caller needs when
@@ -266,8 +271,7 @@ impl Broker {
             let (visible, elsewhere): (Vec<_>, Vec<_>) = near
                 .into_iter()
                 .partition(|d| d.scope.covers(scope) || scope.covers(&d.scope));
-            let considered =
-                eligibility::consider(&visible, scope, &selectors, now, self.timeout_ms());
+            let considered = eligibility::consider(&visible, needs, now, self.timeout_ms());
             if considered.iter().all(|c| c.ineligible.is_some()) {
                 let mut message = eligibility::explain(scope, &selectors, &considered);
                 if !elsewhere.is_empty() {
@@ -350,37 +354,38 @@ impl Broker {
     async fn dispatch_once(&self) -> Result<(), StoreError> {
         let queued = self.store.queued_tasks(512).await?;
         for task in queued {
-            let Some((delegate_id, tx)) = self.reserve(&task) else {
+            let Some((delegate_id, delegate_scope, tx)) = self.reserve(&task) else {
                 continue;
             };
             let lease = self.config.heartbeat_timeout.as_millis() as u64;
             match self.store.claim_task(&task.id, &delegate_id, lease).await {
                 Ok(Some(claimed)) => {
-                    let message = match payload::for_delegate(&self.store, &claimed).await {
-                        Ok(payload) => {
-                            ManagerMessage::Task(tether_domain::delegate_protocol::TaskAssignment {
-                                task_id: claimed.id.clone(),
-                                attempt: claimed.attempt,
-                                kind: claimed.kind.clone(),
-                                payload,
-                                timeout_ms: claimed.timeout_ms,
-                            })
-                        }
-                        Err(message) => {
-                            // Nothing a delegate could do: finish it here.
-                            self.unreserve(&delegate_id, &claimed.id);
-                            self.store
-                                .complete_task(
-                                    &claimed.id,
-                                    claimed.attempt,
-                                    &delegate_id,
-                                    Err(message),
-                                )
-                                .await?;
-                            self.task_finished(&claimed.id).await;
-                            continue;
-                        }
-                    };
+                    let message =
+                        match payload::for_delegate(&self.store, &claimed, &delegate_scope).await {
+                            Ok(payload) => ManagerMessage::Task(
+                                tether_domain::delegate_protocol::TaskAssignment {
+                                    task_id: claimed.id.clone(),
+                                    attempt: claimed.attempt,
+                                    kind: claimed.kind.clone(),
+                                    payload,
+                                    timeout_ms: claimed.timeout_ms,
+                                },
+                            ),
+                            Err(message) => {
+                                // Nothing a delegate could do: finish it here.
+                                self.unreserve(&delegate_id, &claimed.id);
+                                self.store
+                                    .complete_task(
+                                        &claimed.id,
+                                        claimed.attempt,
+                                        &delegate_id,
+                                        Err(message),
+                                    )
+                                    .await?;
+                                self.task_finished(&claimed.id).await;
+                                continue;
+                            }
+                        };
                     tracing::debug!(task = %claimed.id, delegate = %delegate_id, attempt = claimed.attempt, "task assigned");
                     if tx
                         .send(Outbound {
@@ -404,20 +409,26 @@ impl Broker {
         Ok(())
     }
 
-    /// Picks the least busy eligible delegate connected here and books a slot.
-    fn reserve(&self, task: &TaskRecord) -> Option<(String, mpsc::Sender<Outbound>)> {
+    /// Picks the least busy eligible delegate connected here and books a slot;
+    /// returns its id and scope.
+    fn reserve(&self, task: &TaskRecord) -> Option<(String, Scope, mpsc::Sender<Outbound>)> {
+        let secrets = payload::carried(&task.payload);
+        let needs = Needs {
+            scope: &task.scope,
+            selectors: &task.selectors,
+            secrets: &secrets,
+        };
         let mut live = self.live.lock().unwrap();
         let (id, d) = live
             .iter_mut()
             .filter(|(_, d)| {
                 !d.draining
                     && (d.outstanding.len() as u32) < d.capacity
-                    && d.scope.covers(&task.scope)
-                    && task.selectors.iter().all(|s| d.tags.contains(s))
+                    && needs.unmet(&d.scope, &d.tags).is_none()
             })
             .min_by_key(|(_, d)| d.outstanding.len())?;
         d.outstanding.insert(task.id.clone(), Instant::now());
-        Some((id.clone(), d.tx.clone()))
+        Some((id.clone(), d.scope.clone(), d.tx.clone()))
     }
 
     fn unreserve(&self, delegate_id: &str, task_id: &str) {

@@ -1,50 +1,218 @@
 //! What a delegate receives with a task. The stored payload never holds secret
 //! values; they are resolved here, at hand-over, for the one delegate that runs
-//! the task, and travel only inside its `task` message.
+//! the task, and travel only inside its `task` message. Here too the result
+//! is cleaned of them before it is stored.
+//!
+//! At hand-over the connector's use of each secret is checked again (its use
+//! grants and host binding may have changed since it was saved), and so is the
+//! delegate: it receives a secret only when registered at the secret's scope or
+//! above, or in a scope the secret's grants cover (see
+//! `tether_domain::secret_access`). The stored payload carries each secret's
+//! scope and grants (never a value) so that dispatch and the "no eligible
+//! delegate" explanation can tell beforehand which delegates qualify.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use tether_domain::Scope;
-use tether_store::{Store, TaskRecord};
+use tether_domain::delegate_protocol::TaskOutcome;
+use tether_domain::{Redactor, Scope, SecretAccess};
+use tether_store::{ConnectorSecret, Store, StoreError, TaskRecord};
 
 /// Task kinds whose payload names a connector whose secrets must be resolved.
 pub const CONNECTION_TEST: &str = "connectionTest";
 
-/// The payload to send, or a message saying why the task cannot run at all.
-pub async fn for_delegate(store: &Store, task: &TaskRecord) -> Result<Value, String> {
+/// A secret a task will carry, as the stored payload records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Carried {
+    /// As the connector writes it, e.g. `account.sa_token`.
+    pub reference: String,
+    /// The secret's own identifier.
+    pub identifier: String,
+    /// The secret's scope key.
+    pub scope: String,
+    /// Its use grants, as scope keys.
+    #[serde(default)]
+    pub usable_from: Vec<String>,
+}
+
+impl Carried {
+    fn of(s: &ConnectorSecret) -> Carried {
+        Carried {
+            reference: s.reference.clone(),
+            identifier: s.identifier.clone(),
+            scope: s.access.scope.key(),
+            usable_from: s.access.usable_from.iter().map(Scope::key).collect(),
+        }
+    }
+
+    /// Its scope and grants (the host binding plays no part in who receives it).
+    pub fn access(&self) -> Option<SecretAccess> {
+        Some(SecretAccess {
+            scope: Scope::from_key(&self.scope)?,
+            usable_from: self
+                .usable_from
+                .iter()
+                .filter_map(|k| Scope::from_key(k))
+                .collect(),
+            allowed_hosts: Vec::new(),
+        })
+    }
+
+    /// True when a delegate registered at `scope` may receive it. An unreadable
+    /// record (not written by this version) trusts only the account.
+    pub fn deliverable_to(&self, scope: &Scope) -> bool {
+        match self.access() {
+            Some(a) => a.deliverable_to(scope),
+            None => *scope == Scope::Account,
+        }
+    }
+}
+
+/// The secrets a stored payload says its task carries.
+pub fn carried(payload: &Value) -> Vec<Carried> {
+    payload
+        .get("secretAccess")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default()
+}
+
+/// Why a delegate at `delegate_scope` may not receive `c`, for messages.
+pub fn not_deliverable(c: &Carried, delegate_scope: &Scope) -> String {
+    let secret_scope = Scope::from_key(&c.scope).unwrap_or(Scope::Account);
+    let access = c.access().unwrap_or(SecretAccess {
+        scope: secret_scope.clone(),
+        usable_from: Vec::new(),
+        allowed_hosts: Vec::new(),
+    });
+    format!(
+        "may not receive secret '{}' of {secret_scope}: a delegate receives a secret only when registered at the secret's scope or above, or in a scope its use grants cover (now: {}). Run the task on a delegate of {secret_scope}, or have an editor there grant it: `{}`",
+        c.reference,
+        if access.usable_from.is_empty() {
+            "none".to_string()
+        } else {
+            c.usable_from.join(", ")
+        },
+        access.grant_command(&c.identifier, delegate_scope),
+    )
+}
+
+/// The payload to send to a delegate registered at `delegate_scope`, or a
+/// message saying why the task cannot run at all.
+pub async fn for_delegate(
+    store: &Store,
+    task: &TaskRecord,
+    delegate_scope: &Scope,
+) -> Result<Value, String> {
     if task.kind != CONNECTION_TEST {
         return Ok(task.payload.clone());
     }
-    let scope_key = task.payload["scope"].as_str().unwrap_or_default();
-    let scope = Scope::from_key(scope_key)
-        .ok_or_else(|| format!("task names an unknown scope '{scope_key}'"))?;
-    let identifier = task.payload["connector"].as_str().unwrap_or_default();
-    let record = store
-        .get_connector(&scope, identifier)
+    let (scope, record) = connector_of(store, task).await?;
+    let resolved = store
+        .connector_secrets(&scope, &record.connector)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| match e {
+            StoreError::Validation(errs) | StoreError::SecretUseDenied(errs) => errs.to_string(),
+            other => other.to_string(),
+        })?;
     let mut secrets = Map::new();
-    for r in record.connector.secret_refs() {
-        let meta = store
-            .resolve_secret_ref(&scope, r.reference)
-            .await
-            .map_err(|e| format!("{}: {e}", r.field))?;
+    for s in &resolved {
+        if !s.access.deliverable_to(delegate_scope) {
+            return Err(format!(
+                "the delegate (registered in {delegate_scope}) {}",
+                not_deliverable(&Carried::of(s), delegate_scope)
+            ));
+        }
         let value = store
-            .read_secret_value(&meta.scope, &meta.identifier)
+            .read_secret_value(&s.access.scope, &s.identifier)
             .await
-            .map_err(|e| format!("{}: {e}", r.field))?;
+            .map_err(|e| format!("{}: {e}", s.field))?;
         secrets.insert(
-            r.reference.to_string(),
+            s.reference.clone(),
             Value::String(value.expose().to_string()),
         );
     }
     let mut payload = task.payload.clone();
+    if let Some(p) = payload.as_object_mut() {
+        p.remove("secretAccess");
+    }
     payload["connectorDocument"] =
         serde_json::to_value(&record.connector).map_err(|e| e.to_string())?;
     payload["secrets"] = Value::Object(secrets);
     Ok(payload)
 }
 
-/// The stored part of a connection-test task.
-pub fn connection_test(scope: &Scope, identifier: &str, stage_timeout_ms: u64) -> Value {
-    json!({ "scope": scope.key(), "connector": identifier, "stageTimeoutMs": stage_timeout_ms })
+/// The task's connector, from the task's own scope (a payload naming another
+/// scope is refused: it could only come from a forged task).
+async fn connector_of(
+    store: &Store,
+    task: &TaskRecord,
+) -> Result<(Scope, tether_store::ConnectorRecord), String> {
+    let scope_key = task.payload["scope"].as_str().unwrap_or_default();
+    let scope = Scope::from_key(scope_key)
+        .ok_or_else(|| format!("task names an unknown scope '{scope_key}'"))?;
+    if scope != task.scope {
+        return Err(format!(
+            "the task belongs to {} but names a connector of {scope}",
+            task.scope
+        ));
+    }
+    let identifier = task.payload["connector"].as_str().unwrap_or_default();
+    let record = store
+        .get_connector(&scope, identifier)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((scope, record))
+}
+
+/// Removes from a delegate's result every secret value the task's connector
+/// resolves to now: the delegate already did (see `tether_delegate::tasks`),
+/// and this re-check keeps a delegate of another version, or a hand-written
+/// one, from getting a value into a stored report, history row or log.
+pub async fn scrub_outcome(store: &Store, task_id: &str, outcome: TaskOutcome) -> TaskOutcome {
+    let Ok(task) = store.get_task(task_id).await else {
+        return outcome;
+    };
+    if task.kind != CONNECTION_TEST {
+        return outcome;
+    }
+    let Ok((scope, record)) = connector_of(store, &task).await else {
+        return outcome;
+    };
+    let mut values: Vec<(String, tether_store::SecretValue)> = Vec::new();
+    for r in record.connector.secret_refs() {
+        // The values as stored now, whether or not the connector may still use
+        // them: what matters is that none leaves in a report.
+        if let Ok(meta) = store.resolve_secret_ref(&scope, r.reference).await {
+            if let Ok(v) = store.read_secret_value(&meta.scope, &meta.identifier).await {
+                values.push((r.reference.to_string(), v));
+            }
+        }
+    }
+    let redactor = Redactor::new(values.iter().map(|(r, v)| (r.as_str(), v.expose())));
+    match outcome {
+        TaskOutcome::Succeeded { mut output } => {
+            redactor.value(&mut output);
+            TaskOutcome::Succeeded { output }
+        }
+        TaskOutcome::Failed { message } => TaskOutcome::Failed {
+            message: redactor.text(&message),
+        },
+    }
+}
+
+/// The stored part of a connection-test task: the connector, the stage
+/// timeout, and which secrets it carries (scope and grants, no value).
+pub fn connection_test(
+    scope: &Scope,
+    identifier: &str,
+    stage_timeout_ms: u64,
+    secrets: &[ConnectorSecret],
+) -> Value {
+    let carried: Vec<Carried> = secrets.iter().map(Carried::of).collect();
+    json!({
+        "scope": scope.key(),
+        "connector": identifier,
+        "stageTimeoutMs": stage_timeout_ms,
+        "secretAccess": carried,
+    })
 }

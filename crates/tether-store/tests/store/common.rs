@@ -240,10 +240,23 @@ pub async fn setup_scopes(store: &Store) {
 }
 
 pub async fn secret(store: &Store, scope: &Scope, identifier: &str, value: &str) {
+    secret_usable_from(store, scope, identifier, value, &[]).await
+}
+
+/// A secret whose connectors may also be in the `grants` scopes (scope keys).
+pub async fn secret_usable_from(
+    store: &Store,
+    scope: &Scope,
+    identifier: &str,
+    value: &str,
+    grants: &[&str],
+) {
     store
         .create_secret(
             scope,
             SecretInput {
+                usable_from: grants.iter().map(|g| g.to_string()).collect(),
+                allowed_hosts: Vec::new(),
                 identifier: Some(identifier.into()),
                 name: identifier.into(),
                 description: None,

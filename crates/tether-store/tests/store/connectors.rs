@@ -19,6 +19,8 @@ both_backends!(
     upsert_creates_then_updates,
     connectivity_keeps_last_connected_at,
     concurrent_creates_derive_distinct_identifiers,
+    using_a_secret_of_another_scope_needs_a_grant,
+    host_bound_secrets_refuse_other_urls,
 );
 
 async fn round_trip_every_auth_type(env: TestEnv) {
@@ -30,8 +32,9 @@ async fn round_trip_every_auth_type(env: TestEnv) {
     ] {
         secret(s, &p, id, &format!("value of {id}")).await;
     }
-    secret(s, &org(), "orgca", "org ca").await;
-    secret(s, &Scope::Account, "accca", "account ca").await;
+    // Secrets of the org and the account, granted to the project.
+    secret_usable_from(s, &org(), "orgca", "org ca", &["project/o/p"]).await;
+    secret_usable_from(s, &Scope::Account, "accca", "account ca", &["org/o"]).await;
 
     let cases = vec![
         connector(
@@ -213,6 +216,8 @@ async fn identifiers_are_derived_and_unique(env: TestEnv) {
             .create_secret(
                 &p,
                 tether_store::SecretInput {
+                    usable_from: Vec::new(),
+                    allowed_hosts: Vec::new(),
                     identifier: None,
                     name: name.into(),
                     description: None,
@@ -350,6 +355,8 @@ async fn unknown_org_or_project_is_not_found(env: TestEnv) {
         .create_secret(
             &Scope::Org("zz".into()),
             tether_store::SecretInput {
+                usable_from: Vec::new(),
+                allowed_hosts: Vec::new(),
                 identifier: None,
                 name: "n".into(),
                 description: None,
@@ -383,7 +390,7 @@ async fn deleting_a_referenced_secret_names_the_connectors(env: TestEnv) {
     let s = &env.store;
     setup_scopes(s).await;
     let p = project();
-    secret(s, &org(), "shared", "x").await;
+    secret_usable_from(s, &org(), "shared", "x", &["org/o"]).await;
     s.create_connector(sa_connector(&p, "c1", Some("c1"), "org.shared"))
         .await
         .unwrap();
@@ -605,4 +612,247 @@ async fn concurrent_creates_derive_distinct_identifiers(env: TestEnv) {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 8, "{ids:?}");
+}
+
+async fn using_a_secret_of_another_scope_needs_a_grant(env: TestEnv) {
+    let s = &env.store;
+    setup_scopes(s).await;
+    let p = project();
+    secret(s, &Scope::Account, "acc_tok", "account token").await;
+    let c = sa_connector(&p, "c", Some("c"), "account.acc_tok");
+    let err = s.create_connector(c.clone()).await.unwrap_err();
+    let StoreError::SecretUseDenied(errs) = err else {
+        panic!("expected SecretUseDenied, got {err:?}");
+    };
+    let e = errs.first().unwrap();
+    assert_eq!(
+        e.field,
+        "spec.credential.spec.auth.spec.serviceAccountTokenRef"
+    );
+    assert!(
+        e.message
+            .contains("tether secret update acc_tok --usable-from project/o/p"),
+        "{}",
+        e.message
+    );
+    // The same through upsert (PUT, `connector apply`).
+    assert!(matches!(
+        s.upsert_connector(c.clone()).await,
+        Err(StoreError::SecretUseDenied(_))
+    ));
+    // An account connector uses it without a grant.
+    s.create_connector(sa_connector(
+        &Scope::Account,
+        "a",
+        Some("a"),
+        "account.acc_tok",
+    ))
+    .await
+    .unwrap();
+
+    // Granted to the org: its projects may use it.
+    let granted = s
+        .update_secret(
+            &Scope::Account,
+            "acc_tok",
+            tether_store::SecretUpdate {
+                name: "acc_tok".into(),
+                description: None,
+                tags: Default::default(),
+                value: None,
+                usable_from: Some(vec!["org/o".into()]),
+                allowed_hosts: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(granted.usable_from, vec![org()]);
+    s.create_connector(c.clone()).await.unwrap();
+    assert_eq!(s.connector_secrets(&p, &c).await.unwrap().len(), 1);
+    // An update that leaves the grants out keeps them.
+    let kept = s
+        .update_secret(
+            &Scope::Account,
+            "acc_tok",
+            tether_store::SecretUpdate {
+                name: "renamed".into(),
+                description: None,
+                tags: Default::default(),
+                value: None,
+                usable_from: None,
+                allowed_hosts: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept.usable_from, vec![org()]);
+    assert_eq!(
+        s.get_secret_meta(&Scope::Account, "acc_tok")
+            .await
+            .unwrap()
+            .usable_from,
+        vec![org()]
+    );
+
+    // Revoked: the stored connector may no longer use it.
+    s.update_secret(
+        &Scope::Account,
+        "acc_tok",
+        tether_store::SecretUpdate {
+            name: "acc_tok".into(),
+            description: None,
+            tags: Default::default(),
+            value: None,
+            usable_from: Some(vec![]),
+            allowed_hosts: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        s.connector_secrets(&p, &c).await,
+        Err(StoreError::SecretUseDenied(_))
+    ));
+
+    // Grants must name existing scopes within the secret's.
+    for (bad, field) in [
+        ("org/nope", "usableFrom[0]"),
+        ("project/o/nope", "usableFrom[0]"),
+        ("o", "usableFrom[0]"),
+    ] {
+        let err = s
+            .update_secret(
+                &Scope::Account,
+                "acc_tok",
+                tether_store::SecretUpdate {
+                    name: "acc_tok".into(),
+                    description: None,
+                    tags: Default::default(),
+                    value: None,
+                    usable_from: Some(vec![bad.into()]),
+                    allowed_hosts: None,
+                },
+            )
+            .await
+            .unwrap_err();
+        let StoreError::Validation(errs) = err else {
+            panic!("{bad}: expected a validation error, got {err:?}");
+        };
+        assert_eq!(errs.first().unwrap().field, field, "{bad}");
+    }
+    secret(s, &p, "mine", "x").await;
+    let err = s
+        .update_secret(
+            &p,
+            "mine",
+            tether_store::SecretUpdate {
+                name: "mine".into(),
+                description: None,
+                tags: Default::default(),
+                value: None,
+                usable_from: Some(vec!["org/o".into()]),
+                allowed_hosts: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Validation(_)), "{err:?}");
+}
+
+async fn host_bound_secrets_refuse_other_urls(env: TestEnv) {
+    let s = &env.store;
+    setup_scopes(s).await;
+    let p = project();
+    s.create_secret(
+        &p,
+        tether_store::SecretInput {
+            identifier: Some("bound".into()),
+            name: "bound".into(),
+            description: None,
+            tags: Default::default(),
+            value: tether_store::SecretValue::new("v"),
+            usable_from: Vec::new(),
+            allowed_hosts: vec!["10.0.0.1:6443".into(), "IDP.example".into()],
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.get_secret_meta(&p, "bound").await.unwrap().allowed_hosts,
+        vec!["10.0.0.1:6443".to_string(), "idp.example".to_string()]
+    );
+    // manual() points at https://10.0.0.1:6443: allowed.
+    s.create_connector(sa_connector(&p, "ok", Some("ok"), "bound"))
+        .await
+        .unwrap();
+    let mut elsewhere = sa_connector(&p, "elsewhere", Some("elsewhere"), "bound");
+    if let tether_domain::Credential::ManualConfig(m) = &mut elsewhere.spec.credential {
+        m.master_url = "https://attacker.example:6443".into();
+    }
+    let err = s.create_connector(elsewhere).await.unwrap_err();
+    let StoreError::SecretUseDenied(errs) = err else {
+        panic!("expected SecretUseDenied, got {err:?}");
+    };
+    assert_eq!(
+        errs.first().unwrap().field,
+        "spec.credential.spec.masterUrl"
+    );
+    assert!(
+        errs.first()
+            .unwrap()
+            .message
+            .contains("attacker.example:6443"),
+        "{errs}"
+    );
+    // OpenIdConnect: the issuer must be allowed too.
+    secret(s, &p, "cid", "client").await;
+    let oidc = |issuer: &str| {
+        connector(
+            &p,
+            "oidc",
+            Some("oidc"),
+            manual(
+                "OpenIdConnect",
+                json!({
+                    "oidcIssuerUrl": issuer,
+                    "oidcClientIdRef": "cid", "oidcPasswordRef": "bound",
+                    "oidcUsername": "alice"
+                }),
+            ),
+        )
+    };
+    let err = s
+        .create_connector(oidc("https://evil.example/realms/x"))
+        .await
+        .unwrap_err();
+    let StoreError::SecretUseDenied(errs) = err else {
+        panic!("expected SecretUseDenied, got {err:?}");
+    };
+    assert_eq!(
+        errs.first().unwrap().field,
+        "spec.credential.spec.auth.spec.oidcIssuerUrl"
+    );
+    s.create_connector(oidc("https://idp.example/realms/x"))
+        .await
+        .unwrap();
+    // Bad host patterns are refused on their field.
+    let err = s
+        .update_secret(
+            &p,
+            "bound",
+            tether_store::SecretUpdate {
+                name: "bound".into(),
+                description: None,
+                tags: Default::default(),
+                value: None,
+                usable_from: None,
+                allowed_hosts: Some(vec!["ok.example".into(), "https://u:p@h/x".into()]),
+            },
+        )
+        .await
+        .unwrap_err();
+    let StoreError::Validation(errs) = err else {
+        panic!("expected a validation error, got {err:?}");
+    };
+    assert_eq!(errs.first().unwrap().field, "allowedHosts[1]");
 }

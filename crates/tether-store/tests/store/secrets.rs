@@ -27,6 +27,8 @@ async fn secret_lifecycle(env: TestEnv) {
         .create_secret(
             &p,
             SecretInput {
+                usable_from: Vec::new(),
+                allowed_hosts: Vec::new(),
                 identifier: Some("db_pw".into()),
                 name: "DB password".into(),
                 description: Some("for the orders database".into()),
@@ -44,6 +46,8 @@ async fn secret_lifecycle(env: TestEnv) {
     );
     // Debug output of everything a caller holds is free of the value.
     let input = SecretInput {
+        usable_from: Vec::new(),
+        allowed_hosts: Vec::new(),
         identifier: None,
         name: "n".into(),
         description: None,
@@ -56,6 +60,8 @@ async fn secret_lifecycle(env: TestEnv) {
         .create_secret(
             &p,
             SecretInput {
+                usable_from: Vec::new(),
+                allowed_hosts: Vec::new(),
                 identifier: Some("db_pw".into()),
                 ..input.clone()
             },
@@ -72,6 +78,8 @@ async fn secret_lifecycle(env: TestEnv) {
         .create_secret(
             &p,
             SecretInput {
+                usable_from: Vec::new(),
+                allowed_hosts: Vec::new(),
                 value: SecretValue::new(""),
                 ..input.clone()
             },
@@ -90,6 +98,8 @@ async fn secret_lifecycle(env: TestEnv) {
             &p,
             "db_pw",
             SecretUpdate {
+                usable_from: None,
+                allowed_hosts: None,
                 name: "DB password - orders".into(),
                 description: None,
                 tags: BTreeMap::new(),
@@ -109,6 +119,8 @@ async fn secret_lifecycle(env: TestEnv) {
         &p,
         "db_pw",
         SecretUpdate {
+            usable_from: None,
+            allowed_hosts: None,
             name: "x".into(),
             description: None,
             tags,
@@ -159,6 +171,8 @@ async fn secret_lifecycle(env: TestEnv) {
             &p,
             "db_pw",
             SecretUpdate {
+                usable_from: None,
+                allowed_hosts: None,
                 name: "x".into(),
                 description: None,
                 tags: BTreeMap::new(),
@@ -304,6 +318,8 @@ async fn no_plaintext_at_rest(env: TestEnv) {
         &project(),
         "s0",
         SecretUpdate {
+            usable_from: None,
+            allowed_hosts: None,
             name: "s0".into(),
             description: None,
             tags: BTreeMap::new(),

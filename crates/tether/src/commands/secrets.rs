@@ -28,6 +28,30 @@ pub enum SecretCommand {
         #[arg(long)]
         value_file: Option<PathBuf>,
         #[command(flatten)]
+        access: AccessArgs,
+        #[command(flatten)]
+        scope: ScopeArgs,
+    },
+    /// Change a secret: name, description, value, use grants, allowed hosts.
+    /// What is not given stays as it is.
+    Update {
+        identifier: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// A new value from this file (`-`: stdin). Without it the value stays.
+        #[arg(long)]
+        value_file: Option<PathBuf>,
+        #[command(flatten)]
+        access: AccessArgs,
+        /// Remove every use grant: only connectors of the secret's own scope use it.
+        #[arg(long, conflicts_with = "usable_from")]
+        no_usable_from: bool,
+        /// Remove the host binding: the value may go to any host.
+        #[arg(long, conflicts_with = "allowed_hosts")]
+        no_allowed_hosts: bool,
+        #[command(flatten)]
         scope: ScopeArgs,
     },
     /// List secrets (never their values).
@@ -55,6 +79,22 @@ pub enum SecretCommand {
     },
 }
 
+/// Who may use a secret, and where its value may go.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AccessArgs {
+    /// A scope whose connectors may use the secret besides its own: `account`,
+    /// `org/<org>` (the org and its projects) or `project/<org>/<project>`.
+    /// Repeat for several; on update the list replaces the current one.
+    /// Delegates of these scopes receive the value when they run a test.
+    #[arg(long = "usable-from", value_name = "SCOPE")]
+    usable_from: Vec<String>,
+    /// A host the value may be sent to (`10.0.0.1:6443`, `api.example.com`,
+    /// `*.example.com`): connectors using the secret must dial only these.
+    /// Repeat for several; on update the list replaces the current one.
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    allowed_hosts: Vec<String>,
+}
+
 fn read_value(file: Option<&PathBuf>) -> Result<String> {
     let mut value = String::new();
     match file {
@@ -80,6 +120,19 @@ fn read_value(file: Option<&PathBuf>) -> Result<String> {
     Ok(value)
 }
 
+/// `a, b`, or `-` for an empty list.
+fn list_cell(v: &Value) -> String {
+    let items: Vec<&str> = v
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if items.is_empty() {
+        "-".into()
+    } else {
+        items.join(",")
+    }
+}
+
 fn rows(items: &[Value]) -> Vec<Vec<String>> {
     items
         .iter()
@@ -88,13 +141,22 @@ fn rows(items: &[Value]) -> Vec<Vec<String>> {
                 s["identifier"].as_str().unwrap_or_default().to_string(),
                 s["name"].as_str().unwrap_or_default().to_string(),
                 s["type"].as_str().unwrap_or_default().to_string(),
+                list_cell(&s["usableFrom"]),
+                list_cell(&s["allowedHosts"]),
                 time(s["lastModifiedAt"].as_i64()),
             ]
         })
         .collect()
 }
 
-const HEADERS: &[&str] = &["IDENTIFIER", "NAME", "TYPE", "UPDATED"];
+const HEADERS: &[&str] = &[
+    "IDENTIFIER",
+    "NAME",
+    "TYPE",
+    "USABLE FROM",
+    "ALLOWED HOSTS",
+    "UPDATED",
+];
 
 pub async fn run(cmd: SecretCommand) -> Result<()> {
     let client = ApiClient::from_env()?;
@@ -104,11 +166,13 @@ pub async fn run(cmd: SecretCommand) -> Result<()> {
             identifier,
             description,
             value_file,
+            access,
             scope,
         } => {
             let value = read_value(value_file.as_ref())?;
             let body = strip_nulls(json!({
                 "name": name, "identifier": identifier, "description": description, "value": value,
+                "usableFrom": access.usable_from, "allowedHosts": access.allowed_hosts,
             }));
             let path = format!("{}/secrets", scope_path(&scope.scope()?));
             let created: Value = client
@@ -117,6 +181,48 @@ pub async fn run(cmd: SecretCommand) -> Result<()> {
             println!(
                 "created secret {}",
                 created["identifier"].as_str().unwrap_or_default()
+            );
+            Ok(())
+        }
+        SecretCommand::Update {
+            identifier,
+            name,
+            description,
+            value_file,
+            access,
+            no_usable_from,
+            no_allowed_hosts,
+            scope,
+        } => {
+            let path = format!("{}/secrets/{identifier}", scope_path(&scope.scope()?));
+            let current: Value = client.json(Method::GET, &path, None, &[]).await?;
+            let mut body = json!({
+                "name": name.as_deref().or(current["name"].as_str()),
+                "description": description.as_deref().or(current["description"].as_str()),
+                "tags": current["tags"],
+            });
+            if value_file.is_some() {
+                body["value"] = json!(read_value(value_file.as_ref())?);
+            }
+            if no_usable_from || !access.usable_from.is_empty() {
+                body["usableFrom"] = json!(access.usable_from);
+            }
+            if no_allowed_hosts || !access.allowed_hosts.is_empty() {
+                body["allowedHosts"] = json!(access.allowed_hosts);
+            }
+            let updated: Value = client
+                .json(Method::PUT, &path, Some(Body::Json(strip_nulls(body))), &[])
+                .await?;
+            println!(
+                "updated secret {identifier}: usable from {} besides its own scope; allowed hosts: {}",
+                match list_cell(&updated["usableFrom"]).as_str() {
+                    "-" => "no other scope".to_string(),
+                    l => l.to_string(),
+                },
+                match list_cell(&updated["allowedHosts"]).as_str() {
+                    "-" => "any".to_string(),
+                    l => l.to_string(),
+                }
             );
             Ok(())
         }
