@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod cloud_auth;
 pub mod connection_test;
 pub mod onboarding;
 

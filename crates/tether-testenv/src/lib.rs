@@ -9,12 +9,14 @@
 #![forbid(unsafe_code)]
 
 mod accounts;
+pub mod cloud;
 mod kube_env;
 mod postgres;
 mod tether_server;
 
 pub use accounts::{bind_cluster_role, service_account_token};
-pub use kube_env::{repo_root, KubeEnv};
+pub use cloud::CloudWorld;
+pub use kube_env::{repo_root, KubeEnv, OwnedKube};
 pub use postgres::TestDatabase;
 pub use tether_server::TetherServer;
 
