@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::cloud_auth::{AksAuth, EksAuth, GkeAuth};
 use crate::identifier::{validate_identifier, validate_name};
 use crate::permissions::{ConnectionTestSettings, PermissionProfile};
 use crate::scope::Scope;
@@ -91,6 +92,28 @@ pub enum Auth {
     UsernamePassword(UsernamePasswordAuth),
     ClientKeyCert(ClientKeyCertAuth),
     OpenIdConnect(OpenIdConnectAuth),
+    /// Amazon EKS: tether signs the aws-iam-authenticator token itself.
+    #[serde(rename = "EKS")]
+    Eks(EksAuth),
+    /// Google GKE: an OAuth2 access token of a service account.
+    #[serde(rename = "GKE")]
+    Gke(GkeAuth),
+    /// Azure AKS with Entra ID: a token for the AKS server application.
+    #[serde(rename = "AKS")]
+    Aks(AksAuth),
+}
+
+impl Auth {
+    /// True for the cloud types that, without a secret, use the cloud identity
+    /// of the delegate's pod.
+    pub fn uses_delegate_cloud_identity(&self) -> bool {
+        match self {
+            Auth::Eks(a) => a.uses_delegate_identity(),
+            Auth::Gke(a) => a.uses_delegate_identity(),
+            Auth::Aks(a) => a.uses_delegate_identity(),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -259,6 +282,9 @@ impl Connector {
                 Auth::UsernamePassword(_) => "UsernamePassword",
                 Auth::ClientKeyCert(_) => "ClientKeyCert",
                 Auth::OpenIdConnect(_) => "OpenIdConnect",
+                Auth::Eks(_) => "EKS",
+                Auth::Gke(_) => "GKE",
+                Auth::Aks(_) => "AKS",
             }),
             Credential::InheritFromDelegate => None,
         }
@@ -335,6 +361,9 @@ impl Connector {
                     a.ca_cert_ref.as_ref(),
                 ));
             }
+            Auth::Eks(a) => refs.extend(a.refs()),
+            Auth::Gke(a) => refs.extend(a.refs()),
+            Auth::Aks(a) => refs.extend(a.refs()),
         }
         refs.into_iter()
             .filter_map(|(field, r)| {
@@ -425,6 +454,13 @@ impl Connector {
                     errs.push("spec.credential.spec.masterUrl", e);
                 }
                 check_auth(&m.auth, &mut errs);
+                if m.auth.uses_delegate_cloud_identity() && self.spec.delegate_selectors.is_empty()
+                {
+                    errs.push(
+                        "spec.delegateSelectors",
+                        "without a secret this auth type uses the cloud identity of the delegate's pod (EKS IRSA or Pod Identity, the GKE metadata server, AKS workload identity), so name at least one delegate selector (a tag of a delegate that has that identity), or give the secret",
+                    );
+                }
             }
         }
         for r in self.secret_refs() {
@@ -462,7 +498,9 @@ fn check_auth(auth: &Auth, errs: &mut ValidationErrors) {
                 errs.push(format!("{AUTH}.spec.oidcIssuerUrl"), e);
             }
         }
-        Auth::ServiceAccount(_) | Auth::ClientKeyCert(_) => {}
+        Auth::Eks(a) => a.check(errs),
+        Auth::Aks(a) => a.check(errs),
+        Auth::ServiceAccount(_) | Auth::ClientKeyCert(_) | Auth::Gke(_) => {}
     }
 }
 
@@ -722,6 +760,156 @@ connector:
             assert_eq!(e.field, "spec.credential.spec.auth.spec.oidcIssuerUrl");
             assert!(e.message.contains(needle), "{issuer}: {}", e.message);
         }
+    }
+
+    fn cloud(auth: &str) -> String {
+        SA.replace(
+            "type: ServiceAccount\n          spec:\n            serviceAccountTokenRef: org.sa_token\n            caCertRef: account.ca",
+            auth,
+        )
+    }
+
+    #[test]
+    fn eks_with_keys_and_role_parses_with_its_refs() {
+        let yaml = cloud("type: EKS\n          spec:\n            region: eu-west-1\n            clusterName: prod\n            accessKeyIdRef: aws_key_id\n            secretAccessKeyRef: org.aws_secret\n            sessionTokenRef: aws_session\n            roleArn: arn:aws:iam::123456789012:role/deployer\n            externalId: tether-ext");
+        let doc: ConnectorDocument = serde_yaml::from_str(&yaml).unwrap();
+        doc.connector.validate().unwrap();
+        assert_eq!(doc.connector.auth_type(), Some("EKS"));
+        let refs: Vec<_> = doc
+            .connector
+            .secret_refs()
+            .into_iter()
+            .map(|r| (r.field, r.reference))
+            .collect();
+        assert_eq!(
+            refs,
+            vec![
+                (
+                    "spec.credential.spec.auth.spec.accessKeyIdRef",
+                    "aws_key_id"
+                ),
+                (
+                    "spec.credential.spec.auth.spec.secretAccessKeyRef",
+                    "org.aws_secret"
+                ),
+                (
+                    "spec.credential.spec.auth.spec.sessionTokenRef",
+                    "aws_session"
+                ),
+            ]
+        );
+        let again: ConnectorDocument =
+            serde_yaml::from_str(&serde_yaml::to_string(&doc).unwrap()).unwrap();
+        assert_eq!(again, doc);
+    }
+
+    #[test]
+    fn eks_rules_name_their_fields() {
+        let yaml = cloud("type: EKS\n          spec:\n            region: Ireland\n            clusterName: -x\n            accessKeyIdRef: k\n            roleArn: arn:aws:iam::123456789012:user/alice\n            stsEndpoint: http://sts.example.com");
+        let doc: ConnectorDocument = serde_yaml::from_str(&yaml).unwrap();
+        let fields: Vec<String> = doc
+            .connector
+            .validate()
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        for f in [
+            "region",
+            "clusterName",
+            "secretAccessKeyRef",
+            "roleArn",
+            "stsEndpoint",
+        ] {
+            assert!(
+                fields.contains(&format!("spec.credential.spec.auth.spec.{f}")),
+                "{f}: {fields:?}"
+            );
+        }
+        // externalId without a role, a session token without keys.
+        let yaml = cloud("type: EKS\n          spec:\n            region: eu-west-1\n            clusterName: prod\n            sessionTokenRef: s\n            externalId: abc");
+        let doc: ConnectorDocument = serde_yaml::from_str(&yaml).unwrap();
+        let fields: Vec<String> = doc
+            .connector
+            .validate()
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert!(
+            fields.contains(&"spec.credential.spec.auth.spec.externalId".to_string()),
+            "{fields:?}"
+        );
+        assert!(
+            fields.contains(&"spec.credential.spec.auth.spec.sessionTokenRef".to_string()),
+            "{fields:?}"
+        );
+    }
+
+    #[test]
+    fn cloud_types_without_a_secret_need_a_delegate_selector() {
+        for auth in [
+            "type: EKS\n          spec:\n            region: eu-west-1\n            clusterName: prod\n            roleArn: arn:aws:iam::123456789012:role/deployer",
+            "type: GKE\n          spec: {}",
+            "type: AKS\n          spec:\n            tenantId: 72f988bf-86f1-41af-91ab-2d7cd011db47",
+        ] {
+            let with = cloud(auth);
+            let doc: ConnectorDocument = serde_yaml::from_str(&with).unwrap();
+            doc.connector.validate().unwrap();
+            assert!(doc.connector.secret_refs().is_empty());
+            let without = with.replace("delegateSelectors: [eu]", "delegateSelectors: []");
+            let doc: ConnectorDocument = serde_yaml::from_str(&without).unwrap();
+            let errs = doc.connector.validate().unwrap_err();
+            assert_eq!(errs.first().unwrap().field, "spec.delegateSelectors", "{auth}");
+        }
+    }
+
+    #[test]
+    fn gke_and_aks_parse_with_their_refs() {
+        let doc: ConnectorDocument = serde_yaml::from_str(&cloud(
+            "type: GKE\n          spec:\n            serviceAccountKeyRef: gcp_key\n            caCertRef: ca",
+        ))
+        .unwrap();
+        doc.connector.validate().unwrap();
+        assert_eq!(doc.connector.auth_type(), Some("GKE"));
+        assert_eq!(
+            doc.connector.secret_refs()[0].field,
+            "spec.credential.spec.auth.spec.serviceAccountKeyRef"
+        );
+
+        let aks = "type: AKS\n          spec:\n            tenantId: 72f988bf-86f1-41af-91ab-2d7cd011db47\n            clientIdRef: aks_client\n            clientSecretRef: aks_secret";
+        let doc: ConnectorDocument = serde_yaml::from_str(&cloud(aks)).unwrap();
+        doc.connector.validate().unwrap();
+        assert_eq!(doc.connector.auth_type(), Some("AKS"));
+        assert_eq!(doc.connector.secret_refs().len(), 2);
+        // A secret needs to know whose secret it is; both ids is one too many.
+        let doc: ConnectorDocument = serde_yaml::from_str(&cloud(
+            &aks.replace("            clientIdRef: aks_client\n", ""),
+        ))
+        .unwrap();
+        assert_eq!(
+            doc.connector.validate().unwrap_err().first().unwrap().field,
+            "spec.credential.spec.auth.spec.clientId"
+        );
+        let doc: ConnectorDocument = serde_yaml::from_str(&cloud(&aks.replace(
+            "clientIdRef: aks_client",
+            "clientIdRef: aks_client\n            clientId: 6dae42f8-4368-4678-94ff-3960e28e3630",
+        )))
+        .unwrap();
+        assert_eq!(
+            doc.connector.validate().unwrap_err().first().unwrap().field,
+            "spec.credential.spec.auth.spec.clientIdRef"
+        );
+        let doc: ConnectorDocument = serde_yaml::from_str(&cloud(
+            &aks.replace("72f988bf-86f1-41af-91ab-2d7cd011db47", "my tenant"),
+        ))
+        .unwrap();
+        assert_eq!(
+            doc.connector.validate().unwrap_err().first().unwrap().field,
+            "spec.credential.spec.auth.spec.tenantId"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! store, the server and the delegate can all rely on the same validation.
 #![forbid(unsafe_code)]
 
+pub mod cloud_auth;
 pub mod connector;
 pub mod delegate_protocol;
 pub mod identifier;

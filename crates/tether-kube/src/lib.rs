@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod client_cert;
+pub mod cloud_auth;
 pub mod connection_test;
 pub mod onboarding;
 

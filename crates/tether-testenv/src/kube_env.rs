@@ -45,6 +45,13 @@ pub struct Node {
     pub busybox_image: String,
 }
 
+/// A control plane started by [`KubeEnv::start_own`]; holding it holds the
+/// control plane's stdin open.
+pub struct OwnedKube {
+    pub env: KubeEnv,
+    _child: Child,
+}
+
 /// The control plane this process started, if it started one. Holding the child
 /// holds its stdin open; when this process exits for any reason (pass, fail,
 /// panic, kill -9) the pipe closes and `kube-testenv` tears everything down.
@@ -66,9 +73,26 @@ impl KubeEnv {
             let env = read_env_file(&Path::new(&dir).join("env"))?;
             return Self::from_env(&env);
         }
+        let (env, child) = Self::spawn(&[])?;
+        *OWNED.lock().unwrap() = Some(child);
+        Ok(env)
+    }
+
+    /// A control plane of the caller's own, started with extra environment for
+    /// `scripts/kube-testenv` (`TETHER_KUBE_APISERVER_ARGS`,
+    /// `TETHER_KUBE_EXTRA_SANS`), for tests that need API server flags the
+    /// shared one must not have. It stops when the returned [`OwnedKube`] is
+    /// dropped or this process exits.
+    pub fn start_own(envs: &[(&str, &str)]) -> Result<OwnedKube> {
+        let (env, child) = Self::spawn(envs)?;
+        Ok(OwnedKube { env, _child: child })
+    }
+
+    fn spawn(envs: &[(&str, &str)]) -> Result<(KubeEnv, Child)> {
         let script = repo_root().join("scripts/kube-testenv");
         let mut child = Command::new(&script)
             .args(["up", "--foreground"])
+            .envs(envs.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -79,8 +103,7 @@ impl KubeEnv {
         for line in BufReader::new(stdout).lines() {
             let line = line?;
             if line == "READY" {
-                *OWNED.lock().unwrap() = Some(child);
-                return Self::from_env(&env);
+                return Ok((Self::from_env(&env)?, child));
             }
             if let Some((k, v)) = line.split_once('=') {
                 env.insert(k.to_string(), v.to_string());

@@ -11,13 +11,15 @@
 
 mod accounts;
 mod https;
+pub mod cloud;
 mod kube_env;
 mod postgres;
 mod tether_server;
 
 pub use accounts::{bind_cluster_role, service_account_token};
+pub use cloud::CloudWorld;
 pub use https::{Handler, HttpRequest, HttpsServer, TestCa};
-pub use kube_env::{repo_root, KubeEnv, Node};
+pub use kube_env::{repo_root, KubeEnv, Node, OwnedKube};
 pub use postgres::TestDatabase;
 pub use tether_server::TetherServer;
 

@@ -9,6 +9,10 @@ use secrecy::SecretString;
 use serde_json::Value;
 use tether_domain::connector::{Auth, Credential};
 use tether_domain::Connector;
+use tether_kube::cloud_auth::aks::{AksConfig, AksCredential};
+use tether_kube::cloud_auth::eks::{AwsBase, AwsKeys, EksConfig};
+use tether_kube::cloud_auth::gke::{GkeConfig, GkeSource};
+use tether_kube::cloud_auth::{self, delegate, CloudAuth};
 use tether_kube::connection_test::{self, failure_report, ResolvedAuth, TestInput, TestTarget};
 use tether_kube::{ClusterAccess, Credentials};
 
@@ -107,6 +111,17 @@ fn input(payload: &Value, ctx: &TaskContext) -> Result<TestInput, Report> {
                         },
                     )
                 }
+                Auth::Eks(_) | Auth::Gke(_) | Auth::Aks(_) => {
+                    let env = |k: &str| std::env::var(k).ok();
+                    let resolved = cloud_auth(&m.auth, &get, &env)?;
+                    let ca = match &m.auth {
+                        Auth::Eks(a) => opt(&a.ca_cert_ref)?,
+                        Auth::Gke(a) => opt(&a.ca_cert_ref)?,
+                        Auth::Aks(a) => opt(&a.ca_cert_ref)?,
+                        _ => None,
+                    };
+                    (ca, ResolvedAuth::Cloud(resolved))
+                }
             };
             TestTarget::Manual {
                 master_url: m.master_url.clone(),
@@ -120,6 +135,86 @@ fn input(payload: &Value, ctx: &TaskContext) -> Result<TestInput, Report> {
     input.settings = connector.spec.connection_test.clone().unwrap_or_default();
     input.stage_timeout = stage_timeout;
     Ok(input)
+}
+
+/// A cloud auth type with its secrets resolved; without a secret, the cloud
+/// identity of the delegate's pod as its environment describes it.
+fn cloud_auth(
+    auth: &Auth,
+    get: &dyn Fn(&str) -> Result<String, Report>,
+    env: delegate::Env<'_>,
+) -> Result<CloudAuth, Report> {
+    let no_identity = |e: cloud_auth::CloudError| {
+        Box::new(failure_report(
+            "NO_DELEGATE_CLOUD_IDENTITY",
+            &e.to_string(),
+            400,
+            vec!["run the connector's delegate where it has that cloud identity, or give the connector the secret".into()],
+        ))
+    };
+    Ok(match auth {
+        Auth::Eks(a) => {
+            let base = match (&a.access_key_id_ref, &a.secret_access_key_ref) {
+                (Some(id), Some(secret)) => AwsBase::Keys(AwsKeys {
+                    access_key_id: get(id)?.trim().to_string(),
+                    secret_access_key: SecretString::from(get(secret)?),
+                    session_token: a
+                        .session_token_ref
+                        .as_deref()
+                        .map(get)
+                        .transpose()?
+                        .map(SecretString::from),
+                }),
+                _ => delegate::aws(env).map_err(no_identity)?,
+            };
+            CloudAuth::Eks(EksConfig {
+                region: a.region.clone(),
+                cluster_name: a.cluster_name.clone(),
+                base,
+                role_arn: a.role_arn.clone(),
+                external_id: a.external_id.clone(),
+                sts_endpoint: a.sts_endpoint.clone(),
+                eks_endpoint: a.eks_endpoint.clone(),
+            })
+        }
+        Auth::Gke(a) => CloudAuth::Gke(GkeConfig {
+            source: match &a.service_account_key_ref {
+                Some(r) => GkeSource::Key(SecretString::from(get(r)?)),
+                None => delegate::google(env),
+            },
+        }),
+        Auth::Aks(a) => {
+            let client_id = match (&a.client_id, &a.client_id_ref) {
+                (Some(c), _) => Some(c.clone()),
+                (None, Some(r)) => Some(get(r)?.trim().to_string()),
+                (None, None) => None,
+            };
+            let (client_id, credential) = match &a.client_secret_ref {
+                Some(r) => (
+                    client_id.unwrap_or_default(),
+                    AksCredential::Secret(SecretString::from(get(r)?)),
+                ),
+                None => {
+                    let (_, env_client, cred) = delegate::azure(env).map_err(no_identity)?;
+                    (client_id.unwrap_or(env_client), cred)
+                }
+            };
+            CloudAuth::Aks(AksConfig {
+                tenant_id: a.tenant_id.clone(),
+                client_id,
+                credential,
+                authority_host: a.authority_host.clone(),
+            })
+        }
+        _ => {
+            return Err(Box::new(failure_report(
+                "BAD_TASK",
+                "not a cloud auth type (internal error)",
+                500,
+                vec![],
+            )))
+        }
+    })
 }
 
 /// The delegate's own identity: its pod's service account, or the kubeconfig it

@@ -32,6 +32,8 @@ use crate::client_cert::{self, ClientCertError};
 /// The credentials of the target, before preparation.
 pub(crate) enum AuthSource<'a> {
     Resolved(&'a ResolvedAuth),
+    /// A cloud token the `token` stage made.
+    Cloud(&'a super::cloud::CloudPrepared),
     Delegate {
         credentials: &'a Credentials,
         label: &'a str,
@@ -51,6 +53,7 @@ pub(crate) struct AuthInput<'a> {
     pub ca_pem: Option<&'a str>,
     pub source: AuthSource<'a>,
     pub server_cert_issuer: Option<String>,
+    pub server_cert_sans: Vec<String>,
     pub timeout: Duration,
     pub now: i64,
 }
@@ -198,6 +201,19 @@ async fn prepare(input: &AuthInput<'_>, knowledge: &mut Knowledge) -> Result<Pre
                 detail: token.detail,
             })
         }
+        AuthSource::Cloud(c) => {
+            knowledge.warnings.extend(c.warnings.iter().cloned());
+            Ok(Prepared {
+                credentials: Credentials::Token(c.token.clone()),
+                kind: c.kind.clone(),
+                identity: Some(c.identity.clone()),
+                detail: c.detail.clone(),
+            })
+        }
+        AuthSource::Resolved(ResolvedAuth::Cloud(_)) => Err(Failure::new(
+            diagnosis::Reason::Internal,
+            "a cloud token was not made before authentication (internal error)",
+        )),
         AuthSource::Delegate { credentials, label } => {
             let mut p = match credentials {
                 Credentials::Token(t) => prepare_token(t.expose_secret()),
@@ -372,6 +388,7 @@ pub(crate) async fn authenticate(
         auth: prepared.kind.clone(),
         server_version: version,
         server_cert_issuer: input.server_cert_issuer.clone(),
+        server_cert_sans: input.server_cert_sans.clone(),
         now: input.now,
     };
     let unauthorized = |message: &str, version: Option<String>| {
@@ -508,6 +525,7 @@ pub(crate) async fn authenticate(
                 IdentitySource::OidcIdToken => "from the ID token, default claim mapping",
                 IdentitySource::BasicAuthUsername => "the basic-auth user name",
                 IdentitySource::DelegateLabel => "the delegate's identity",
+                IdentitySource::CloudIdentity => "the cloud identity of the token",
             }
         ),
         None => "an unnamed identity".to_string(),

@@ -45,6 +45,19 @@ pub enum Reason {
     ApiServerError,
     ApiRequestFailed,
     Internal,
+    // Cloud auth types (EKS, GKE, AKS).
+    CloudEndpointUnreachable,
+    CloudEndpointError,
+    InvalidCloudCredential,
+    NoDelegateCloudIdentity,
+    CloudCredentialsRejected,
+    CloudCredentialsExpired,
+    AssumeRoleDenied,
+    ClockSkew,
+    EksClusterNotFound,
+    EksWrongRegion,
+    CloudTokenRejected,
+    AksLocalAccountsDisabled,
 }
 
 impl Reason {
@@ -80,6 +93,18 @@ impl Reason {
             Reason::ApiServerError => "API_SERVER_ERROR",
             Reason::ApiRequestFailed => "API_REQUEST_FAILED",
             Reason::Internal => "INTERNAL_ERROR",
+            Reason::CloudEndpointUnreachable => "CLOUD_ENDPOINT_UNREACHABLE",
+            Reason::CloudEndpointError => "CLOUD_ENDPOINT_ERROR",
+            Reason::InvalidCloudCredential => "INVALID_CLOUD_CREDENTIAL",
+            Reason::NoDelegateCloudIdentity => "NO_DELEGATE_CLOUD_IDENTITY",
+            Reason::CloudCredentialsRejected => "CLOUD_CREDENTIALS_REJECTED",
+            Reason::CloudCredentialsExpired => "CLOUD_CREDENTIALS_EXPIRED",
+            Reason::AssumeRoleDenied => "ASSUME_ROLE_DENIED",
+            Reason::ClockSkew => "CLOCK_SKEW",
+            Reason::EksClusterNotFound => "EKS_CLUSTER_NOT_FOUND",
+            Reason::EksWrongRegion => "EKS_WRONG_REGION",
+            Reason::CloudTokenRejected => "CLOUD_TOKEN_REJECTED",
+            Reason::AksLocalAccountsDisabled => "AKS_LOCAL_ACCOUNTS_DISABLED",
         }
     }
 
@@ -91,8 +116,19 @@ impl Reason {
             | Reason::InvalidCaCertificate
             | Reason::InvalidClientCertificate
             | Reason::InvalidClientKey
-            | Reason::ClientKeyMismatch => 400,
-            Reason::Unauthorized | Reason::CredentialsIgnored => 401,
+            | Reason::ClientKeyMismatch
+            | Reason::InvalidCloudCredential
+            | Reason::NoDelegateCloudIdentity
+            | Reason::EksWrongRegion => 400,
+            Reason::Unauthorized
+            | Reason::CredentialsIgnored
+            | Reason::CloudCredentialsRejected
+            | Reason::CloudCredentialsExpired
+            | Reason::ClockSkew
+            | Reason::CloudTokenRejected
+            | Reason::AksLocalAccountsDisabled => 401,
+            Reason::AssumeRoleDenied => 403,
+            Reason::EksClusterNotFound => 404,
             Reason::MissingPermissions => 403,
             Reason::Timeout => 504,
             Reason::Internal => 500,
@@ -235,6 +271,10 @@ pub(crate) fn timeout(stage: StageName, endpoint: &str, limit: Duration) -> Fail
             format!(
                 "Something listens at {endpoint} but does not speak TLS there, or a proxy or firewall holds the connection open: check that masterUrl points at the API server's HTTPS port ({PORT_HINT})."
             ),
+        ),
+        StageName::Token => (
+            format!("making the cloud token did not finish within {limit_s}"),
+            "The cloud's token endpoints (STS, the EKS API, Google's token endpoint, Entra ID) answer too slowly or packets to them are dropped: check the delegate's egress to them, or raise the connection test's stage timeout.".to_string(),
         ),
         StageName::Authentication => (
             format!("the API server at {endpoint} did not answer within {limit_s}"),
@@ -579,6 +619,17 @@ pub enum AuthKind {
     Delegate {
         label: String,
     },
+    /// A token made by tether from cloud credentials (EKS, GKE, AKS).
+    Cloud {
+        /// `EKS`, `GKE` or `AKS`.
+        provider: &'static str,
+        /// The cloud identity (IAM ARN, service-account e-mail, application).
+        identity: String,
+        /// Unix seconds.
+        expires_at: i64,
+        cluster_name: Option<String>,
+        region: Option<String>,
+    },
 }
 
 impl AuthKind {
@@ -600,6 +651,9 @@ pub struct UnauthorizedContext {
     pub server_version: Option<String>,
     /// Issuer of the API server's own certificate (from the TLS stage).
     pub server_cert_issuer: Option<String>,
+    /// The subjectAltNames of the API server's certificate (`DNS:…`, `IP:…`):
+    /// an AKS API server says so there even behind a private IP.
+    pub server_cert_sans: Vec<String>,
     /// Unix seconds.
     pub now: i64,
 }
@@ -626,9 +680,9 @@ fn minor_version(v: &str) -> Option<(u32, u32)> {
 /// The hints for a 401 from the API server, most specific first.
 pub fn unauthorized_hints(ctx: &UnauthorizedContext) -> Vec<String> {
     let mut hints = Vec::new();
-    if is_aks_host(&ctx.host) && ctx.auth.is_static() {
+    if is_aks(ctx) && ctx.auth.is_static() {
         hints.push(format!(
-            "{} is an AKS cluster. AKS rejects static credentials (service-account tokens, client certificates, basic auth) with 401 when local accounts are disabled (disableLocalAccounts=true, common with Microsoft Entra ID integration). Either re-enable local accounts so that disableLocalAccounts=false (`az aks update --resource-group <rg> --name <cluster> --enable-local-accounts`), or use OpenIdConnect credentials from Entra ID.",
+            "{} is an AKS cluster. AKS rejects static credentials (service-account tokens, client certificates, basic auth) with 401 when local accounts are disabled (disableLocalAccounts=true, common with Microsoft Entra ID integration). Switch the connector to the AKS auth type (Entra ID client credentials: tenantId, clientId, clientSecretRef), or re-enable local accounts so that disableLocalAccounts=false (`az aks update --resource-group <rg> --name <cluster> --enable-local-accounts`).",
             ctx.host
         ));
     }
@@ -699,8 +753,31 @@ pub fn unauthorized_hints(ctx: &UnauthorizedContext) -> Vec<String> {
         AuthKind::Delegate { label } => hints.push(format!(
             "The delegate's own credentials ({label}) were rejected: its service account or token may have been deleted, or its kubeconfig's credentials have expired."
         )),
+        AuthKind::Cloud {
+            provider,
+            identity,
+            expires_at,
+            cluster_name,
+            region,
+        } => hints.extend(cloud_token_hints(
+            provider,
+            identity,
+            *expires_at,
+            cluster_name.as_deref(),
+            region.as_deref(),
+            ctx.now,
+        )),
     }
     hints
+}
+
+/// An AKS API server, by its host name or its certificate's names.
+fn is_aks(ctx: &UnauthorizedContext) -> bool {
+    is_aks_host(&ctx.host)
+        || ctx.server_cert_sans.iter().any(|s| {
+            s.strip_prefix("DNS:")
+                .is_some_and(|d| is_aks_host(d.trim_start_matches("*.")))
+        })
 }
 
 fn credentials_phrase(auth: &AuthKind) -> &'static str {
@@ -710,19 +787,37 @@ fn credentials_phrase(auth: &AuthKind) -> &'static str {
         AuthKind::ClientCert { .. } => "the client certificate",
         AuthKind::Oidc { .. } => "the OIDC ID token",
         AuthKind::Delegate { .. } => "the delegate's credentials",
+        AuthKind::Cloud { provider, .. } => match *provider {
+            "EKS" => "the EKS token",
+            "GKE" => "the GKE access token",
+            _ => "the Entra ID token",
+        },
     }
 }
 
 pub(crate) fn unauthorized(endpoint: &str, message: &str, ctx: &UnauthorizedContext) -> Failure {
-    Failure::new(
-        Reason::Unauthorized,
-        format!(
+    let reason = match &ctx.auth {
+        AuthKind::Cloud { .. } => Reason::CloudTokenRejected,
+        a if a.is_static() && is_aks(ctx) => Reason::AksLocalAccountsDisabled,
+        _ => Reason::Unauthorized,
+    };
+    let message = match (&ctx.auth, reason) {
+        (AuthKind::Cloud { identity, .. }, _) => format!(
+            "the API server at {endpoint} rejected {} of {identity} (401 {message})",
+            credentials_phrase(&ctx.auth)
+        ),
+        (_, Reason::AksLocalAccountsDisabled) => format!(
+            "the AKS API server at {endpoint} rejected {} (401 {message}): AKS with local accounts disabled accepts only Entra ID tokens",
+            credentials_phrase(&ctx.auth)
+        ),
+        _ => format!(
             "the API server at {endpoint} rejected {} (401 {message})",
             credentials_phrase(&ctx.auth)
         ),
-    )
-    .code(401)
-    .hints(unauthorized_hints(ctx))
+    };
+    Failure::new(reason, message)
+        .code(401)
+        .hints(unauthorized_hints(ctx))
 }
 
 /// The API server served us as `system:anonymous`: no authenticator of it
@@ -859,6 +954,208 @@ pub(crate) fn namespaces_phrase(namespaces: &[String]) -> String {
     }
 }
 
+// ---------------------------------------------------------------- cloud tokens
+
+/// `20 min 5 s`
+fn span(secs: i64) -> String {
+    let s = secs.unsigned_abs();
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, sec) => format!("{sec} s"),
+        (0, m, 0) => format!("{m} min"),
+        (0, m, sec) => format!("{m} min {sec} s"),
+        (h, m, _) => format!("{h} h {m} min"),
+    }
+}
+
+/// The hints after the API server refused a token tether made from cloud
+/// credentials that the cloud itself accepted.
+fn cloud_token_hints(
+    provider: &str,
+    identity: &str,
+    expires_at: i64,
+    cluster_name: Option<&str>,
+    region: Option<&str>,
+    now: i64,
+) -> Vec<String> {
+    let mut hints = Vec::new();
+    if expires_at <= now {
+        hints.push(format!(
+            "The token expired at {} (now {}): tether makes a new one before expiry, so the delegate's clock or the token's lifetime is off; run the test again, and check the delegate's clock.",
+            fmt_time(expires_at),
+            fmt_time(now)
+        ));
+    }
+    match provider {
+        "EKS" => {
+            let cluster = cluster_name.unwrap_or("<cluster>");
+            hints.push(format!(
+                "STS accepts the token of {identity}, but the cluster does not map that identity to a Kubernetes user: add an access entry (`aws eks create-access-entry --cluster-name {cluster} --principal-arn <role or user ARN>{}` plus `aws eks associate-access-policy`), or map it in the aws-auth ConfigMap of kube-system (mapRoles for a role: the role's ARN, not the assumed-role session ARN; mapUsers for a user).",
+                region.map(|r| format!(" --region {r}")).unwrap_or_default()
+            ));
+            hints.push(format!(
+                "The token is signed for the cluster name '{cluster}' (x-k8s-aws-id): if masterUrl belongs to a cluster with another name, the cluster rejects it. Set clusterName to the name `aws eks list-clusters{}` shows for the cluster at masterUrl.",
+                region.map(|r| format!(" --region {r}")).unwrap_or_default()
+            ));
+        }
+        "GKE" => hints.push(format!(
+            "Google issued an access token for {identity}, but the cluster did not accept it: the API server must be a GKE cluster of the project that grants {identity} access (IAM roles/container.developer or roles/container.clusterViewer, or an RBAC binding to the user {identity}); a non-GKE cluster does not accept Google tokens."
+        )),
+        _ => hints.push(format!(
+            "Entra ID issued a token for {identity}, but the cluster did not accept it: AKS accepts Entra ID tokens only with AKS-managed Entra ID integration (`az aks update --resource-group <rg> --name <cluster> --enable-aad`); the service principal then needs an Azure RBAC role on the cluster (e.g. Azure Kubernetes Service RBAC Writer) or a Kubernetes RBAC binding to its object id."
+        )),
+    }
+    hints
+}
+
+pub(crate) fn eks_wrong_region(
+    region: &str,
+    cluster: &str,
+    endpoint_region: Option<&str>,
+) -> Failure {
+    match endpoint_region {
+        Some(host_region) => Failure::new(
+            Reason::EksWrongRegion,
+            format!(
+                "region is '{region}', but masterUrl is an EKS endpoint in '{host_region}'"
+            ),
+        )
+        .hint(format!(
+            "Set region to {host_region}: an EKS cluster lives in one region, and the region is part of its endpoint (https://<id>.<x>.{host_region}.eks.amazonaws.com)."
+        )),
+        None => Failure::new(
+            Reason::EksWrongRegion,
+            format!(
+                "there is no EKS cluster at all in region '{region}' for this identity, so cluster '{cluster}' is in another region"
+            ),
+        )
+        .hint(format!(
+            "Set region to the cluster's region: it is in the cluster's endpoint (https://<id>.<x>.<region>.eks.amazonaws.com), and `aws eks describe-cluster --name {cluster} --region <region>` finds it there."
+        )),
+    }
+}
+
+pub(crate) fn eks_cluster_not_found(
+    region: &str,
+    cluster: &str,
+    others: Option<&[String]>,
+) -> Failure {
+    let f = Failure::new(
+        Reason::EksClusterNotFound,
+        format!("the EKS API knows no cluster named '{cluster}' in region '{region}'"),
+    );
+    match others {
+        Some(o) if !o.is_empty() => f.hint(format!(
+            "Set clusterName to the cluster's name; region {region} has: {}. The token is signed for that name (x-k8s-aws-id) and is rejected by any other cluster.",
+            o.join(", ")
+        )),
+        _ => f.hint(format!(
+            "Check clusterName (`aws eks list-clusters --region {region}`) and region: the token is signed for that name and is rejected by any other cluster."
+        )),
+    }
+}
+
+fn clockish(code: &str, message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    code == "RequestExpired"
+        || (code == "SignatureDoesNotMatch"
+            && (m.contains("signature expired") || m.contains("not yet current")))
+        || m.contains("iat and exp")
+        || m.contains("reasonable timeframe")
+        || m.contains("aadsts700024")
+        || m.contains("aadsts700027")
+        || m.contains("not within its valid time range")
+}
+
+/// A failed token request, in words. `provider` is EKS, GKE or AKS.
+pub(crate) fn cloud_error(provider: &str, e: &crate::cloud_auth::CloudError, now: i64) -> Failure {
+    use crate::cloud_auth::CloudError as E;
+    match e {
+        E::Unreachable { service, url, error } => Failure::new(
+            Reason::CloudEndpointUnreachable,
+            format!("{service} at {url} cannot be reached from the delegate: {error}"),
+        )
+        .hint(match provider {
+            "EKS" => format!("The delegate must reach {url} over HTTPS to make and check EKS tokens: allow egress to it, or, in a private VPC, create an STS interface endpoint and set stsEndpoint (and eksEndpoint) to it."),
+            "GKE" => format!("The delegate must reach Google's token endpoint {url} over HTTPS (allow egress to oauth2.googleapis.com, or Private Google Access)."),
+            _ => format!("The delegate must reach Entra ID at {url} over HTTPS (allow egress to login.microsoftonline.com, or set authorityHost for a sovereign cloud)."),
+        }),
+        E::BadAnswer { service, url, problem } => Failure::new(
+            Reason::CloudEndpointError,
+            format!("{service} at {url} answered something unexpected: {problem}"),
+        )
+        .hint("Check that the endpoint is the cloud's own (stsEndpoint, eksEndpoint, the key's token_uri, authorityHost), not a proxy that rewrites answers.".to_string()),
+        E::BadCredential { field, problem } => Failure::new(
+            Reason::InvalidCloudCredential,
+            format!("{field} is not usable: {problem}"),
+        )
+        .hint(format!("Store the right value in the secret behind {field}.")),
+        E::NoDelegateIdentity(msg) => Failure::new(Reason::NoDelegateCloudIdentity, msg.clone())
+            .hint(format!("Without a secret, the {provider} auth type uses the cloud identity of the delegate's pod: run the connector's delegate where it has one, or give the connector the secret.")),
+        E::Rejected { service, action, status, code, message, .. } => {
+            let said = if message.is_empty() {
+                format!("{status} {code}")
+            } else {
+                format!("{status} {code}: {message}")
+            };
+            let offset = e.clock_offset().filter(|o| o.abs() >= 5 * 60);
+            if clockish(code, message) || (offset.is_some() && (400..500).contains(status)) {
+                let how = match e.clock_offset() {
+                    Some(o) if o.abs() >= 60 => format!(
+                        "the delegate's clock is {} {} {service}'s (the answer's Date header says {}, the delegate's clock {})",
+                        span(o),
+                        if o > 0 { "behind" } else { "ahead of" },
+                        fmt_time(now + o),
+                        fmt_time(now)
+                    ),
+                    _ => "the delegate's clock is off".to_string(),
+                };
+                let window = if provider == "EKS" {
+                    "SigV4 signatures are accepted only within 5 minutes of the signing time, and EKS tokens for 15 minutes"
+                } else {
+                    "signed assertions carry their issue and expiry times, which the cloud checks against its clock"
+                };
+                return Failure::new(
+                    Reason::ClockSkew,
+                    format!("{service} refused {action} because of clock skew: {how} ({said})"),
+                )
+                .code(*status)
+                .hint(format!(
+                    "Synchronise the delegate's clock with NTP (chrony or systemd-timesyncd on its host; a container uses its host's clock): {window}."
+                ));
+            }
+            let rejected = |hint: String| {
+                Failure::new(Reason::CloudCredentialsRejected, format!("{service} refused {action} ({said})"))
+                    .code(*status)
+                    .hint(hint)
+            };
+            let expired = |hint: String| {
+                Failure::new(Reason::CloudCredentialsExpired, format!("{service} refused {action}: the credentials have expired ({said})"))
+                    .code(*status)
+                    .hint(hint)
+            };
+            let aad = crate::cloud_auth::aks::aadsts_code(message);
+            match (provider, code.as_str(), aad) {
+                ("EKS", "InvalidClientTokenId", _) => rejected("STS does not know the access key: it was deleted or deactivated, belongs to another AWS partition, or is a temporary key (ASIA…) whose session token is missing — set sessionTokenRef for temporary keys. Check accessKeyIdRef.".into()),
+                ("EKS", "SignatureDoesNotMatch", _) => rejected("The secret access key does not belong to the access key id: check secretAccessKeyRef (it must hold the secret access key itself, without quotes or spaces).".into()),
+                ("EKS", "ExpiredToken", _) => expired("The temporary credentials (sessionTokenRef) have expired: store current ones, or better give long-term keys with roleArn, or the delegate's own identity, which tether renews itself.".into()),
+                ("EKS", "AccessDenied", _) if *action == "AssumeRole" => Failure::new(
+                    Reason::AssumeRoleDenied,
+                    format!("{service} refused {action} ({said})"),
+                )
+                .code(*status)
+                .hint("The role's trust policy must allow the signing identity to assume it (Principal with its ARN, action sts:AssumeRole), and, when it has an sts:ExternalId condition, externalId must match it exactly."),
+                ("EKS", "InvalidIdentityToken", _) | ("EKS", "AccessDenied", _) => rejected("The delegate's web identity token was refused: the cluster's OIDC provider must be registered in IAM and the role's trust policy must allow sts:AssumeRoleWithWebIdentity for the delegate's service account (eks.amazonaws.com/role-arn annotation).".into()),
+                ("GKE", "invalid_grant", _) => rejected("Google refused the service-account key: the key was deleted or disabled, or the service account was deleted or disabled. Create a new key (`gcloud iam service-accounts keys create key.json --iam-account=<email>`) and store it in serviceAccountKeyRef.".into()),
+                ("AKS", _, Some(7_000_222)) => expired("The client secret has expired: create a new one (`az ad app credential reset --id <clientId> --append`) and store its value in clientSecretRef.".into()),
+                ("AKS", _, Some(7_000_215)) => rejected("The client secret is wrong: store the secret's value (shown once when it is created), not its secret id, in clientSecretRef.".into()),
+                ("AKS", _, Some(700_016)) => rejected("No application with this client id exists in the tenant: check clientId/clientIdRef, and that tenantId is the tenant the service principal lives in.".into()),
+                ("AKS", _, Some(90_002)) => rejected("The tenant does not exist: set tenantId to the directory (tenant) id (`az account show --query tenantId -o tsv`).".into()),
+                _ => rejected(format!("Check the {provider} credentials of the connector: {service} did not accept them.")),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -869,6 +1166,7 @@ mod tests {
             auth,
             server_version: None,
             server_cert_issuer: None,
+            server_cert_sans: Vec::new(),
             now: 1_800_000_000,
         }
     }

@@ -9,6 +9,9 @@
 //! 3. `tcp`: something accepts a connection on the port;
 //! 4. `tls`: our own rustls handshake, so that a failure can say *why* (unknown CA,
 //!    name or IP mismatch, expiry, plain HTTP on the port) and name the certificate;
+//!    (cloud auth types only) `token`: the EKS, GKE or AKS token, made as the
+//!    cloud's exec plugin would, with whose identity and until when; for EKS
+//!    also replayed to STS and the cluster name looked up in the region;
 //! 5. `authentication`: `GET /version` (is it Kubernetes, which version) and the
 //!    credentials accepted, plus who the cluster says we are;
 //! 6. `authorization`: every permission of the connector's profile, in every target
@@ -22,6 +25,7 @@
 
 mod api;
 mod authz;
+mod cloud;
 mod diagnosis;
 mod identity;
 mod net;
@@ -40,6 +44,7 @@ use tether_domain::ConnectionTestSettings;
 use crate::client::ClusterAccess;
 
 pub use diagnosis::{unauthorized_hints, AuthKind, Reason, UnauthorizedContext};
+pub(crate) use oidc::error_chain;
 pub use pem::{diagnose_ca_pem, PemProblem};
 
 /// The per-stage time limit when the caller does not choose one.
@@ -111,6 +116,8 @@ pub enum ResolvedAuth {
         /// Extra scopes; `openid` is always requested.
         scopes: Vec<String>,
     },
+    /// EKS, GKE or AKS: tether makes the token (the `token` stage).
+    Cloud(crate::cloud_auth::CloudAuth),
 }
 
 impl std::fmt::Debug for ResolvedAuth {
@@ -134,6 +141,8 @@ impl std::fmt::Debug for ResolvedAuth {
                 scopes,
                 ..
             } => write!(f, "Oidc({issuer_url}, {username}, {scopes:?}, <redacted>)"),
+            // The cloud configs redact their own secrets.
+            ResolvedAuth::Cloud(c) => write!(f, "Cloud({c:?})"),
         }
     }
 }
@@ -194,6 +203,9 @@ pub enum StageName {
     Dns,
     Tcp,
     Tls,
+    /// Only for the cloud auth types (EKS, GKE, AKS), between `tls` and
+    /// `authentication`.
+    Token,
     Authentication,
     Authorization,
 }
@@ -208,8 +220,20 @@ impl StageName {
         StageName::Authorization,
     ];
 
+    /// The stages of a cloud auth type's test, in order.
+    pub const CLOUD: [StageName; 7] = [
+        StageName::Url,
+        StageName::Dns,
+        StageName::Tcp,
+        StageName::Tls,
+        StageName::Token,
+        StageName::Authentication,
+        StageName::Authorization,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
+            StageName::Token => "token",
             StageName::Url => "url",
             StageName::Dns => "dns",
             StageName::Tcp => "tcp",
@@ -273,6 +297,9 @@ pub enum IdentitySource {
     BasicAuthUsername,
     /// Only the delegate's label is known.
     DelegateLabel,
+    /// The cloud identity a cloud token was made for (an IAM ARN, a
+    /// service-account e-mail, an application id), as the cloud named it.
+    CloudIdentity,
 }
 
 /// One checked permission.

@@ -10,8 +10,10 @@ use tether_domain::connector::{ConnectivityError, ConnectivityState};
 
 use super::api::{self, AuthInput, AuthSource, Knowledge};
 use super::diagnosis::{self, Failure, Reason};
-use super::{authz, net, tls};
-use super::{ConnectionReport, StageName, StageReport, StageStatus, TestInput, TestTarget};
+use super::{authz, cloud, net, tls};
+use super::{
+    ConnectionReport, ResolvedAuth, StageName, StageReport, StageStatus, TestInput, TestTarget,
+};
 
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
@@ -118,11 +120,30 @@ async fn stages(input: &TestInput, runner: &mut Runner, out: &mut Outcome) -> Re
         .await?;
     out.knowledge.warnings.extend(tls_outcome.warnings.clone());
 
+    // Cloud auth types: the token first, in a stage of its own.
+    let cloud_prepared = match &source {
+        AuthSource::Resolved(ResolvedAuth::Cloud(c)) => Some(
+            runner
+                .stage(
+                    StageName::Token,
+                    &ep.display,
+                    cloud::token_stage(c, &ep.host_str, input.stage_timeout),
+                )
+                .await?,
+        ),
+        _ => None,
+    };
+    let source = match &cloud_prepared {
+        Some(p) => AuthSource::Cloud(p),
+        None => source,
+    };
+
     let auth_input = AuthInput {
         endpoint: &ep,
         ca_pem,
         source,
         server_cert_issuer: Some(tls_outcome.cert.issuer.clone()),
+        server_cert_sans: tls_outcome.cert.sans.clone(),
         timeout: input.stage_timeout,
         now,
     };
@@ -186,7 +207,14 @@ pub(crate) async fn run(input: TestInput) -> ConnectionReport {
         });
 
     // Stages never reached are skipped.
-    for name in StageName::ALL {
+    let all: &[StageName] = match &input.target {
+        TestTarget::Manual {
+            auth: ResolvedAuth::Cloud(_),
+            ..
+        } => &StageName::CLOUD,
+        _ => &StageName::ALL,
+    };
+    for &name in all {
         if !runner.stages.iter().any(|s| s.name == name) {
             runner.stages.push(StageReport {
                 name,
