@@ -29,7 +29,7 @@
     const s = String(text === undefined || text === null ? '' : text);
     const nl = s.indexOf('\n');
     if (nl >= 0 && s.slice(nl + 1).trim()) {
-      return [T.inlineCode(s.slice(0, nl)), T.codeBlock(s.slice(nl + 1).replace(/\s+$/, '') + '\n')];
+      return [...T.inlineCode(s.slice(0, nl)), T.codeBlock(s.slice(nl + 1).replace(/\s+$/, '') + '\n')];
     }
     return T.inlineCode(s);
   };

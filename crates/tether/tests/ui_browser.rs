@@ -1340,6 +1340,14 @@ fn a_partial_report_shows_its_fix_as_a_block_and_hints_for_people() -> Result<()
         // RoleBinding as a block of lines with a copy button.
         let hints = b.text("#d-report #report-hints").await?;
         ensure!(!hints.contains('`'), "literal backticks: {hints}");
+        ensure!(
+            !hints.contains("[object"),
+            "an element shown as text: {hints}"
+        );
+        ensure!(
+            hints.contains("Grant them with kubectl apply -f - and this Role"),
+            "{hints}"
+        );
         ensure!(!hints.contains("under missing"), "{hints}");
         let code = b
             .js("return document.querySelectorAll('#d-report #report-hints li code').length;")

@@ -250,6 +250,16 @@ async fn sessions_cookies_and_csrf() -> Result<()> {
     );
     let e: Value = res.json().await?;
     ensure!(e["field"] == "name", "{e}");
+    // Without a token the request is only checked (the UI does that before it
+    // creates the delegate token).
+    let res = c
+        .post(url("/ui/delegate-manifest"))
+        .header(COOKIE, &s.cookie)
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({"name": "eu-1", "managerUrl": server.url}))
+        .send()
+        .await?;
+    ensure!(res.status() == StatusCode::NO_CONTENT, "{}", res.status());
 
     // Sign-out needs the CSRF token, then ends the session.
     let res = c
