@@ -5,6 +5,11 @@
 //!
 //! Paths are those of validation errors: inside the `connector:` envelope of a
 //! connector document they start below it (`spec...`, not `connector.spec...`).
+//!
+//! serde buffers an adjacently tagged enum (`{type, spec}`) whose `spec` comes
+//! before its `type` (JSON objects often arrive sorted), and a buffered value
+//! has no path. So when the path stops at such an object, the document is
+//! deserialized once more with every `type` key first, for the path alone.
 
 use serde::de::DeserializeOwned;
 
@@ -17,7 +22,13 @@ pub(crate) fn json<T: DeserializeOwned>(
         let path = e.path().to_string();
         let inner = e.into_inner();
         // A syntax error concerns a position, not a field.
-        let field = inner.is_data().then(|| field_of(&path, &inner.to_string()));
+        let field = inner.is_data().then(|| {
+            serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|v| serde_yaml::to_value(v).ok())
+                .and_then(path_with_type_first::<T>)
+                .or_else(|| field_of(&path, &inner.to_string()))
+        });
         (inner, field.flatten())
     })?;
     // Trailing characters after the document, as serde_json::from_str checks.
@@ -32,9 +43,45 @@ pub(crate) fn yaml<T: DeserializeOwned>(
     serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(text)).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let field = field_of(&path, &inner.to_string());
+        let field = serde_yaml::from_str::<serde_yaml::Value>(text)
+            .ok()
+            .and_then(path_with_type_first::<T>)
+            .or_else(|| field_of(&path, &inner.to_string()));
         (inner, field)
     })
+}
+
+/// The path of the first error when every mapping lists its `type` first.
+fn path_with_type_first<T: DeserializeOwned>(v: serde_yaml::Value) -> Option<String> {
+    match serde_path_to_error::deserialize::<_, T>(type_first(v)) {
+        Ok(_) => None,
+        Err(e) => field_of(&e.path().to_string(), &e.into_inner().to_string()),
+    }
+}
+
+fn type_first(v: serde_yaml::Value) -> serde_yaml::Value {
+    use serde_yaml::Value;
+    match v {
+        Value::Mapping(m) => {
+            let key = Value::String("type".into());
+            let mut out = serde_yaml::Mapping::new();
+            if let Some(t) = m.get(&key) {
+                out.insert(key.clone(), t.clone());
+            }
+            for (k, v) in m {
+                if k != key {
+                    out.insert(k, type_first(v));
+                }
+            }
+            Value::Mapping(out)
+        }
+        Value::Sequence(s) => Value::Sequence(s.into_iter().map(type_first).collect()),
+        Value::Tagged(t) => Value::Tagged(Box::new(serde_yaml::value::TaggedValue {
+            tag: t.tag,
+            value: type_first(t.value),
+        })),
+        other => other,
+    }
 }
 
 /// The document path an error concerns: where the deserializer was, plus the
@@ -110,6 +157,26 @@ mod tests {
         assert_eq!(field.as_deref(), Some("type"));
         let (_, field) = json::<ConnectorDocument>(r#"{}"#).unwrap_err();
         assert_eq!(field.as_deref(), Some("connector"));
+    }
+
+    #[test]
+    fn the_path_is_found_when_spec_comes_before_type() {
+        // Sorted keys, as serde_json::Value writes them: `spec` before `type`.
+        let sorted = serde_json::from_str::<serde_json::Value>(SA_WITHOUT_TOKEN)
+            .unwrap()
+            .to_string();
+        assert!(sorted.find(r#""spec""#) < sorted.find(r#""type""#));
+        let (_, field) = json::<ConnectorDocument>(&sorted).unwrap_err();
+        assert_eq!(
+            field.as_deref(),
+            Some("spec.credential.spec.auth.spec.serviceAccountTokenRef")
+        );
+        let yaml_doc = "connector:\n  name: a\n  identifier: a\n  type: K8sCluster\n  spec:\n    credential:\n      spec:\n        masterUrl: https://k\n        auth:\n          spec: {}\n          type: ServiceAccount\n      type: ManualConfig\n";
+        let (_, field) = yaml::<ConnectorDocument>(yaml_doc).unwrap_err();
+        assert_eq!(
+            field.as_deref(),
+            Some("spec.credential.spec.auth.spec.serviceAccountTokenRef")
+        );
     }
 
     #[test]
