@@ -467,17 +467,24 @@ impl Store {
         .await?
         .ok_or_else(|| StoreError::not_found(describe(scope, identifier)))?;
         let old = meta_from_row(&row)?;
-        let keep_hosts = old.allowed_hosts.clone();
+        // Only what is given is checked: a grant to a project deleted since
+        // must not block renaming the secret.
         let (usable_from, allowed_hosts) = checked_access(
             tx.conn(),
             scope,
-            &update
-                .usable_from
-                .unwrap_or_else(|| old.usable_from.iter().map(Scope::key).collect()),
-            &update.allowed_hosts.unwrap_or(keep_hosts),
+            update.usable_from.as_deref().unwrap_or_default(),
+            update.allowed_hosts.as_deref().unwrap_or_default(),
             &mut errs,
         )
         .await?;
+        let usable_from = match update.usable_from {
+            Some(_) => usable_from,
+            None => old.usable_from.clone(),
+        };
+        let allowed_hosts = match update.allowed_hosts {
+            Some(_) => allowed_hosts,
+            None => old.allowed_hosts.clone(),
+        };
         errs.into_result()?;
         sqlx::query(
             "UPDATE secrets SET name = $1, name_key = $2, description = $3, tags = $4, updated_at = $5, usable_from = $8, allowed_hosts = $9 WHERE scope_key = $6 AND identifier = $7",

@@ -93,10 +93,12 @@ pub fn seed(server: &TetherServer) {
     );
     for (level, id, value) in SECRETS {
         let mut args = vec!["secret", "create", "--name", id, "--identifier", id];
+        // The fixtures are connectors of project web: secrets of the org and
+        // the account are granted to it (without a grant it may not use them).
         match *level {
             "project" => args.extend(["--org", "default", "--project", "web"]),
-            "org" => args.extend(["--org", "default"]),
-            _ => {}
+            "org" => args.extend(["--org", "default", "--usable-from", "project/default/web"]),
+            _ => args.extend(["--usable-from", "project/default/web"]),
         }
         cli_ok(server, &args, Some(value));
     }
