@@ -167,8 +167,40 @@ impl Store {
 
     /// Revokes a token at once; revoking a revoked token keeps its first
     /// revocation time.
+    ///
+    /// The last live admin token of the account cannot be revoked: nobody
+    /// could manage the account afterwards.
     pub async fn revoke_token(&self, id: &str) -> Result<TokenRecord> {
         let mut tx = self.db().begin_write().await?;
+        // Managers sharing PostgreSQL: two revocations at once must not each
+        // count the other's token as the one that remains.
+        self.db().pg_lock(tx.conn(), LOCK_BOOTSTRAP_TOKEN).await?;
+        let account = Scope::Account.key();
+        let row = sqlx::query("SELECT scope_key, role, revoked_at FROM api_tokens WHERE id = $1")
+            .bind(id)
+            .fetch_optional(tx.conn())
+            .await?;
+        if let Some(r) = row {
+            let (scope_key, role, revoked): (String, String, Option<i64>) = (
+                r.try_get("scope_key")?,
+                r.try_get("role")?,
+                r.try_get("revoked_at")?,
+            );
+            if scope_key == account && role == Role::Admin.as_str() && revoked.is_none() {
+                let others: i64 = sqlx::query("SELECT COUNT(*) AS n FROM api_tokens WHERE scope_key = $1 AND role = $2 AND revoked_at IS NULL AND id <> $3")
+                    .bind(&account)
+                    .bind(Role::Admin.as_str())
+                    .bind(id)
+                    .fetch_one(tx.conn())
+                    .await?
+                    .try_get("n")?;
+                if others == 0 {
+                    return Err(StoreError::conflict(format!(
+                        "API token '{id}' is the last live admin token of the account: revoking it would leave nobody able to manage tether. Create another first (`tether token create --name NAME --role admin`), then revoke this one"
+                    )));
+                }
+            }
+        }
         let res = sqlx::query(
             "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2",
         )

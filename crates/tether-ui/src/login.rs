@@ -41,10 +41,20 @@ pub(crate) async fn viewer(state: &UiState, headers: &HeaderMap) -> Option<Viewe
     }
 }
 
-/// Only paths of this site: `/x`, not `//host` or `/\host`.
+/// Only paths of this site: `/x`, not `//host` or `/\host`, and nothing with
+/// a control character or a space: browsers drop tabs and line breaks from a
+/// URL (`/\t/host` becomes `//host`), and a line break cannot go into the
+/// `Location` header at all.
 pub(crate) fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => n,
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.starts_with("/\\")
+                && !n.chars().any(|c| c.is_control() || c.is_whitespace()) =>
+        {
+            n
+        }
         _ => "/",
     }
 }
@@ -259,6 +269,10 @@ mod tests {
             "/orgs/a/connectors?x=1"
         );
         for bad in [
+            "/\t/evil.example/x",
+            "/\n/evil.example",
+            "/a\r\nSet-Cookie: x=y",
+            "/ /evil.example",
             "//evil.example",
             "/\\evil.example",
             "https://evil.example",

@@ -39,6 +39,10 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 pub const ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(12 * 60 * 60);
 /// Sessions kept at most; past it the least recently used is dropped.
 pub const MAX_SESSIONS: usize = 10_000;
+/// Sessions one API token may hold; past it that token's least recently used
+/// is dropped, so signing in again and again with one token cannot push out
+/// anyone else's sessions.
+pub const MAX_SESSIONS_PER_TOKEN: usize = 16;
 
 struct Entry {
     token_id: String,
@@ -139,8 +143,23 @@ impl Sessions {
         let now = Instant::now();
         let mut map = self.inner.lock().expect("sessions lock");
         map.retain(|_, e| !self.expired(e, now));
-        if map.len() >= self.max {
-            if let Some(oldest) = map.iter().min_by_key(|(_, e)| e.last_seen).map(|(k, _)| *k) {
+        let of_token = map.values().filter(|e| e.token_id == token_id).count();
+        // Who makes room: this token's own oldest session when it holds its
+        // share, anyone's oldest when the whole map is full.
+        let make_room = if of_token >= MAX_SESSIONS_PER_TOKEN {
+            Some(Some(token_id))
+        } else if map.len() >= self.max {
+            Some(None)
+        } else {
+            None
+        };
+        if let Some(only) = make_room {
+            if let Some(oldest) = map
+                .iter()
+                .filter(|(_, e)| only.is_none_or(|t| e.token_id == t))
+                .min_by_key(|(_, e)| e.last_seen)
+                .map(|(k, _)| *k)
+            {
                 map.remove(&oldest);
             }
         }
@@ -316,6 +335,21 @@ mod tests {
             s.authenticate_api(&Method::POST, &headers("stale", Some(&csrf))),
             ApiSession::None
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn many_logins_with_one_token_only_push_out_that_tokens_sessions() {
+        let s = Sessions::default();
+        let other = s.create("someone-else").0;
+        let mut mine = Vec::new();
+        for _ in 0..10_000 {
+            tokio::time::advance(Duration::from_millis(1)).await;
+            mine.push(s.create("busy").0);
+        }
+        assert!(s.get(&other).is_some(), "another token's session survives");
+        assert_eq!(s.len(), MAX_SESSIONS_PER_TOKEN + 1);
+        assert!(s.get(mine.last().unwrap()).is_some(), "the newest stays");
+        assert!(s.get(&mine[0]).is_none(), "the oldest of that token went");
     }
 
     #[tokio::test(start_paused = true)]

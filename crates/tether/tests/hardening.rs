@@ -218,3 +218,124 @@ async fn media_types_are_compared_as_the_rfc_says() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
+
+#[tokio::test]
+async fn the_last_admin_token_of_the_account_cannot_be_revoked() {
+    let server = TetherServer::start(bin(), &[]).unwrap();
+    let http = client();
+    let whoami: Value = http
+        .get(format!("{}/api/v1/whoami", server.url))
+        .bearer_auth(&server.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let first = whoami["id"].as_str().unwrap().to_string();
+    let revoke = |token: String, id: String| {
+        let (http, url) = (http.clone(), server.url.clone());
+        async move {
+            let r = http
+                .delete(format!("{url}/api/v1/tokens/{id}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            let s = r.status();
+            (s, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (s, v) = revoke(server.admin_token.clone(), first.clone()).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    let message = v["message"].as_str().unwrap();
+    assert!(
+        message.contains("last live admin token") && message.contains("tether token create"),
+        "{message}"
+    );
+    // With a second admin token the first may go; then the second is the last.
+    let (s, second) = post_json(
+        &server,
+        &server.admin_token,
+        "/api/v1/tokens",
+        json!({"name": "second admin", "role": "admin"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{second}");
+    let second_value = second["value"].as_str().unwrap().to_string();
+    let second_id = second["token"]["id"].as_str().unwrap().to_string();
+    let (s, v) = revoke(second_value.clone(), first).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (s, v) = revoke(second_value, second_id).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+}
+
+/// Signs in through the login form with `next`; returns the redirect's status
+/// and `Location`.
+async fn sign_in(server: &TetherServer, next: &str) -> (StatusCode, String) {
+    let http = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(PATIENCE)
+        .build()
+        .unwrap();
+    let page = http
+        .get(format!("{}/login", server.url))
+        .send()
+        .await
+        .unwrap();
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let html = page.text().await.unwrap();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let r = http
+        .post(format!("{}/login", server.url))
+        .header("cookie", cookie)
+        .form(&[
+            ("token", server.admin_token.as_str()),
+            ("csrf", &csrf),
+            ("next", next),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let location = r
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (r.status(), location)
+}
+
+#[tokio::test]
+async fn sign_in_sends_the_browser_only_to_paths_of_this_site() {
+    let server = TetherServer::start(bin(), &[]).unwrap();
+    assert_eq!(
+        sign_in(&server, "/connectors?status=SUCCESS").await,
+        (
+            StatusCode::SEE_OTHER,
+            "/connectors?status=SUCCESS".to_string()
+        )
+    );
+    // A browser drops the tab: `/\t/evil.example/x` would be `//evil.example/x`.
+    for next in [
+        "/\t/evil.example/x",
+        "/\n/evil.example",
+        "/a\r\nSet-Cookie: x=y",
+    ] {
+        assert_eq!(
+            sign_in(&server, next).await,
+            (StatusCode::SEE_OTHER, "/".to_string()),
+            "{next:?}"
+        );
+    }
+}
