@@ -142,6 +142,21 @@ pub enum ImportError {
     )]
     ExecRefused { user: String, command: String },
     #[error(
+        "user '{user}' gets its credentials by running `{plugin}`; tether never runs commands \
+         from a kubeconfig, but it makes {auth_type} tokens itself, refreshed before they \
+         expire: create a connector for {server} with this auth (store the secrets it names \
+         first, and the cluster's CA as caCertRef), then `tether connector apply -f FILE`:\n{auth_yaml}"
+    )]
+    CloudExecRecognised {
+        user: String,
+        plugin: &'static str,
+        auth_type: &'static str,
+        server: String,
+        /// The connector's `auth:` block with the fields the plugin's arguments
+        /// gave and placeholders for the secrets.
+        auth_yaml: String,
+    },
+    #[error(
         "user '{user}' gets its credentials from the '{provider}' auth-provider, which refreshes \
          them by itself; tether stores only static credentials and never runs a kubeconfig's \
          auth plugins: {CLUSTER_ADD_HINT}"
@@ -328,7 +343,22 @@ pub fn import_kubeconfig(
         .map(|ca| pem_certificate(ca, &cluster_owner, "certificate-authority"))
         .transpose()?;
 
-    let auth = import_auth(&user, &user_name, &files)?;
+    let auth = import_auth(&user, &user_name, &files).map_err(|e| match e {
+        ImportError::CloudExecRecognised {
+            user,
+            plugin,
+            auth_type,
+            auth_yaml,
+            ..
+        } => ImportError::CloudExecRecognised {
+            user,
+            plugin,
+            auth_type,
+            server: server.clone(),
+            auth_yaml,
+        },
+        other => other,
+    })?;
     Ok(ImportedCluster {
         server,
         ca_pem,
@@ -343,6 +373,15 @@ fn import_auth(user: &AuthInfo, name: &str, files: &Files) -> Result<ImportedAut
     if let Some(exec) = &user.exec {
         let command = exec.command.clone().unwrap_or_default();
         let args = exec.args.clone().unwrap_or_default();
+        if let Some(s) = super::cloud_exec::recognise(&command, &args) {
+            return Err(ImportError::CloudExecRecognised {
+                user: name.to_string(),
+                plugin: s.plugin,
+                auth_type: s.auth_type,
+                server: String::new(),
+                auth_yaml: s.auth_yaml(),
+            });
+        }
         return Err(ImportError::ExecRefused {
             user: name.to_string(),
             command: std::iter::once(command)

@@ -11,6 +11,7 @@
 pub mod account;
 mod api_error;
 pub mod apply;
+pub mod cloud_exec;
 pub mod delegate_manifest;
 pub mod delete;
 pub mod kubeconfig_import;

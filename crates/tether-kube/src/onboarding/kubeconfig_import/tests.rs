@@ -175,16 +175,34 @@ users:
 
 #[test]
 fn exec_users_are_refused_with_the_alternative() {
-    let user = "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: aws\n      args: [eks, get-token, --cluster-name, prod]";
+    let user = "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: my-token-helper\n      args: [get, --cluster-name, prod]";
     let err = import(&kubeconfig(user), None).unwrap_err();
     assert!(matches!(err, ImportError::ExecRefused { .. }), "{err}");
     let msg = err.to_string();
     assert!(
-        msg.contains("`aws eks get-token --cluster-name prod`"),
+        msg.contains("`my-token-helper get --cluster-name prod`"),
         "{msg}"
     );
     assert!(msg.contains("never runs commands"), "{msg}");
     assert!(msg.contains("tether cluster add"), "{msg}");
+}
+
+#[test]
+fn cloud_exec_plugins_get_the_native_auth_type() {
+    for (exec, auth_type, field) in [
+        ("command: aws\n      args: [--region, eu-west-1, eks, get-token, --cluster-name, prod]", "EKS", "clusterName: prod"),
+        ("command: aws-iam-authenticator\n      args: [token, -i, prod]", "EKS", "clusterName: prod"),
+        ("command: gke-gcloud-auth-plugin", "GKE", "serviceAccountKeyRef"),
+        ("command: kubelogin\n      args: [get-token, --login, spn, --server-id, 6dae42f8-4368-4678-94ff-3960e28e3630, --tenant-id, t-1, --client-id, c-1]", "AKS", "tenantId: t-1"),
+    ] {
+        let user = format!("    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      {exec}");
+        let err = import(&kubeconfig(&user), None).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, ImportError::CloudExecRecognised { .. }), "{msg}");
+        assert!(msg.contains(&format!("type: {auth_type}")), "{msg}");
+        assert!(msg.contains(field), "{msg}");
+        assert!(msg.contains("never runs commands"), "{msg}");
+    }
 }
 
 #[test]
