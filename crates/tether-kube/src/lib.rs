@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod connection_test;
+pub mod deploy;
 pub mod onboarding;
 
 pub use client::{ClientError, ClusterAccess, Credentials};

@@ -17,3 +17,5 @@ mod registration;
 mod scale_out;
 #[path = "delegates/scope.rs"]
 mod scope;
+#[path = "delegates/task_events.rs"]
+mod task_events;

@@ -2,12 +2,16 @@
 //! every failure becomes a `Failed` outcome with a message for the user.
 
 mod connection_test;
+mod deploy;
+pub mod events;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use tether_domain::delegate_protocol::TaskOutcome;
+
+pub use events::Emitter;
 
 /// What a task may know about the delegate running it.
 #[derive(Debug, Clone)]
@@ -19,13 +23,20 @@ pub struct TaskContext {
 }
 
 /// Task kinds this delegate understands.
-pub const KINDS: &[&str] = &["echo", "connectionTest"];
+pub const KINDS: &[&str] = &["echo", "connectionTest", "deploy"];
 
-pub async fn run(kind: &str, payload: Value, ctx: &TaskContext) -> TaskOutcome {
+pub async fn run(
+    task_id: &str,
+    kind: &str,
+    payload: Value,
+    ctx: &TaskContext,
+    events: Emitter,
+) -> TaskOutcome {
     match kind {
-        "echo" => echo(payload, ctx).await,
+        "deploy" => deploy::run(task_id, payload, ctx, events).await,
+        "echo" => echo(payload, ctx, &events).await,
         "connectionTest" => TaskOutcome::Succeeded {
-            output: connection_test::run(payload, ctx).await,
+            output: connection_test::run(payload, ctx, events).await,
         },
         other => TaskOutcome::Failed {
             message: format!(
@@ -37,8 +48,19 @@ pub async fn run(kind: &str, payload: Value, ctx: &TaskContext) -> TaskOutcome {
 }
 
 /// Answers with its input and who ran it. `holdMs` keeps it busy that long,
-/// which is how tests and benchmarks stand in for a slow cluster call.
-async fn echo(payload: Value, ctx: &TaskContext) -> TaskOutcome {
+/// which is how tests and benchmarks stand in for a slow cluster call;
+/// `events` (a list of strings) are emitted as task events first,
+/// `eventIntervalMs` apart.
+async fn echo(payload: Value, ctx: &TaskContext, events: &Emitter) -> TaskOutcome {
+    let interval = payload["eventIntervalMs"]
+        .as_u64()
+        .map(Duration::from_millis);
+    for e in payload["events"].as_array().into_iter().flatten() {
+        if let Some(i) = interval {
+            tokio::time::sleep(i).await;
+        }
+        events.emit("info", e.as_str().unwrap_or_default(), None);
+    }
     if let Some(ms) = payload.get("holdMs").and_then(Value::as_u64) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }

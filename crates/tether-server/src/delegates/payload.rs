@@ -8,10 +8,12 @@ use tether_store::{Store, TaskRecord};
 
 /// Task kinds whose payload names a connector whose secrets must be resolved.
 pub const CONNECTION_TEST: &str = "connectionTest";
+/// A deploy through a connector (`api/deploys.rs`).
+pub const DEPLOY: &str = "deploy";
 
 /// The payload to send, or a message saying why the task cannot run at all.
 pub async fn for_delegate(store: &Store, task: &TaskRecord) -> Result<Value, String> {
-    if task.kind != CONNECTION_TEST {
+    if task.kind != CONNECTION_TEST && task.kind != DEPLOY {
         return Ok(task.payload.clone());
     }
     let scope_key = task.payload["scope"].as_str().unwrap_or_default();

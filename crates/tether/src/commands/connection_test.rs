@@ -92,14 +92,52 @@ pub async fn test(cmd: TestCommand) -> Result<ExitCode> {
         scope_path(&cmd.scope.scope()?),
         cmd.identifier
     );
-    let r: Value = client
-        .json(
-            Method::POST,
-            &path,
-            None,
-            &[("stageTimeoutMs", stage.as_millis().to_string())],
-        )
+    // Stages are printed as they complete (table output); the report follows.
+    let query = [("stageTimeoutMs", stage.as_millis().to_string())];
+    let resp = client
+        .event_stream(Method::POST, &path, &query, None)
         .await?;
+    let streamed = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let r: Value = if streamed {
+        let mut last: Option<super::events::SseEvent> = None;
+        let live = matches!(cmd.output, OutputFormat::Table);
+        super::events::read(resp, |e| match e.event.as_str() {
+            "task" => {
+                if live {
+                    println!("{}", super::events::line(&e.json(), cmd.output));
+                }
+                true
+            }
+            "result" | "error" => {
+                last = Some(e);
+                false
+            }
+            _ => true,
+        })
+        .await?;
+        match last {
+            Some(e) if e.event == "result" => e.json(),
+            Some(e) => {
+                let body = e.json();
+                bail!(
+                    "{} [{}]",
+                    body["message"].as_str().unwrap_or("the connection test failed"),
+                    body["code"].as_str().unwrap_or("ERROR")
+                )
+            }
+            None => bail!("the manager ended the test's event stream without a result; see `tether connector history {}`", cmd.identifier),
+        }
+    } else {
+        // A manager that does not stream answers with the report itself.
+        serde_json::from_slice(&resp.bytes().await?)?
+    };
+    if matches!(cmd.output, OutputFormat::Table) && streamed {
+        println!();
+    }
     match cmd.output {
         OutputFormat::Table => print!(
             "{}",
