@@ -27,6 +27,22 @@ pub struct KubeEnv {
     /// Directory holding kube-apiserver, kube-controller-manager and kubectl.
     pub bin_dir: PathBuf,
     pub dir: PathBuf,
+    /// The node, unless the environment was started with `TETHER_KUBE_NODE=0`.
+    pub node: Option<Node>,
+}
+
+/// The environment's one node (`scripts/kube-testenv`: containerd + kubelet in
+/// their own namespaces, pods on a bridge reachable from this host).
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// The Node object's name.
+    pub name: String,
+    /// This host's address as pods see it: bind a server here (port 0) for pods
+    /// to reach it. Nothing beyond this machine is reachable from a pod.
+    pub host_ip: String,
+    /// A locally built busybox image with `sh`, `httpd`, `nc`, `sleep`, ...
+    /// (`imagePullPolicy: IfNotPresent`; there is no registry).
+    pub busybox_image: String,
 }
 
 /// The control plane this process started, if it started one. Holding the child
@@ -99,7 +115,79 @@ impl KubeEnv {
                 env.get("TETHER_TEST_KUBE_BIN")
                     .context("no TETHER_TEST_KUBE_BIN")?,
             ),
+            node: match env.get("TETHER_TEST_KUBE_NODE") {
+                Some(name) if !name.is_empty() => Some(Node {
+                    name: name.clone(),
+                    host_ip: env
+                        .get("TETHER_TEST_KUBE_HOST_IP")
+                        .context("no TETHER_TEST_KUBE_HOST_IP")?
+                        .clone(),
+                    busybox_image: env
+                        .get("TETHER_TEST_KUBE_BUSYBOX_IMAGE")
+                        .context("no TETHER_TEST_KUBE_BUSYBOX_IMAGE")?
+                        .clone(),
+                }),
+                _ => None,
+            },
             dir,
+        })
+    }
+
+    /// The node. Panics when the environment has none: a test that needs pods
+    /// to run must not pass without them.
+    pub fn node(&self) -> &Node {
+        self.node.as_ref().unwrap_or_else(|| {
+            panic!(
+                "this test needs the test cluster's node, but {} was started without one \
+                 (TETHER_KUBE_NODE=0); start it with the node",
+                self.dir.display()
+            )
+        })
+    }
+
+    /// Imports a docker archive into the node's containerd, so pods can use the
+    /// image with `imagePullPolicy: IfNotPresent`.
+    pub fn import_image(&self, archive: &Path) -> Result<()> {
+        self.node();
+        let out = Command::new(repo_root().join("scripts/kube-testenv"))
+            .arg("import")
+            .arg(&self.dir)
+            .arg(archive)
+            .output()
+            .context("running scripts/kube-testenv import")?;
+        if !out.status.success() {
+            bail!(
+                "importing {} failed: {}",
+                archive.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    /// Builds the tether image around `binary` with `scripts/image` (the same
+    /// script users run, under the tag `tether delegate manifest` names by
+    /// default) and imports it into the node; once per process. Returns the tag.
+    pub fn tether_image(&self, binary: &Path) -> &'static str {
+        static IMAGE: OnceLock<String> = OnceLock::new();
+        IMAGE.get_or_init(|| {
+            let tag = concat!("tether:", env!("CARGO_PKG_VERSION"));
+            let out = Command::new(repo_root().join("scripts/image"))
+                .arg("--binary")
+                .arg(binary)
+                .args(["--tag", tag])
+                .stderr(Stdio::inherit())
+                .output()
+                .expect("running scripts/image");
+            assert!(out.status.success(), "scripts/image failed");
+            let archive = String::from_utf8_lossy(&out.stdout);
+            let archive = archive
+                .lines()
+                .last()
+                .expect("scripts/image prints the archive");
+            self.import_image(Path::new(archive.trim()))
+                .expect("import the tether image");
+            tag.to_string()
         })
     }
 

@@ -1,7 +1,8 @@
 //! Test support shared by every crate's integration tests.
 //!
-//! [`KubeEnv`] is a real Kubernetes control plane (etcd, kube-apiserver,
-//! kube-controller-manager) started by `scripts/kube-testenv`. One control plane
+//! [`KubeEnv`] is a real Kubernetes cluster (etcd, kube-apiserver,
+//! kube-controller-manager, kube-scheduler and one [`Node`] running pods)
+//! started by `scripts/kube-testenv`. One cluster
 //! serves a whole test run: when the test command started one it exports
 //! `TETHER_TEST_KUBE_DIR`, and every test process attaches to it; otherwise the
 //! first test in a process starts one for that process. Tests isolate themselves
@@ -14,7 +15,7 @@ mod postgres;
 mod tether_server;
 
 pub use accounts::{bind_cluster_role, service_account_token};
-pub use kube_env::{repo_root, KubeEnv};
+pub use kube_env::{repo_root, KubeEnv, Node};
 pub use postgres::TestDatabase;
 pub use tether_server::TetherServer;
 

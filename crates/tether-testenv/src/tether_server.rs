@@ -38,11 +38,18 @@ impl TetherServer {
             .create(true)
             .append(true)
             .open(&log_file)?;
+        // Loopback unless the test chose an address (e.g. the node's host side,
+        // for delegates running in pods).
+        let listen: &[&str] = if extra.contains(&"--listen") {
+            &[]
+        } else {
+            &["--listen", "127.0.0.1:0"]
+        };
         let mut child = Command::new(bin)
             .arg("server")
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(listen)
             .args(extra)
             .env("TETHER_LOG", "debug,sqlx=warn,hyper=info,h2=info")
             .env_remove("TETHER_KEK")

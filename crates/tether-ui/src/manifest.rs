@@ -166,7 +166,7 @@ pub(crate) async fn render(
         image: r
             .image
             .filter(|i| !i.trim().is_empty())
-            .unwrap_or_else(|| concat!("tether:", env!("CARGO_PKG_VERSION")).to_string()),
+            .unwrap_or_else(|| manifest::DEFAULT_IMAGE.to_string()),
         capacity: r.capacity.unwrap_or(4).clamp(1, 1000),
     };
     let reply = Reply {

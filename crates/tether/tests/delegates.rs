@@ -1,6 +1,6 @@
 //! Delegates end to end with real processes: the `tether server` binary, real
 //! `tether delegate run` children, PostgreSQL for two managers, and the test
-//! Kubernetes control plane for the install manifest.
+//! Kubernetes cluster for the install manifest and the delegate in a pod.
 
 mod common;
 
@@ -9,6 +9,8 @@ mod support;
 
 #[path = "delegates/faults.rs"]
 mod faults;
+#[path = "delegates/in_cluster.rs"]
+mod in_cluster;
 #[path = "delegates/manifest.rs"]
 mod manifest;
 #[path = "delegates/registration.rs"]

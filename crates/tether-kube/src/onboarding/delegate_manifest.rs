@@ -56,6 +56,11 @@ pub struct ManifestRequest {
     pub capacity: u32,
 }
 
+/// The image `scripts/image` builds (and tags) from this version's binary; the
+/// manifest's default. Load it into the cluster or push it to a registry first
+/// (README, "The tether image"), or name another with `--image`.
+pub const DEFAULT_IMAGE: &str = concat!("tether:", env!("CARGO_PKG_VERSION"));
+
 /// Port of the health endpoint inside the pod.
 pub const HEALTH_PORT: i32 = 8081;
 
@@ -174,6 +179,9 @@ pub fn objects(r: &ManifestRequest) -> Vec<serde_json::Value> {
     let container = Container {
         name: "delegate".into(),
         image: Some(r.image.clone()),
+        // A locally loaded image works without a registry; a pushed one is
+        // pulled once per node.
+        image_pull_policy: Some("IfNotPresent".into()),
         args: Some(vec!["delegate".into(), "run".into()]),
         env: Some(vec![
             env("TETHER_MANAGER_URL", &r.manager_url),

@@ -123,7 +123,8 @@ pub struct ManifestArgs {
     /// Use this delegate token instead of creating one through the API.
     #[arg(long)]
     token_file: Option<PathBuf>,
-    #[arg(long, default_value = concat!("tether:", env!("CARGO_PKG_VERSION")))]
+    /// The delegate's image; the default is what `scripts/image` builds.
+    #[arg(long, default_value = tether_kube::onboarding::delegate_manifest::DEFAULT_IMAGE)]
     image: String,
     #[arg(long, default_value_t = 4)]
     capacity: u32,
