@@ -567,7 +567,13 @@ pub async fn wait(
                 .boxed(),
             );
         }
-        if let (Some(ns), true) = (&o.namespace, super::preflight::watched(&o.manifest.kind)) {
+        // Events are read where workloads run (pre-flight checks that the
+        // account may list and watch them there).
+        let workload = matches!(
+            o.manifest.kind.as_str(),
+            "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "Pod"
+        );
+        if let (Some(ns), true) = (&o.namespace, workload) {
             namespaces.insert(ns.clone());
             names.insert(o.manifest.name.clone());
         }
