@@ -159,7 +159,7 @@ fn start(env: &KubeEnv, token: &str) -> Result<Setup> {
 
 fn app(ns: &str, with_config: bool) -> String {
     let mut text = format!(
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: {ns}\nspec:\n  selector:\n    app: web\n  ports:\n  - port: 80\n"
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: {ns}\nspec:\n  selector:\n    app: web\n  ports:\n  - port: 80\n    protocol: TCP\n"
     );
     if with_config {
         text.push_str(&format!(
@@ -205,7 +205,7 @@ async fn preflight_rbac_for_release_prune_rollback_and_failure() -> Result<()> {
     let (code, out, err) = s.deploy(&["-f", &bad, "--namespace", &ns]);
     ensure!(code == 2, "exit {code}\n{out}\n{err}");
     ensure!(
-        out.contains("#1 (line 11)") && out.contains("MISSING_NAME"),
+        out.contains("#1 (line 12)") && out.contains("MISSING_NAME"),
         "{out}"
     );
 
