@@ -70,6 +70,7 @@ pub struct DeployCreate {
         (status = 404, response = super::openapi::NotFound),
         (status = 409, response = super::openapi::NoEligibleDelegate),
         (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
         (status = 500, response = super::openapi::Internal),
     ),
 )]
