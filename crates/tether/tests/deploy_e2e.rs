@@ -368,6 +368,17 @@ async fn preflight_rbac_for_release_prune_rollback_and_failure() -> Result<()> {
         );
         ensure!(out.contains("TIMEOUT"), "{out}");
     }
+    // --- `tether connector test` prints each stage as it completes, then
+    // the report (its exit code unchanged: PARTIAL, the account may not do
+    // everything the deployments profile checks).
+    let out = s.run(&["connector", "test", "cluster"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let url = pos_of(&text, "stage     url passed")?;
+    let tls = pos_of(&text, "stage     tls passed")?;
+    let auth = pos_of(&text, "stage     authorization failed")?;
+    let report = pos_of(&text, "connector cluster")?;
+    ensure!(url < tls && tls < auth && auth < report, "{text}");
+    ensure!(out.status.code() == Some(2), "{:?}\n{text}", out.status);
     Ok(())
 }
 
