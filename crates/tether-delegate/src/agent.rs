@@ -27,6 +27,8 @@ pub(crate) struct Shared {
     /// result is never lost to a dropped connection.
     pub unacked: Mutex<Vec<(String, DelegateMessage)>>,
     pub results_tx: mpsc::UnboundedSender<(String, DelegateMessage)>,
+    /// Live events of running tasks, until the manager has them.
+    pub outbox: Arc<crate::tasks::events::Outbox>,
 }
 
 impl Shared {
@@ -49,6 +51,7 @@ pub async fn run(
         running: Mutex::new(HashMap::new()),
         unacked: Mutex::new(Vec::new()),
         results_tx,
+        outbox: Arc::default(),
         config,
     });
     let (stop_tx, mut stop_rx) = watch::channel(false);

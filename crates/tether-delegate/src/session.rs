@@ -147,7 +147,8 @@ pub(crate) async fn run(
         .iter()
         .map(|(_, m)| m.clone())
         .collect();
-    for m in pending {
+    // Events first, so each task's events arrive before its result.
+    for m in shared.outbox.resend_all().into_iter().chain(pending) {
         send(&mut sink, &m).await.map_err(SessionError::Connect)?;
     }
 
@@ -176,6 +177,10 @@ pub(crate) async fn run(
                     Ok(ManagerMessage::Task(a)) => start_task(shared, a, &ctx),
                     Ok(ManagerMessage::ResultAck { task_id }) => {
                         shared.unacked.lock().unwrap().retain(|(id, _)| *id != task_id);
+                        shared.outbox.finish(&task_id);
+                    }
+                    Ok(ManagerMessage::TaskEventsAck { task_id, attempt, seq }) => {
+                        shared.outbox.ack(&task_id, attempt, seq);
                     }
                     Ok(ManagerMessage::Closing { reason, reconnect }) => {
                         if reconnect {
@@ -195,7 +200,20 @@ pub(crate) async fn run(
                     return Ok(SessionEnd::Lost(e));
                 }
             }
+            _ = shared.outbox.wake.notified() => {
+                for m in shared.outbox.take_unsent() {
+                    if let Err(e) = send(&mut sink, &m).await {
+                        return Ok(SessionEnd::Lost(e));
+                    }
+                }
+            }
             Some((task_id, result)) = results_rx.recv() => {
+                // The task's last events go before its result.
+                for m in shared.outbox.take_unsent() {
+                    if let Err(e) = send(&mut sink, &m).await {
+                        return Ok(SessionEnd::Lost(e));
+                    }
+                }
                 shared.unacked.lock().unwrap().push((task_id, result.clone()));
                 if let Err(e) = send(&mut sink, &result).await {
                     return Ok(SessionEnd::Lost(e));
@@ -234,9 +252,14 @@ fn start_task(shared: &Arc<Shared>, a: TaskAssignment, ctx: &TaskContext) {
     tracing::info!(task = %a.task_id, kind = %a.kind, attempt = a.attempt, "task started");
     let shared = shared.clone();
     let ctx = ctx.clone();
+    let events = shared.outbox.emitter(&a.task_id, a.attempt);
     tokio::spawn(async move {
         let limit = Duration::from_millis(a.timeout_ms.max(1));
-        let outcome = match tokio::time::timeout(limit, tasks::run(&a.kind, a.payload, &ctx)).await
+        let outcome = match tokio::time::timeout(
+            limit,
+            tasks::run(&a.task_id, &a.kind, a.payload, &ctx, events),
+        )
+        .await
         {
             Ok(o) => o,
             Err(_) => TaskOutcome::Failed {

@@ -31,6 +31,34 @@ pub enum DelegateMessage {
         attempt: u32,
         outcome: TaskOutcome,
     },
+    /// Progress of a running task, in order. Each event has a sequence number
+    /// within its attempt, so events re-sent after a reconnect are stored once;
+    /// the manager answers `taskEventsAck`. Managers that predate it ignore it.
+    #[serde(rename_all = "camelCase")]
+    TaskEvents {
+        task_id: String,
+        attempt: u32,
+        events: Vec<TaskEvent>,
+    },
+}
+
+/// One thing that happened while a task ran: a connection-test stage passed,
+/// an object was applied, a rollout progressed, a pod event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskEvent {
+    /// 1, 2, 3, ... within one attempt of one task.
+    pub seq: u64,
+    /// When the delegate saw it (milliseconds since the epoch).
+    pub at_ms: i64,
+    /// What sort of event: `stage`, `applied`, `progress`, `pod`, `warning`,
+    /// `info`, `truncated`, ...
+    pub kind: String,
+    /// One readable line.
+    pub message: String,
+    /// Details for programs (a stage report, an object reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -127,6 +155,14 @@ pub enum ManagerMessage {
     ResultAck {
         task_id: String,
     },
+    /// The manager stored a task's events up to `seq` (of `attempt`): the
+    /// delegate may forget them. Delegates that predate it ignore it.
+    #[serde(rename_all = "camelCase")]
+    TaskEventsAck {
+        task_id: String,
+        attempt: u32,
+        seq: u64,
+    },
     /// The manager is closing this connection and says why (token revoked,
     /// replaced by a newer connection of the same delegate, shutting down).
     #[serde(rename_all = "camelCase")]
@@ -218,5 +254,26 @@ mod tests {
             r#"{"type":"taskResult","taskId":"t","attempt":2,"outcome":{"status":"failed","message":"x"}}"#
         );
         assert_eq!(serde_json::from_str::<DelegateMessage>(&text).unwrap(), r);
+    }
+
+    #[test]
+    fn task_events_round_trip_and_omit_empty_data() {
+        let m = DelegateMessage::TaskEvents {
+            task_id: "t".into(),
+            attempt: 1,
+            events: vec![TaskEvent {
+                seq: 1,
+                at_ms: 5,
+                kind: "stage".into(),
+                message: "dns passed".into(),
+                data: None,
+            }],
+        };
+        let text = serde_json::to_string(&m).unwrap();
+        assert_eq!(
+            text,
+            r#"{"type":"taskEvents","taskId":"t","attempt":1,"events":[{"seq":1,"atMs":5,"kind":"stage","message":"dns passed"}]}"#
+        );
+        assert_eq!(serde_json::from_str::<DelegateMessage>(&text).unwrap(), m);
     }
 }

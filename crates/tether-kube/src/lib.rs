@@ -9,6 +9,7 @@ pub mod client;
 pub mod client_cert;
 pub mod cloud_auth;
 pub mod connection_test;
+pub mod deploy;
 pub mod onboarding;
 
 pub use client::{ClientError, ClusterAccess, Credentials};

@@ -67,6 +67,7 @@ async fn test(auth: CloudAuth) -> ConnectionReport {
             ..Default::default()
         },
         stage_timeout: Duration::from_secs(20),
+        on_stage: Default::default(),
     })
     .await
 }
@@ -417,6 +418,7 @@ async fn aks_with_local_accounts_disabled_rejects_a_static_token() {
         },
         settings: ConnectionTestSettings::default(),
         stage_timeout: Duration::from_secs(20),
+        on_stage: Default::default(),
     })
     .await;
     let text = pretty(&r);

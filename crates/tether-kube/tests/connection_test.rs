@@ -49,6 +49,7 @@ fn manual(url: &str, ca: Option<&str>, auth: ResolvedAuth) -> TestInput {
         },
         settings: settings("default"),
         stage_timeout: Duration::from_secs(10),
+        on_stage: Default::default(),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod api;
 pub mod connectivity;
 pub mod delegates;
 pub mod metrics;
+pub mod task_events;
 
 use std::future::Future;
 use std::time::Duration;

@@ -322,6 +322,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_secret_access.sql"),
         postgres: include_str!("../migrations/postgres/0004_secret_access.sql"),
     },
+    Migration {
+        version: 9,
+        description: "task events and deploy releases",
+        sqlite: include_str!("../migrations/sqlite/0009_task_events.sql"),
+        postgres: include_str!("../migrations/postgres/0009_task_events.sql"),
+    },
 ];
 
 /// Milliseconds since the Unix epoch, the unit of every stored timestamp.

@@ -15,9 +15,11 @@ mod error;
 mod events;
 mod orgs;
 mod paging;
+mod releases;
 mod scopes;
 mod secrets;
 mod stats;
+mod task_events;
 mod tasks;
 mod test_history;
 mod tokens;
@@ -36,8 +38,10 @@ pub use error::{Result, StoreError};
 pub use events::{EventListener, EVENT_CHANNEL};
 pub use orgs::{OrgRecord, ProjectRecord};
 pub use paging::{ListQuery, Page, DEFAULT_LIMIT, MAX_LIMIT};
+pub use releases::ReleaseRecord;
 pub use secrets::{SecretInput, SecretMeta, SecretUpdate, MAX_SECRET_BYTES};
 pub use stats::ConnectorConnectivity;
+pub use task_events::{EventCursor, TaskEventRecord};
 pub use tasks::{Completion, NewTask, TaskAttempt, TaskRecord, TaskState};
 pub use test_history::{
     NewTestResult, TestResultRecord, TestTrigger, DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT,

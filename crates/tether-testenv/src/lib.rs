@@ -10,8 +10,8 @@
 #![forbid(unsafe_code)]
 
 mod accounts;
-mod https;
 pub mod cloud;
+mod https;
 mod kube_env;
 mod postgres;
 mod tether_server;

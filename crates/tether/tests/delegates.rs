@@ -9,10 +9,10 @@ mod support;
 
 #[path = "delegates/faults.rs"]
 mod faults;
-#[path = "delegates/in_cluster.rs"]
-mod in_cluster;
 #[path = "delegates/identity.rs"]
 mod identity;
+#[path = "delegates/in_cluster.rs"]
+mod in_cluster;
 #[path = "delegates/manifest.rs"]
 mod manifest;
 #[path = "delegates/registration.rs"]
@@ -21,3 +21,5 @@ mod registration;
 mod scale_out;
 #[path = "delegates/scope.rs"]
 mod scope;
+#[path = "delegates/task_events.rs"]
+mod task_events;

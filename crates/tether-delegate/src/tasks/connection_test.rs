@@ -20,18 +20,35 @@ use super::TaskContext;
 
 const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
-pub async fn run(payload: Value, ctx: &TaskContext) -> Value {
+pub async fn run(payload: Value, ctx: &TaskContext, events: super::Emitter) -> Value {
     let report = match input(&payload, ctx) {
-        Ok(input) => connection_test::run(input).await,
+        Ok(mut input) => {
+            // Each stage as it completes, for `tether connector test` and the UI.
+            input.on_stage = connection_test::StageObserver::new(move |stage| {
+                let line = format!(
+                    "{} {} ({} ms){}",
+                    stage.name.as_str(),
+                    stage.status.as_str(),
+                    stage.duration_ms,
+                    stage
+                        .detail
+                        .as_deref()
+                        .map(|d| format!(": {d}"))
+                        .unwrap_or_default()
+                );
+                events.emit("stage", &line, serde_json::to_value(stage).ok());
+            });
+            connection_test::run(input).await
+        }
         Err(report) => *report,
     };
     serde_json::to_value(report).unwrap_or(Value::Null)
 }
 
 /// Boxed: a report is large, and most results carry none.
-type Report = Box<tether_kube::connection_test::ConnectionReport>;
+pub(super) type Report = Box<tether_kube::connection_test::ConnectionReport>;
 
-fn input(payload: &Value, ctx: &TaskContext) -> Result<TestInput, Report> {
+pub(super) fn input(payload: &Value, ctx: &TaskContext) -> Result<TestInput, Report> {
     let bad = |m: String| {
         Box::new(failure_report(
             "BAD_TASK",

@@ -6,6 +6,8 @@
 //! cluster or an identity provider echoed back, no value reaches a report.
 
 mod connection_test;
+mod deploy;
+pub mod events;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,6 +15,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tether_domain::delegate_protocol::TaskOutcome;
 use tether_domain::Redactor;
+
+pub use events::Emitter;
 
 /// What a task may know about the delegate running it.
 #[derive(Debug, Clone)]
@@ -24,11 +28,18 @@ pub struct TaskContext {
 }
 
 /// Task kinds this delegate understands.
-pub const KINDS: &[&str] = &["echo", "connectionTest"];
+pub const KINDS: &[&str] = &["echo", "connectionTest", "deploy"];
 
-pub async fn run(kind: &str, payload: Value, ctx: &TaskContext) -> TaskOutcome {
+pub async fn run(
+    task_id: &str,
+    kind: &str,
+    payload: Value,
+    ctx: &TaskContext,
+    events: Emitter,
+) -> TaskOutcome {
     let redactor = redactor_for(&payload);
-    let outcome = run_kind(kind, payload, ctx).await;
+    let events = events.redacting(redactor.clone());
+    let outcome = run_kind(task_id, kind, payload, ctx, events).await;
     match outcome {
         TaskOutcome::Succeeded { mut output } => {
             redactor.value(&mut output);
@@ -52,11 +63,18 @@ fn redactor_for(payload: &Value) -> Redactor {
     )
 }
 
-async fn run_kind(kind: &str, payload: Value, ctx: &TaskContext) -> TaskOutcome {
+async fn run_kind(
+    task_id: &str,
+    kind: &str,
+    payload: Value,
+    ctx: &TaskContext,
+    events: Emitter,
+) -> TaskOutcome {
     match kind {
-        "echo" => echo(payload, ctx).await,
+        "deploy" => deploy::run(task_id, payload, ctx, events).await,
+        "echo" => echo(payload, ctx, &events).await,
         "connectionTest" => TaskOutcome::Succeeded {
-            output: connection_test::run(payload, ctx).await,
+            output: connection_test::run(payload, ctx, events).await,
         },
         other => TaskOutcome::Failed {
             message: format!(
@@ -68,8 +86,19 @@ async fn run_kind(kind: &str, payload: Value, ctx: &TaskContext) -> TaskOutcome 
 }
 
 /// Answers with its input and who ran it. `holdMs` keeps it busy that long,
-/// which is how tests and benchmarks stand in for a slow cluster call.
-async fn echo(payload: Value, ctx: &TaskContext) -> TaskOutcome {
+/// which is how tests and benchmarks stand in for a slow cluster call;
+/// `events` (a list of strings) are emitted as task events first,
+/// `eventIntervalMs` apart.
+async fn echo(payload: Value, ctx: &TaskContext, events: &Emitter) -> TaskOutcome {
+    let interval = payload["eventIntervalMs"]
+        .as_u64()
+        .map(Duration::from_millis);
+    for e in payload["events"].as_array().into_iter().flatten() {
+        if let Some(i) = interval {
+            tokio::time::sleep(i).await;
+        }
+        events.emit("info", e.as_str().unwrap_or_default(), None);
+    }
     if let Some(ms) = payload.get("holdMs").and_then(Value::as_u64) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
@@ -90,11 +119,22 @@ mod tests {
         };
         let payload = json!({
             "message": "echoing planted-value-1234 back",
+            "events": ["event with planted-value-1234 in it"],
             "secrets": { "account.tok": "planted-value-1234" },
         });
-        let TaskOutcome::Succeeded { output } = run("echo", payload, &ctx).await else {
+        let outbox = std::sync::Arc::new(events::Outbox::default());
+        let emitter = outbox.emitter("t", 1);
+        let TaskOutcome::Succeeded { output } = run("t", "echo", payload, &ctx, emitter).await
+        else {
             panic!("echo failed");
         };
         assert_eq!(output["echo"], "echoing <secret account.tok> back");
+        // Live events leave the same way.
+        let sent = serde_json::to_string(&outbox.take_unsent()).unwrap();
+        assert!(
+            sent.contains("event with <secret account.tok> in it"),
+            "{sent}"
+        );
+        assert!(!sent.contains("planted-value-1234"), "{sent}");
     }
 }

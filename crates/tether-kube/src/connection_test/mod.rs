@@ -43,6 +43,7 @@ use tether_domain::ConnectionTestSettings;
 
 use crate::client::ClusterAccess;
 
+pub(crate) use authz::rule_yaml;
 pub use diagnosis::{unauthorized_hints, AuthKind, Reason, UnauthorizedContext};
 pub(crate) use oidc::error_chain;
 pub use pem::{diagnose_ca_pem, PemProblem};
@@ -58,6 +59,36 @@ pub struct TestInput {
     pub settings: ConnectionTestSettings,
     /// Upper bound for each stage (default [`DEFAULT_STAGE_TIMEOUT`]).
     pub stage_timeout: Duration,
+    /// Told of each stage as it completes (live progress); the report has them all.
+    pub on_stage: StageObserver,
+}
+
+/// Called with each stage's report as soon as the stage is over.
+#[derive(Clone, Default)]
+pub struct StageObserver(Option<StageCallback>);
+
+type StageCallback = std::sync::Arc<dyn Fn(&StageReport) + Send + Sync>;
+
+impl StageObserver {
+    pub fn new(f: impl Fn(&StageReport) + Send + Sync + 'static) -> Self {
+        StageObserver(Some(std::sync::Arc::new(f)))
+    }
+
+    pub(crate) fn notify(&self, stage: &StageReport) {
+        if let Some(f) = &self.0 {
+            f(stage);
+        }
+    }
+}
+
+impl std::fmt::Debug for StageObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "StageObserver(set)"
+        } else {
+            "StageObserver(none)"
+        })
+    }
 }
 
 impl TestInput {
@@ -68,6 +99,7 @@ impl TestInput {
             target,
             settings: ConnectionTestSettings::default(),
             stage_timeout: DEFAULT_STAGE_TIMEOUT,
+            on_stage: StageObserver::default(),
         }
     }
 }
@@ -250,6 +282,16 @@ pub enum StageStatus {
     Passed,
     Failed,
     Skipped,
+}
+
+impl StageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageStatus::Passed => "passed",
+            StageStatus::Failed => "failed",
+            StageStatus::Skipped => "skipped",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

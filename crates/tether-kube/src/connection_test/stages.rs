@@ -29,6 +29,7 @@ fn ms(d: Duration) -> u64 {
 struct Runner {
     stages: Vec<StageReport>,
     timeout: Duration,
+    observer: super::StageObserver,
 }
 
 impl Runner {
@@ -53,7 +54,18 @@ impl Runner {
             duration_ms,
             detail: (!detail.is_empty()).then_some(detail),
         });
+        // Authorization is announced once its partial outcome is known.
+        if name != StageName::Authorization || result.is_err() {
+            self.announce();
+        }
         result.map(|(v, _)| v)
+    }
+
+    /// Tells the observer about the last stage.
+    fn announce(&self) {
+        if let Some(last) = self.stages.last() {
+            self.observer.notify(last);
+        }
     }
 }
 
@@ -175,6 +187,7 @@ async fn stages(input: &TestInput, runner: &mut Runner, out: &mut Outcome) -> Re
             last.status = StageStatus::Failed;
         }
     }
+    runner.announce();
     out.authz = Some(outcome);
     Ok(())
 }
@@ -194,6 +207,7 @@ pub(crate) async fn run(input: TestInput) -> ConnectionReport {
     let mut runner = Runner {
         stages: Vec::new(),
         timeout: input.stage_timeout,
+        observer: input.on_stage.clone(),
     };
     let mut out = Outcome::default();
     let result = AssertUnwindSafe(stages(&input, &mut runner, &mut out))

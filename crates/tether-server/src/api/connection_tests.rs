@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
+use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use tether_domain::connector::{ConnectivityState, ConnectivityStatus};
 use tether_domain::Scope;
@@ -80,7 +81,7 @@ pub async fn run(
     path: ScopePath,
     headers: HeaderMap,
     params: Result<Query<TestParams>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Reply<TestResponse>> {
+) -> ApiResult<axum::response::Response> {
     caller.authorize(&state, &path.scope, Role::Editor).await?;
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let identifier = path.param("identifier").to_string();
@@ -89,20 +90,71 @@ pub async fn run(
         .map(Duration::from_millis)
         .unwrap_or(DEFAULT_STAGE_TIMEOUT)
         .clamp(Duration::from_millis(100), Duration::from_secs(120));
-    let response = match &params.task_id {
-        Some(task_id) => follow(&state, &path.scope, &identifier, task_id).await?,
-        None => {
-            test_connector(
-                &state,
-                &path.scope,
-                &identifier,
-                stage_timeout,
-                TestTrigger::Api,
-            )
-            .await?
+    if let Some(task_id) = &params.task_id {
+        let response = follow(&state, &path.scope, &identifier, task_id).await?;
+        return Ok(Reply::ok(Format::accepted(&headers), response).into_response());
+    }
+    if crate::task_events::wants_stream(&headers) {
+        return Ok(stream(state, path.scope, identifier, stage_timeout).into_response());
+    }
+    let response = test_connector(
+        &state,
+        &path.scope,
+        &identifier,
+        stage_timeout,
+        TestTrigger::Api,
+    )
+    .await?;
+    Ok(Reply::ok(Format::accepted(&headers), response).into_response())
+}
+
+/// `Accept: text/event-stream`: the test's stages as they complete (`event:
+/// task`, as `GET /tasks/{id}/events` sends them), then `event: result` with
+/// the same body the plain call answers (or `event: error` with the error
+/// body). The test runs to its end and is recorded even if the client leaves.
+fn stream(
+    state: AppState,
+    scope: Scope,
+    identifier: String,
+    stage_timeout: Duration,
+) -> impl IntoResponse {
+    use axum::response::sse::Event;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Event>(64);
+    let (task_tx, task_rx) = tokio::sync::oneshot::channel();
+    let test_state = state.clone();
+    let test = tokio::spawn(async move {
+        test_connector_reporting(
+            &test_state,
+            &scope,
+            &identifier,
+            stage_timeout,
+            TestTrigger::Api,
+            Some(task_tx),
+        )
+        .await
+    });
+    tokio::spawn(async move {
+        if let Ok(task_id) = task_rx.await {
+            let _ = tx
+                .send(
+                    Event::default()
+                        .event("started")
+                        .json_data(serde_json::json!({ "taskId": task_id }))
+                        .unwrap_or_default(),
+                )
+                .await;
+            if let Err(Some(e)) = crate::task_events::follow(&state, &task_id, None, &tx).await {
+                tracing::warn!(error = %e, task = %task_id, "cannot read task events");
+            }
         }
-    };
-    Ok(Reply::ok(Format::accepted(&headers), response))
+        let last = match test.await {
+            Ok(Ok(response)) => Event::default().event("result").json_data(&response),
+            Ok(Err(e)) => Event::default().event("error").json_data(&e.body),
+            Err(_) => Event::default().event("error").json_data(serde_json::json!({"code": "INTERNAL", "message": "the connection test stopped unexpectedly"})),
+        };
+        let _ = tx.send(last.unwrap_or_default()).await;
+    });
+    crate::task_events::sse(rx)
 }
 
 /// Runs one test end to end and records it (status, history, metrics). Used
@@ -113,6 +165,19 @@ pub async fn test_connector(
     identifier: &str,
     stage_timeout: Duration,
     trigger: TestTrigger,
+) -> Result<TestResponse, ApiError> {
+    test_connector_reporting(state, scope, identifier, stage_timeout, trigger, None).await
+}
+
+/// [`test_connector`], telling `on_task` the task's id once it is submitted
+/// (to follow its events).
+async fn test_connector_reporting(
+    state: &AppState,
+    scope: &Scope,
+    identifier: &str,
+    stage_timeout: Duration,
+    trigger: TestTrigger,
+    on_task: Option<tokio::sync::oneshot::Sender<String>>,
 ) -> Result<TestResponse, ApiError> {
     let run = Run {
         trigger,
@@ -186,6 +251,9 @@ pub async fn test_connector(
         }
         Err(SubmitError::Store(e)) => return Err(e.into()),
     };
+    if let Some(tx) = on_task {
+        let _ = tx.send(task.id.clone());
+    }
     let done = state
         .broker
         .wait(

@@ -7,6 +7,7 @@ pub mod body;
 pub mod connection_tests;
 pub mod connectors;
 pub mod delegates;
+pub mod deploys;
 mod doc_path;
 pub mod error;
 pub mod openapi;
@@ -86,6 +87,11 @@ fn scoped_routes() -> Router<AppState> {
             "/connectors/{identifier}/test-history",
             get(test_history::list),
         )
+        .route(
+            "/connectors/{identifier}/deploy",
+            axum::routing::post(deploys::create),
+        )
+        .route("/connectors/{identifier}/releases", get(deploys::releases))
         .route("/delegates", get(delegates::list))
         .route("/delegates/{delegate}", get(delegates::get))
         .route(
@@ -117,6 +123,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(delegates::revoke_token),
         )
         .route("/tasks/{id}", get(delegates::get_task))
+        .route("/tasks/{id}/events", get(crate::task_events::events))
         .route("/delegates/connect", get(crate::delegates::connect));
     // The web UI (`/`, `/login`, `/connectors`, ...) answers what the API does
     // not: it is the fallback, so the API's routes stay the router's own (and

@@ -29,7 +29,9 @@ use utoipa::openapi::{Content, Ref, RefOr, Required};
 use utoipa::{OpenApi, ToResponse};
 
 use super::error::ErrorBody;
-use super::{connection_tests, connectors, delegates, orgs, secrets, test_history, tokens};
+use super::{
+    connection_tests, connectors, delegates, deploys, orgs, secrets, test_history, tokens,
+};
 
 /// Where the document is served (no API token needed).
 pub const PATH: &str = "/api/v1/openapi.json";
@@ -96,6 +98,8 @@ const SCOPES: &[ScopeLevel] = &[
     tokens::create,
     connection_tests::run,
     test_history::list,
+    deploys::create,
+    deploys::releases,
     delegates::list,
     delegates::get,
     delegates::list_tokens,
@@ -133,6 +137,7 @@ for `application/yaml`. Every error has one JSON shape, `ErrorBody`. Authenticat
         tokens::whoami,
         delegates::revoke_token,
         delegates::get_task,
+        crate::task_events::events,
         crate::delegates::connect,
         serve,
         crate::metrics::serve,

@@ -327,6 +327,16 @@ async fn run(
                             return;
                         }
                     }
+                    Ok(DelegateMessage::TaskEvents { task_id, attempt, mut events }) => {
+                        let Some(seq) = events.iter().map(|e| e.seq).max() else { continue };
+                        payload::scrub_events(&broker.store, &task_id, &mut events).await;
+                        if !broker.task_events(delegate_id, &task_id, attempt, &events).await {
+                            continue;
+                        }
+                        if !send(sink, &ManagerMessage::TaskEventsAck { task_id, attempt, seq }).await {
+                            return;
+                        }
+                    }
                     Ok(DelegateMessage::Draining) => {
                         tracing::info!(delegate = %delegate_id, "delegate is draining; no new tasks for it");
                         if let Some(d) = broker.live.lock().unwrap().get_mut(delegate_id) {
@@ -410,6 +420,7 @@ async fn result(
     match stored {
         Ok(Completion::Stored) => {
             tracing::debug!(task = %task_id, delegate = %delegate_id, attempt, "task finished");
+            crate::api::deploys::task_finished(&broker.store, task_id).await;
             broker.task_finished(task_id).await;
             true
         }

@@ -118,6 +118,8 @@ pub struct Broker {
     /// grace ends (see [`Broker::connection_lost`]).
     handover: Mutex<HashMap<String, Instant>>,
     wake_dispatch: Notify,
+    /// Wake-ups for clients following task events.
+    pub events: crate::task_events::TaskEventHub,
     /// Set when [`Broker::shutdown`] starts: no new connections, and no
     /// per-connection disconnect writes (one statement marks them all).
     stopping: std::sync::atomic::AtomicBool,
@@ -142,6 +144,7 @@ impl Broker {
             waiters: Mutex::new(HashMap::new()),
             handover: Mutex::new(HashMap::new()),
             wake_dispatch: Notify::new(),
+            events: Default::default(),
             stopping: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -236,6 +239,9 @@ impl Broker {
             self.wake_dispatch.notify_one();
         } else if let Some(id) = ev.strip_prefix("done:") {
             self.wake_waiters(id);
+            self.events.notify(id);
+        } else if let Some(id) = ev.strip_prefix("events:") {
+            self.events.notify(id);
         } else if let Some(token_id) = ev.strip_prefix("revoked:") {
             self.close_token(token_id);
         }
@@ -344,6 +350,34 @@ impl Broker {
         }
     }
 
+    /// Stores events a delegate reported and wakes their readers here and on
+    /// other managers. False when they could not be stored (not acknowledged:
+    /// the delegate sends them again).
+    pub(crate) async fn task_events(
+        &self,
+        delegate_id: &str,
+        task_id: &str,
+        attempt: u32,
+        events: &[tether_domain::delegate_protocol::TaskEvent],
+    ) -> bool {
+        match self
+            .store
+            .append_task_events(task_id, attempt, delegate_id, events)
+            .await
+        {
+            Ok(0) => true,
+            Ok(_) => {
+                self.events.notify(task_id);
+                self.publish(&format!("events:{task_id}")).await;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, task = %task_id, "cannot store task events; the delegate re-sends them");
+                false
+            }
+        }
+    }
+
     async fn publish(&self, event: &str) {
         if let Err(e) = self.store.publish(event).await {
             tracing::warn!(error = %e, event, "cannot tell other managers");
@@ -439,6 +473,7 @@ impl Broker {
 
     async fn task_finished(&self, task_id: &str) {
         self.wake_waiters(task_id);
+        self.events.notify(task_id);
         self.publish(&format!("done:{task_id}")).await;
     }
 

@@ -13,12 +13,14 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use tether_domain::delegate_protocol::TaskOutcome;
+use tether_domain::delegate_protocol::{TaskEvent, TaskOutcome};
 use tether_domain::{Redactor, Scope, SecretAccess};
 use tether_store::{ConnectorSecret, Store, StoreError, TaskRecord};
 
 /// Task kinds whose payload names a connector whose secrets must be resolved.
 pub const CONNECTION_TEST: &str = "connectionTest";
+/// A deploy through a connector (`api/deploys.rs`).
+pub const DEPLOY: &str = "deploy";
 
 /// A secret a task will carry, as the stored payload records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,7 +105,7 @@ pub async fn for_delegate(
     task: &TaskRecord,
     delegate_scope: &Scope,
 ) -> Result<Value, String> {
-    if task.kind != CONNECTION_TEST {
+    if task.kind != CONNECTION_TEST && task.kind != DEPLOY {
         return Ok(task.payload.clone());
     }
     let (scope, record) = connector_of(store, task).await?;
@@ -169,26 +171,7 @@ async fn connector_of(
 /// and this re-check keeps a delegate of another version, or a hand-written
 /// one, from getting a value into a stored report, history row or log.
 pub async fn scrub_outcome(store: &Store, task_id: &str, outcome: TaskOutcome) -> TaskOutcome {
-    let Ok(task) = store.get_task(task_id).await else {
-        return outcome;
-    };
-    if task.kind != CONNECTION_TEST {
-        return outcome;
-    }
-    let Ok((scope, record)) = connector_of(store, &task).await else {
-        return outcome;
-    };
-    let mut values: Vec<(String, tether_store::SecretValue)> = Vec::new();
-    for r in record.connector.secret_refs() {
-        // The values as stored now, whether or not the connector may still use
-        // them: what matters is that none leaves in a report.
-        if let Ok(meta) = store.resolve_secret_ref(&scope, r.reference).await {
-            if let Ok(v) = store.read_secret_value(&meta.scope, &meta.identifier).await {
-                values.push((r.reference.to_string(), v));
-            }
-        }
-    }
-    let redactor = Redactor::new(values.iter().map(|(r, v)| (r.as_str(), v.expose())));
+    let redactor = task_redactor(store, task_id).await;
     match outcome {
         TaskOutcome::Succeeded { mut output } => {
             redactor.value(&mut output);
@@ -198,6 +181,45 @@ pub async fn scrub_outcome(store: &Store, task_id: &str, outcome: TaskOutcome) -
             message: redactor.text(&message),
         },
     }
+}
+
+/// The same for a task's live events, before they are stored and streamed.
+pub async fn scrub_events(store: &Store, task_id: &str, events: &mut [TaskEvent]) {
+    let redactor = task_redactor(store, task_id).await;
+    if redactor.is_empty() {
+        return;
+    }
+    for e in events {
+        e.message = redactor.text(&e.message);
+        e.kind = redactor.text(&e.kind);
+        if let Some(d) = e.data.as_mut() {
+            redactor.value(d);
+        }
+    }
+}
+
+/// Every secret value the task's connector resolves to now, whether or not
+/// the connector may still use them: what matters is that none leaves in a
+/// report or an event.
+async fn task_redactor(store: &Store, task_id: &str) -> Redactor {
+    let Ok(task) = store.get_task(task_id).await else {
+        return Redactor::default();
+    };
+    if task.kind != CONNECTION_TEST && task.kind != DEPLOY {
+        return Redactor::default();
+    }
+    let Ok((scope, record)) = connector_of(store, &task).await else {
+        return Redactor::default();
+    };
+    let mut values: Vec<(String, tether_store::SecretValue)> = Vec::new();
+    for r in record.connector.secret_refs() {
+        if let Ok(meta) = store.resolve_secret_ref(&scope, r.reference).await {
+            if let Ok(v) = store.read_secret_value(&meta.scope, &meta.identifier).await {
+                values.push((r.reference.to_string(), v));
+            }
+        }
+    }
+    Redactor::new(values.iter().map(|(r, v)| (r.as_str(), v.expose())))
 }
 
 /// The stored part of a connection-test task: the connector, the stage

@@ -10,5 +10,6 @@ mod delegates;
 mod listing;
 mod orgs;
 mod secrets;
+mod task_events;
 mod test_history;
 mod tokens;

@@ -82,6 +82,7 @@ pub async fn run(manager: &Manager, p: Params) -> Result<()> {
             ..Default::default()
         },
         stage_timeout: Duration::from_secs(10),
+        on_stage: Default::default(),
     };
     let e2e = || async {
         let t = Instant::now();

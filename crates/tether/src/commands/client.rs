@@ -162,6 +162,43 @@ impl ApiClient {
         Ok((status, bytes))
     }
 
+    /// Opens a Server-Sent Events stream (`Accept: text/event-stream`); the
+    /// answer is returned as soon as its headers arrive, failures as errors.
+    pub async fn event_stream(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        last_event_id: Option<&str>,
+    ) -> Result<reqwest::Response> {
+        let url = format!("{}{}", self.base, path);
+        let mut req = self
+            .http
+            .request(method.clone(), &url)
+            .bearer_auth(&self.token)
+            .header("accept", "text/event-stream")
+            .query(query)
+            // A stream lasts as long as its task; the per-request limit is
+            // the task's business, not the client's.
+            .timeout(
+                self.timeout
+                    .unwrap_or(std::time::Duration::from_secs(24 * 3600)),
+            );
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the manager at {}", self.base))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let bytes = resp.bytes().await.unwrap_or_default();
+            return Err(api_error(&method, path, status, &bytes));
+        }
+        Ok(resp)
+    }
+
     pub async fn json<T: DeserializeOwned>(
         &self,
         method: Method,

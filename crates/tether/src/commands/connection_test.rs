@@ -92,7 +92,27 @@ pub async fn test(cmd: TestCommand) -> Result<ExitCode> {
         scope_path(&cmd.scope.scope()?),
         cmd.identifier
     );
-    let r = run_following_restarts(&client, &path, stage).await?;
+    let live = matches!(cmd.output, OutputFormat::Table);
+    let r = match stream_test(&client, &path, stage, live, cmd.output).await {
+        Ok(StreamEnd::Report(r)) => r,
+        // The manager stopped while the test ran: follow its task through the
+        // restart (or to another manager), as a plain call would.
+        Ok(StreamEnd::Restarting(task)) => {
+            eprintln!("tether: the manager is restarting; following the test (task {task})");
+            run_following_restarts(&client, &path, stage, Some(task)).await?
+        }
+        Ok(StreamEnd::NotStreamed) => run_following_restarts(&client, &path, stage, None).await?,
+        Err((Some(task), e)) => {
+            eprintln!(
+                "tether: the test's event stream broke ({e:#}); following the test (task {task})"
+            );
+            run_following_restarts(&client, &path, stage, Some(task)).await?
+        }
+        Err((None, e)) => return Err(e),
+    };
+    if live {
+        println!();
+    }
     match cmd.output {
         OutputFormat::Table => print!(
             "{}",
@@ -103,15 +123,106 @@ pub async fn test(cmd: TestCommand) -> Result<ExitCode> {
     Ok(report::exit_code(&r))
 }
 
+/// How a streamed test ended.
+enum StreamEnd {
+    Report(Value),
+    /// The manager is stopping; the test goes on as this task.
+    Restarting(String),
+    /// The manager answered without a stream (an older one): ask plainly.
+    NotStreamed,
+}
+
+/// Runs the test with `Accept: text/event-stream`, printing each stage as it
+/// completes when `live`. An error carries the task id when the stream had
+/// already named it, so the caller can follow the task.
+async fn stream_test(
+    client: &ApiClient,
+    path: &str,
+    stage: Duration,
+    live: bool,
+    output: OutputFormat,
+) -> std::result::Result<StreamEnd, (Option<String>, anyhow::Error)> {
+    let query = [("stageTimeoutMs", stage.as_millis().to_string())];
+    let resp = client
+        .event_stream(Method::POST, path, &query, None)
+        .await
+        .map_err(|e| (None, e))?;
+    let streamed = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if !streamed {
+        return Ok(StreamEnd::NotStreamed);
+    }
+    let mut task: Option<String> = None;
+    let mut last: Option<super::events::SseEvent> = None;
+    let read = super::events::read(resp, |e| match e.event.as_str() {
+        "started" => {
+            task = e.json()["taskId"].as_str().map(str::to_string);
+            true
+        }
+        "task" => {
+            if live {
+                println!("{}", super::events::line(&e.json(), output));
+            }
+            true
+        }
+        "result" | "error" => {
+            last = Some(e);
+            false
+        }
+        _ => true,
+    })
+    .await;
+    if let Err(e) = read {
+        return Err((task, e));
+    }
+    match last {
+        Some(e) if e.event == "result" => Ok(StreamEnd::Report(e.json())),
+        Some(e) => {
+            let body = e.json();
+            if body["code"] == "MANAGER_RESTARTING" {
+                if let Some(t) = body["taskId"].as_str().map(str::to_string).or(task) {
+                    return Ok(StreamEnd::Restarting(t));
+                }
+            }
+            Err((
+                None,
+                anyhow::anyhow!(
+                    "{} [{}]",
+                    body["message"]
+                        .as_str()
+                        .unwrap_or("the connection test failed"),
+                    body["code"].as_str().unwrap_or("ERROR")
+                ),
+            ))
+        }
+        None => Err((
+            task,
+            anyhow::anyhow!("the manager ended the test's event stream without a result"),
+        )),
+    }
+}
+
 /// How long the CLI keeps following a test through manager restarts.
 const FOLLOW_PATIENCE: Duration = Duration::from_secs(600);
 
 /// Runs the test; when the manager answers that it is restarting, follows the
 /// test's task (`?taskId=`) through the restart, or to another manager behind
 /// the same URL, until its report comes.
-async fn run_following_restarts(client: &ApiClient, path: &str, stage: Duration) -> Result<Value> {
+async fn run_following_restarts(
+    client: &ApiClient,
+    path: &str,
+    stage: Duration,
+    task: Option<String>,
+) -> Result<Value> {
     let mut query = vec![("stageTimeoutMs", stage.as_millis().to_string())];
     let mut following: Option<(String, std::time::Instant)> = None;
+    if let Some(task) = task {
+        query = vec![("taskId", task.clone())];
+        following = Some((task, std::time::Instant::now()));
+    }
     loop {
         let answer = client.send_any(Method::POST, path, None, &query).await;
         let retry = match &answer {

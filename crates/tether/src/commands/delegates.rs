@@ -354,11 +354,30 @@ pub enum TaskCommand {
         #[arg(short, long, value_enum, default_value_t)]
         output: OutputFormat,
     },
+    /// Print a task's events as they happen, until it is finished (all of
+    /// them for a finished task). Exit code 1 when the task failed.
+    Events {
+        id: String,
+        /// `json`: one JSON object per line.
+        #[arg(short, long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
 }
 
 pub async fn task(cmd: TaskCommand) -> Result<()> {
     let client = ApiClient::from_env()?;
     match cmd {
+        TaskCommand::Events { id, output } => {
+            let end = super::events::follow_task(&client, &id, output, |_| {}).await?;
+            match end["state"].as_str() {
+                Some("succeeded") => Ok(()),
+                _ => anyhow::bail!(
+                    "task {id} {}: {}",
+                    end["state"].as_str().unwrap_or("ended"),
+                    end["error"].as_str().unwrap_or("see `tether task get`")
+                ),
+            }
+        }
         TaskCommand::Get { id, output } => {
             let t: Value = client
                 .json(Method::GET, &format!("/api/v1/tasks/{id}"), None, &[])

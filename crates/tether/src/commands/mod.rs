@@ -6,6 +6,8 @@ mod cluster;
 mod connection_test;
 mod connectors;
 mod delegates;
+mod deploy;
+mod events;
 mod orgs;
 mod output;
 mod rbac;
@@ -59,6 +61,9 @@ enum Command {
     /// Onboard clusters with your kubeconfig: service account, RBAC, token, connector.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Deploy manifests through a connector: pre-flight, apply, steady state, releases.
+    #[command(subcommand)]
+    Deploy(deploy::DeployCommand),
     /// Least-privilege RBAC manifests for a service account.
     #[command(subcommand)]
     Rbac(rbac::RbacCommand),
@@ -85,6 +90,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Task(cmd) => delegates::task(cmd).await?,
         Command::Cluster(cmd) => cluster::run(cmd).await?,
         Command::Rbac(cmd) => rbac::run(cmd)?,
+        Command::Deploy(cmd) => return deploy::run(cmd).await,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -16,6 +16,25 @@ pub const DEFAULT_NAMESPACE: &str = "kube-system";
 pub enum RbacCommand {
     /// Print a ServiceAccount, its token Secret and the RBAC objects of one profile.
     Manifest(ManifestArgs),
+    /// Print the minimal Role/ClusterRole (and bindings) that let a service
+    /// account deploy exactly these manifests with `tether deploy apply`.
+    For(ForArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ForArgs {
+    /// Manifest files or directories (repeatable).
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<std::path::PathBuf>,
+    /// The account that deploys, as NAMESPACE/NAME.
+    #[arg(long)]
+    pub service_account: String,
+    /// Namespace of objects that name none, and of the release record (as for `deploy apply`).
+    #[arg(short = 'n', long, default_value = "default")]
+    pub namespace: String,
+    /// Include `delete`, which `deploy apply --prune` needs.
+    #[arg(long)]
+    pub prune: bool,
 }
 
 /// The permission profiles, as the command line names them.
@@ -61,6 +80,41 @@ pub struct ManifestArgs {
 
 pub fn run(cmd: RbacCommand) -> Result<()> {
     match cmd {
+        RbacCommand::For(args) => {
+            let Some((sa_ns, sa_name)) = args.service_account.split_once('/') else {
+                anyhow::bail!("--service-account takes NAMESPACE/NAME, e.g. ci/deployer");
+            };
+            let sources: Vec<tether_kube::deploy::ManifestSource> = serde_json::from_value(
+                serde_json::Value::Array(super::deploy::read_manifests(&args.files)?),
+            )?;
+            let manifests =
+                tether_kube::deploy::manifests::parse(&sources).map_err(|problems| {
+                    let lines: Vec<String> = problems
+                        .iter()
+                        .map(|p| {
+                            format!(
+                                "{}#{} (line {}): {}",
+                                p.source.as_deref().unwrap_or("?"),
+                                p.document.unwrap_or(0),
+                                p.line.unwrap_or(0),
+                                p.message
+                            )
+                        })
+                        .collect();
+                    anyhow::anyhow!("the manifests cannot be read:\n{}", lines.join("\n"))
+                })?;
+            let objects = tether_kube::deploy::rbac::minimal_rbac(
+                &manifests,
+                &args.namespace,
+                args.prune,
+                sa_ns,
+                sa_name,
+            );
+            for o in objects {
+                print!("---\n{}", serde_yaml::to_string(&o)?);
+            }
+            Ok(())
+        }
         RbacCommand::Manifest(args) => {
             let request = ManifestRequest::new(args.service_account, args.profile.into())
                 .in_namespace(args.namespace)
