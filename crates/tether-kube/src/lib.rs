@@ -9,4 +9,4 @@ pub mod client;
 pub mod connection_test;
 pub mod onboarding;
 
-pub use client::{ClientError, ClusterAccess, Credentials};
+pub use client::{header_unsafe_at, ClientError, ClusterAccess, Credentials};

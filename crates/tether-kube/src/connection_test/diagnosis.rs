@@ -32,6 +32,7 @@ pub enum Reason {
     InvalidClientCertificate,
     InvalidClientKey,
     ClientKeyMismatch,
+    InvalidToken,
     Unauthorized,
     CredentialsIgnored,
     MissingPermissions,
@@ -67,6 +68,7 @@ impl Reason {
             Reason::InvalidClientCertificate => "INVALID_CLIENT_CERTIFICATE",
             Reason::InvalidClientKey => "INVALID_CLIENT_KEY",
             Reason::ClientKeyMismatch => "CLIENT_KEY_MISMATCH",
+            Reason::InvalidToken => "INVALID_TOKEN",
             Reason::Unauthorized => "UNAUTHORIZED",
             Reason::CredentialsIgnored => "CREDENTIALS_IGNORED",
             Reason::MissingPermissions => "MISSING_PERMISSIONS",
@@ -91,7 +93,8 @@ impl Reason {
             | Reason::InvalidCaCertificate
             | Reason::InvalidClientCertificate
             | Reason::InvalidClientKey
-            | Reason::ClientKeyMismatch => 400,
+            | Reason::ClientKeyMismatch
+            | Reason::InvalidToken => 400,
             Reason::Unauthorized | Reason::CredentialsIgnored => 401,
             Reason::MissingPermissions => 403,
             Reason::Timeout => 504,
@@ -458,6 +461,20 @@ pub(crate) fn client_key_problem(problem: &PemProblem) -> Failure {
         format!("clientKeyRef is not a usable private key: {problem}"),
     )
     .hint(pem_fix("clientKeyRef", problem))
+}
+
+/// A token that cannot go into an `Authorization` header; its value is never
+/// quoted.
+pub(crate) fn token_not_header_safe(field: &str, at: usize, len: usize) -> Failure {
+    Failure::new(
+        Reason::InvalidToken,
+        format!(
+            "{field} holds a token with a line break or another control character at character {at} of {len}, which an HTTP Authorization header cannot carry"
+        ),
+    )
+    .hint(format!(
+        "Store the token alone, on one line, in the secret {field} names: a service-account token is one line (`kubectl create token SA -n NAMESPACE`, or `kubectl get secret NAME -o jsonpath='{{.data.token}}' | base64 -d`); a file pasted with several lines, or two tokens, does not work."
+    ))
 }
 
 pub(crate) fn key_mismatch(cert: &CertSummary) -> Failure {
