@@ -62,10 +62,21 @@ pub enum ClientError {
     BadUrl { url: String, reason: String },
     #[error("the CA certificate is not a PEM certificate (expected a block starting with -----BEGIN CERTIFICATE-----)")]
     CaNotPem,
+    #[error("the bearer token has a line break or another control character at character {position}, which an HTTP header cannot carry: store the token alone, on one line")]
+    TokenNotHeaderSafe { position: usize },
     #[error("cannot build a Kubernetes client: {0}")]
     Build(#[from] kube::Error),
     #[error("cannot use the client certificate: {0}")]
     ClientCert(#[from] crate::client_cert::ClientBuildError),
+}
+
+/// Where `value` has a character an HTTP header value cannot carry (a
+/// control character other than tab), counted from 1; `None` when it has none.
+pub fn header_unsafe_at(value: &str) -> Option<usize> {
+    value
+        .chars()
+        .position(|c| c.is_ascii_control() && c != '\t')
+        .map(|i| i + 1)
 }
 
 impl ClusterAccess {
@@ -109,6 +120,12 @@ impl ClusterAccess {
         }
         let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
         cfg.auth_info = match &self.credentials {
+            // The client would panic building the Authorization header.
+            Credentials::Token(t) if header_unsafe_at(t.expose_secret()).is_some() => {
+                return Err(ClientError::TokenNotHeaderSafe {
+                    position: header_unsafe_at(t.expose_secret()).unwrap_or_default(),
+                })
+            }
             Credentials::Token(t) => AuthInfo {
                 token: Some(t.clone()),
                 ..Default::default()
@@ -130,5 +147,27 @@ impl ClusterAccess {
 
     pub fn client(&self) -> Result<Client, ClientError> {
         Ok(crate::client_cert::client_from_config(self.config()?)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_with_a_line_break_is_refused_not_a_panic() {
+        let access = ClusterAccess::new(
+            "https://127.0.0.1:6443",
+            Credentials::Token(SecretString::from("abc\ndef-secret".to_string())),
+        );
+        let Err(err) = access.client() else {
+            panic!("a client with that token")
+        };
+        assert!(
+            matches!(err, ClientError::TokenNotHeaderSafe { position: 4 }),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("def-secret"));
+        assert_eq!(header_unsafe_at("a\tb"), None);
     }
 }

@@ -12,4 +12,4 @@ pub mod connection_test;
 pub mod deploy;
 pub mod onboarding;
 
-pub use client::{ClientError, ClusterAccess, Credentials};
+pub use client::{header_unsafe_at, ClientError, ClusterAccess, Credentials};

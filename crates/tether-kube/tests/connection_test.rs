@@ -435,6 +435,26 @@ async fn bogus_token_is_unauthorized() {
     assert_no_secret(&r, secret);
 }
 
+/// A token with a line break inside used to panic in the HTTP client (the
+/// Authorization header cannot carry it) and kill the delegate's task.
+#[tokio::test]
+async fn a_token_with_a_line_break_is_diagnosed_not_a_panic() {
+    let env = KubeEnv::get();
+    let secret = "first-half-5f2b\nsecond-half-9c1e";
+    let r = run(manual(&env.url, Some(&env.ca_pem), token(secret))).await;
+    assert_failed_at(&r, StageName::Authentication, "INVALID_TOKEN");
+    assert_eq!(r.errors[0].code, 400);
+    assert!(
+        r.errors[0].message.contains("serviceAccountTokenRef")
+            && r.errors[0].message.contains("line break"),
+        "{}",
+        json(&r)
+    );
+    assert!(hints(&r).contains("on one line"), "{}", json(&r));
+    assert_no_secret(&r, "first-half-5f2b");
+    assert_no_secret(&r, "second-half-9c1e");
+}
+
 #[tokio::test]
 async fn base64_wrapped_token_is_unauthorized_with_decode_hint() -> Result<()> {
     let env = KubeEnv::get();

@@ -124,8 +124,16 @@ fn prepare_client_cert(
     })
 }
 
-fn prepare_token(token: &str) -> Prepared {
+/// `field` names where the token came from, for the diagnosis.
+fn prepare_token(token: &str, field: &str) -> Result<Prepared, Failure> {
     let trimmed = token.trim();
+    if let Some(at) = crate::client::header_unsafe_at(trimmed) {
+        return Err(diagnosis::token_not_header_safe(
+            field,
+            at,
+            trimmed.chars().count(),
+        ));
+    }
     let kind = identity::token_facts(trimmed);
     let identity = identity::from_token(&kind);
     let detail = if trimmed.len() != token.len() {
@@ -133,18 +141,18 @@ fn prepare_token(token: &str) -> Prepared {
     } else {
         "bearer token".to_string()
     };
-    Prepared {
+    Ok(Prepared {
         credentials: Credentials::Token(SecretString::from(trimmed.to_string())),
         kind,
         identity,
         detail,
-    }
+    })
 }
 
 async fn prepare(input: &AuthInput<'_>, knowledge: &mut Knowledge) -> Result<Prepared, Failure> {
     match &input.source {
         AuthSource::Resolved(ResolvedAuth::ServiceAccountToken(t)) => {
-            Ok(prepare_token(t.expose_secret()))
+            prepare_token(t.expose_secret(), "serviceAccountTokenRef")
         }
         AuthSource::Resolved(ResolvedAuth::Basic { username, password }) => Ok(Prepared {
             credentials: Credentials::Basic {
@@ -216,7 +224,9 @@ async fn prepare(input: &AuthInput<'_>, knowledge: &mut Knowledge) -> Result<Pre
         )),
         AuthSource::Delegate { credentials, label } => {
             let mut p = match credentials {
-                Credentials::Token(t) => prepare_token(t.expose_secret()),
+                Credentials::Token(t) => {
+                    prepare_token(t.expose_secret(), &format!("the delegate's {label}"))?
+                }
                 Credentials::ClientCert { cert_pem, key_pem } => prepare_client_cert(
                     &CertFields::kubeconfig(label),
                     cert_pem,

@@ -32,6 +32,7 @@ pub enum Reason {
     InvalidClientCertificate,
     InvalidClientKey,
     ClientKeyMismatch,
+    InvalidToken,
     Unauthorized,
     CredentialsIgnored,
     MissingPermissions,
@@ -80,6 +81,7 @@ impl Reason {
             Reason::InvalidClientCertificate => "INVALID_CLIENT_CERTIFICATE",
             Reason::InvalidClientKey => "INVALID_CLIENT_KEY",
             Reason::ClientKeyMismatch => "CLIENT_KEY_MISMATCH",
+            Reason::InvalidToken => "INVALID_TOKEN",
             Reason::Unauthorized => "UNAUTHORIZED",
             Reason::CredentialsIgnored => "CREDENTIALS_IGNORED",
             Reason::MissingPermissions => "MISSING_PERMISSIONS",
@@ -117,6 +119,7 @@ impl Reason {
             | Reason::InvalidClientCertificate
             | Reason::InvalidClientKey
             | Reason::ClientKeyMismatch
+            | Reason::InvalidToken
             | Reason::InvalidCloudCredential
             | Reason::NoDelegateCloudIdentity
             | Reason::EksWrongRegion => 400,
@@ -552,6 +555,20 @@ pub(crate) fn client_key_problem(f: &CertFields, problem: &PemProblem) -> Failur
         format!("{} is not a usable private key: {problem}", f.key),
     )
     .hint(pem_fix(&f.key, problem))
+}
+
+/// A token that cannot go into an `Authorization` header; its value is never
+/// quoted.
+pub(crate) fn token_not_header_safe(field: &str, at: usize, len: usize) -> Failure {
+    Failure::new(
+        Reason::InvalidToken,
+        format!(
+            "{field} holds a token with a line break or another control character at character {at} of {len}, which an HTTP Authorization header cannot carry"
+        ),
+    )
+    .hint(format!(
+        "Store the token alone, on one line, in the secret {field} names: a service-account token is one line (`kubectl create token SA -n NAMESPACE`, or `kubectl get secret NAME -o jsonpath='{{.data.token}}' | base64 -d`); a file pasted with several lines, or two tokens, does not work."
+    ))
 }
 
 pub(crate) fn key_mismatch(f: &CertFields, cert: &CertSummary) -> Failure {

@@ -190,7 +190,7 @@ impl Scanner<'_> {
 
     fn run(mut self) -> Result<(), TooDeep> {
         loop {
-            self.to_next_token();
+            self.skip_to_next_token();
             if self.live_key().is_none() {
                 self.key = None;
             }
@@ -300,7 +300,7 @@ impl Scanner<'_> {
             || (self.flow == 0 && (c == b'?' || c == b':') && !self.is_blankz(1))
     }
 
-    fn to_next_token(&mut self) {
+    fn skip_to_next_token(&mut self) {
         loop {
             if self.col == 0 && self.b[self.i..].starts_with("\u{feff}".as_bytes()) {
                 self.skip();
