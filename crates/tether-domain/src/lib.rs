@@ -7,6 +7,7 @@ pub mod connector;
 pub mod delegate_protocol;
 pub mod identifier;
 pub mod permissions;
+pub mod proxy;
 pub mod scope;
 pub mod secret_ref;
 pub mod validation;

@@ -316,6 +316,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_connection_test_history.sql"),
         postgres: include_str!("../migrations/postgres/0003_connection_test_history.sql"),
     },
+    Migration {
+        version: 6,
+        description: "kubernetes api through tether: token grants, audit",
+        sqlite: include_str!("../migrations/sqlite/0006_kube_proxy.sql"),
+        postgres: include_str!("../migrations/postgres/0006_kube_proxy.sql"),
+    },
 ];
 
 /// Milliseconds since the Unix epoch, the unit of every stored timestamp.

@@ -25,7 +25,7 @@ pub async fn run(payload: Value, ctx: &TaskContext) -> Value {
 }
 
 /// Boxed: a report is large, and most results carry none.
-type Report = Box<tether_kube::connection_test::ConnectionReport>;
+pub(crate) type Report = Box<tether_kube::connection_test::ConnectionReport>;
 
 fn input(payload: &Value, ctx: &TaskContext) -> Result<TestInput, Report> {
     let bad = |m: String| {
@@ -44,7 +44,22 @@ fn input(payload: &Value, ctx: &TaskContext) -> Result<TestInput, Report> {
         .as_u64()
         .map(Duration::from_millis)
         .unwrap_or(connection_test::DEFAULT_STAGE_TIMEOUT);
-    let target = match &connector.spec.credential {
+    let target = target(&connector, &secrets, ctx)?;
+    let mut input = TestInput::new(target);
+    input.settings = connector.spec.connection_test.clone().unwrap_or_default();
+    input.stage_timeout = stage_timeout;
+    Ok(input)
+}
+
+/// The cluster and credentials of `connector`, its secret references resolved
+/// from `secrets` (what the manager sent), or the delegate's own identity for
+/// `InheritFromDelegate`. Also what the Kubernetes proxy uses.
+pub(crate) fn target(
+    connector: &Connector,
+    secrets: &HashMap<String, String>,
+    ctx: &TaskContext,
+) -> Result<TestTarget, Report> {
+    Ok(match &connector.spec.credential {
         Credential::ManualConfig(m) => {
             let get = |r: &str| -> Result<String, Report> {
                 secrets.get(r).cloned().ok_or_else(|| {
@@ -111,11 +126,7 @@ fn input(payload: &Value, ctx: &TaskContext) -> Result<TestInput, Report> {
             }
         }
         Credential::InheritFromDelegate => inherited(ctx)?,
-    };
-    let mut input = TestInput::new(target);
-    input.settings = connector.spec.connection_test.clone().unwrap_or_default();
-    input.stage_timeout = stage_timeout;
-    Ok(input)
+    })
 }
 
 /// The delegate's own identity: its pod's service account, or the kubeconfig it

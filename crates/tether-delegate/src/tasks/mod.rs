@@ -1,7 +1,7 @@
 //! What the delegate does for each task kind. A task never panics its way out:
 //! every failure becomes a `Failed` outcome with a message for the user.
 
-mod connection_test;
+pub(crate) mod connection_test;
 
 use std::path::PathBuf;
 use std::time::Duration;

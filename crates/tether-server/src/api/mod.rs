@@ -8,6 +8,7 @@ pub mod connection_tests;
 pub mod connectors;
 pub mod delegates;
 pub mod error;
+pub mod kube;
 pub mod openapi;
 pub mod orgs;
 pub mod scope;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub broker: Arc<Broker>,
     /// Background connection tests, their settings and metrics.
     pub tests: Arc<ConnectionTests>,
+    /// The Kubernetes API through delegates: tunnels, open streams.
+    pub proxy: Arc<crate::proxy::Proxy>,
 }
 
 impl AppState {
@@ -51,7 +54,14 @@ impl AppState {
             store,
             broker,
             tests: ConnectionTests::new(tests),
+            proxy: crate::proxy::Proxy::new(Default::default()),
         }
+    }
+
+    /// With these proxy settings (advertised URL, audit retention).
+    pub fn with_proxy(mut self, settings: crate::proxy::ProxySettings) -> AppState {
+        self.proxy = crate::proxy::Proxy::new(settings);
+        self
     }
 }
 
@@ -91,6 +101,11 @@ fn scoped_routes() -> Router<AppState> {
             get(delegates::list_tokens).post(delegates::create_token),
         )
         .route("/tasks", axum::routing::post(delegates::create_task))
+        .route(
+            "/connectors/{identifier}/kubeconfig",
+            axum::routing::post(kube::kubeconfig),
+        )
+        .route("/audit", get(kube::audit))
 }
 
 pub fn router(state: AppState) -> Router {
@@ -115,7 +130,8 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(delegates::revoke_token),
         )
         .route("/tasks/{id}", get(delegates::get_task))
-        .route("/delegates/connect", get(crate::delegates::connect));
+        .route("/delegates/connect", get(crate::delegates::connect))
+        .route("/delegates/tunnel", get(crate::proxy::tunnel));
     // The web UI (`/`, `/login`, `/connectors`, ...) answers what the API does
     // not: it is the fallback, so the API's routes stay the router's own (and
     // the OpenAPI document's). Its sessions also authenticate API calls (auth.rs).
@@ -130,6 +146,8 @@ pub fn router(state: AppState) -> Router {
         .route(openapi::PATH, get(openapi::serve))
         .route("/healthz", get(|| async { "ok" }))
         .route(crate::metrics::PATH, get(crate::metrics::serve))
+        // A connector's Kubernetes API; bodies stream, so no body limit applies.
+        .route("/k8s/{*path}", axum::routing::any(crate::proxy::handle))
         .fallback_service(ui)
         .layer(axum::Extension(sessions))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -101,6 +101,8 @@ const SCOPES: &[ScopeLevel] = &[
     delegates::list_tokens,
     delegates::create_token,
     delegates::create_task,
+    super::kube::kubeconfig,
+    super::kube::audit,
 ))]
 struct ScopedApi;
 
@@ -134,6 +136,7 @@ for `application/yaml`. Every error has one JSON shape, `ErrorBody`. Authenticat
         delegates::revoke_token,
         delegates::get_task,
         crate::delegates::connect,
+        crate::proxy::tunnel,
         serve,
         crate::metrics::serve,
     ),

@@ -22,10 +22,25 @@ pub async fn for_delegate(store: &Store, task: &TaskRecord) -> Result<Value, Str
         .get_connector(&scope, identifier)
         .await
         .map_err(|e| e.to_string())?;
+    let secrets = connector_secrets(store, &scope, &record.connector).await?;
+    let mut payload = task.payload.clone();
+    payload["connectorDocument"] =
+        serde_json::to_value(&record.connector).map_err(|e| e.to_string())?;
+    payload["secrets"] = Value::Object(secrets);
+    Ok(payload)
+}
+
+/// The values of the secrets `connector` (of `scope`) references, by reference,
+/// for the one delegate that uses them (a task, or a proxied stream).
+pub(crate) async fn connector_secrets(
+    store: &Store,
+    scope: &Scope,
+    connector: &tether_domain::Connector,
+) -> Result<Map<String, Value>, String> {
     let mut secrets = Map::new();
-    for r in record.connector.secret_refs() {
+    for r in connector.secret_refs() {
         let meta = store
-            .resolve_secret_ref(&scope, r.reference)
+            .resolve_secret_ref(scope, r.reference)
             .await
             .map_err(|e| format!("{}: {e}", r.field))?;
         let value = store
@@ -37,11 +52,7 @@ pub async fn for_delegate(store: &Store, task: &TaskRecord) -> Result<Value, Str
             Value::String(value.expose().to_string()),
         );
     }
-    let mut payload = task.payload.clone();
-    payload["connectorDocument"] =
-        serde_json::to_value(&record.connector).map_err(|e| e.to_string())?;
-    payload["secrets"] = Value::Object(secrets);
-    Ok(payload)
+    Ok(secrets)
 }
 
 /// The stored part of a connection-test task.

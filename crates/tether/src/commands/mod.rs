@@ -6,6 +6,7 @@ mod cluster;
 mod connection_test;
 mod connectors;
 mod delegates;
+mod kube;
 mod orgs;
 mod output;
 mod rbac;
@@ -62,6 +63,9 @@ enum Command {
     /// Least-privilege RBAC manifests for a service account.
     #[command(subcommand)]
     Rbac(rbac::RbacCommand),
+    /// The audit log of Kubernetes requests made through tether.
+    #[command(subcommand)]
+    Audit(kube::AuditCommand),
 }
 
 impl Cli {
@@ -85,6 +89,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Task(cmd) => delegates::task(cmd).await?,
         Command::Cluster(cmd) => cluster::run(cmd).await?,
         Command::Rbac(cmd) => rbac::run(cmd)?,
+        Command::Audit(cmd) => kube::audit(cmd).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
