@@ -146,9 +146,23 @@ pub fn router(state: AppState) -> Router {
         .route(openapi::PATH, get(openapi::serve))
         .route("/healthz", get(|| async { "ok" }))
         .route(crate::metrics::PATH, get(crate::metrics::serve))
-        // A connector's Kubernetes API; bodies stream, so no body limit applies.
-        .route("/k8s/{*path}", axum::routing::any(crate::proxy::handle))
-        .fallback_service(ui)
+        // `/k8s/...`, a connector's Kubernetes API, is the cluster's API passed
+        // through (its own document is the cluster's `/openapi/v2`), not a
+        // route of this API: it is served ahead of the web UI in the fallback.
+        // Bodies stream, so no body limit applies.
+        .fallback(
+            move |state: axum::extract::State<AppState>, req: axum::extract::Request| async move {
+                if req.uri().path().starts_with("/k8s/") {
+                    crate::proxy::handle(state, req).await
+                } else {
+                    use tower::ServiceExt;
+                    match ui.oneshot(req).await {
+                        Ok(r) => axum::response::IntoResponse::into_response(r),
+                        Err(e) => match e {},
+                    }
+                }
+            },
+        )
         .layer(axum::Extension(sessions))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         // Logs method, path and status; never headers or bodies, which carry

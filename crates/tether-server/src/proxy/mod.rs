@@ -123,7 +123,7 @@ pub fn spawn_loops(state: AppState, shutdown: tokio::sync::watch::Receiver<bool>
                     tracing::warn!(error = %e, "cannot advertise this manager to the others");
                 }
             }
-            if n % 60 == 0 {
+            if n == 0 {
                 let before = crate::delegates::now_ms()
                     - state.proxy.settings.audit_retention.as_millis() as i64;
                 match state.store.prune_audit(before).await {
@@ -132,7 +132,7 @@ pub fn spawn_loops(state: AppState, shutdown: tokio::sync::watch::Receiver<bool>
                     Err(e) => tracing::warn!(error = %e, "cannot prune the audit log"),
                 }
             }
-            n += 1;
+            n = (n + 1) % 60;
         }
     });
 }
