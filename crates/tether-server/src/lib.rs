@@ -43,15 +43,7 @@ pub async fn serve_with(
     state.broker.spawn_loops(stop_rx.clone());
     connectivity::spawn_retest_loop(state.clone(), stop_rx.clone());
     proxy::spawn_loops(state.clone(), stop_rx.clone());
-    if let Some(url) = &state.proxy.settings.advertise_url {
-        if let Err(e) = state
-            .store
-            .advertise_proxy_manager(&state.broker.manager_id, url)
-            .await
-        {
-            tracing::warn!(error = %e, "cannot advertise this manager to the others");
-        }
-    }
+    proxy::advertise(&state).await;
     let broker = state.broker.clone();
     let mut http_stop = stop_rx;
     let stopping = tokio::spawn(async move {

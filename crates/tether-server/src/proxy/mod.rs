@@ -61,6 +61,19 @@ impl Proxy {
     }
 }
 
+/// Tells other managers where this one takes proxied requests.
+pub async fn advertise(state: &AppState) {
+    if let Some(url) = &state.proxy.settings.advertise_url {
+        if let Err(e) = state
+            .store
+            .advertise_proxy_manager(&state.broker.manager_id, url)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot advertise this manager to the others");
+        }
+    }
+}
+
 /// The proxy's background work: close tunnels of delegates gone from this
 /// manager, end streams of revoked or expired tokens (also those revoked
 /// through another manager), advertise this manager, prune the audit log.
@@ -114,15 +127,7 @@ pub fn spawn_loops(state: AppState, shutdown: tokio::sync::watch::Receiver<bool>
                 _ = tick.tick() => {}
                 _ = s.changed() => return,
             }
-            if let Some(url) = &state.proxy.settings.advertise_url {
-                if let Err(e) = state
-                    .store
-                    .advertise_proxy_manager(&state.broker.manager_id, url)
-                    .await
-                {
-                    tracing::warn!(error = %e, "cannot advertise this manager to the others");
-                }
-            }
+            advertise(&state).await;
             if n == 0 {
                 let before = crate::delegates::now_ms()
                     - state.proxy.settings.audit_retention.as_millis() as i64;
