@@ -10,12 +10,15 @@
 //! - `agent`: the reconnect loop around sessions, and graceful shutdown.
 //! - `tasks`: what each task kind does.
 //! - `health`: liveness/readiness endpoint for Kubernetes probes.
+//! - `proxy`: the tunnel for proxied Kubernetes requests, and passing each to
+//!   the API server with the connector's credentials.
 #![forbid(unsafe_code)]
 
 pub mod agent;
 pub mod backoff;
 pub mod config;
 pub mod health;
+mod proxy;
 mod session;
 pub mod tasks;
 mod tls;

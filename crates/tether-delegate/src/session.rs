@@ -53,47 +53,7 @@ pub(crate) async fn run(
 ) -> Result<SessionEnd, SessionError> {
     let cfg = &shared.config;
     let url = cfg.connect_url().map_err(SessionError::Fatal)?;
-    let mut request = url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| SessionError::Fatal(DelegateError::Config(format!("{url}: {e}"))))?;
-    let bearer = format!("Bearer {}", cfg.token.expose_secret())
-        .parse()
-        .map_err(|_| {
-            SessionError::Fatal(DelegateError::Config(
-                "the token has characters a header cannot carry".into(),
-            ))
-        })?;
-    request.headers_mut().insert(AUTHORIZATION, bearer);
-    let connector = if url.starts_with("wss://") {
-        Some(Connector::Rustls(
-            crate::tls::client_config(cfg.ca_pem.as_deref()).map_err(SessionError::Fatal)?,
-        ))
-    } else {
-        Some(Connector::Plain)
-    };
-    let connect = tokio_tungstenite::connect_async_tls_with_config(
-        request,
-        Some(ws_config()),
-        true,
-        connector,
-    );
-    let (ws, _) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connect).await {
-        Err(_) => {
-            return Err(SessionError::Connect(format!(
-                "no answer from {url} within {HANDSHAKE_TIMEOUT:?}"
-            )))
-        }
-        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp)))
-            if matches!(resp.status().as_u16(), 401 | 403) =>
-        {
-            return Err(SessionError::Fatal(DelegateError::Unauthorized(
-                resp.status().as_u16(),
-            )))
-        }
-        Ok(Err(e)) => return Err(SessionError::Connect(format!("{url}: {e}"))),
-        Ok(Ok(ok)) => ok,
-    };
+    let ws = dial(cfg, &url, &[]).await?;
     let (mut sink, mut stream) = ws.split();
 
     let registration = DelegateMessage::Register(Registration {
@@ -108,31 +68,35 @@ pub(crate) async fn run(
     send(&mut sink, &registration)
         .await
         .map_err(SessionError::Connect)?;
-    let heartbeat = match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.next()).await {
-        Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<ManagerMessage>(&t) {
-            Ok(ManagerMessage::Registered {
-                delegate_id,
-                heartbeat_interval_ms,
-            }) => {
-                tracing::info!(%delegate_id, name = %cfg.name, "registered with the manager");
-                Duration::from_millis(heartbeat_interval_ms.max(100))
-            }
-            Ok(ManagerMessage::Closing {
-                reason,
-                reconnect: false,
-            }) => return Err(SessionError::Fatal(DelegateError::Refused(reason))),
+    let (delegate_id, heartbeat) =
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<ManagerMessage>(&t) {
+                Ok(ManagerMessage::Registered {
+                    delegate_id,
+                    heartbeat_interval_ms,
+                }) => {
+                    tracing::info!(%delegate_id, name = %cfg.name, "registered with the manager");
+                    (
+                        delegate_id,
+                        Duration::from_millis(heartbeat_interval_ms.max(100)),
+                    )
+                }
+                Ok(ManagerMessage::Closing {
+                    reason,
+                    reconnect: false,
+                }) => return Err(SessionError::Fatal(DelegateError::Refused(reason))),
+                other => {
+                    return Err(SessionError::Connect(format!(
+                        "unexpected answer to register: {other:?}"
+                    )))
+                }
+            },
             other => {
                 return Err(SessionError::Connect(format!(
-                    "unexpected answer to register: {other:?}"
+                    "no registration answer: {other:?}"
                 )))
             }
-        },
-        other => {
-            return Err(SessionError::Connect(format!(
-                "no registration answer: {other:?}"
-            )))
-        }
-    };
+        };
     shared.ready.store(true, Ordering::SeqCst);
     if shared.draining.load(Ordering::SeqCst) {
         send(&mut sink, &DelegateMessage::Draining)
@@ -158,6 +122,8 @@ pub(crate) async fn run(
         delegate_name: cfg.name.clone(),
         kubeconfig: cfg.kubeconfig.clone(),
     };
+    // The tunnel for proxied Kubernetes requests lives as long as this session.
+    let _tunnel = crate::proxy::spawn(cfg.clone(), delegate_id, ctx.clone());
     loop {
         if shared.draining.load(Ordering::SeqCst) && shared.idle() {
             let _ = sink.send(Message::Close(None)).await;
@@ -234,6 +200,67 @@ pub(crate) async fn run(
             }
         }
     }
+}
+
+/// Dials a WebSocket of the manager (`url`) with the delegate token and the
+/// `extra` headers: the control connection, or the tunnel.
+pub(crate) async fn dial(
+    cfg: &crate::config::DelegateConfig,
+    url: &str,
+    extra: &[(&'static str, String)],
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    SessionError,
+> {
+    let mut request = url
+        .into_client_request()
+        .map_err(|e| SessionError::Fatal(DelegateError::Config(format!("{url}: {e}"))))?;
+    let bearer = format!("Bearer {}", cfg.token.expose_secret())
+        .parse()
+        .map_err(|_| {
+            SessionError::Fatal(DelegateError::Config(
+                "the token has characters a header cannot carry".into(),
+            ))
+        })?;
+    request.headers_mut().insert(AUTHORIZATION, bearer);
+    for (name, value) in extra {
+        let value = value.parse().map_err(|_| {
+            SessionError::Fatal(DelegateError::Config(format!(
+                "'{value}' cannot be sent as header {name}"
+            )))
+        })?;
+        request.headers_mut().insert(*name, value);
+    }
+    let connector = if url.starts_with("wss://") {
+        Some(Connector::Rustls(
+            crate::tls::client_config(cfg.ca_pem.as_deref()).map_err(SessionError::Fatal)?,
+        ))
+    } else {
+        Some(Connector::Plain)
+    };
+    let connect = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        Some(ws_config()),
+        true,
+        connector,
+    );
+    let (ws, _) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connect).await {
+        Err(_) => {
+            return Err(SessionError::Connect(format!(
+                "no answer from {url} within {HANDSHAKE_TIMEOUT:?}"
+            )))
+        }
+        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp)))
+            if matches!(resp.status().as_u16(), 401 | 403) =>
+        {
+            return Err(SessionError::Fatal(DelegateError::Unauthorized(
+                resp.status().as_u16(),
+            )))
+        }
+        Ok(Err(e)) => return Err(SessionError::Connect(format!("{url}: {e}"))),
+        Ok(Ok(ok)) => ok,
+    };
+    Ok(ws)
 }
 
 fn start_task(shared: &Arc<Shared>, a: TaskAssignment, ctx: &TaskContext) {

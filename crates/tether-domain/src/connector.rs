@@ -61,6 +61,10 @@ pub struct K8sClusterSpec {
     /// tether's addition: which permissions the connection test checks, and where.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_test: Option<ConnectionTestSettings>,
+    /// tether's addition: how the cluster's API is used through tether
+    /// (`/k8s/...`); absent means mode `Connector`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<crate::proxy::ProxySettings>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

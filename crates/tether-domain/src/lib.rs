@@ -9,6 +9,7 @@ pub mod delegate_protocol;
 pub mod identifier;
 pub mod oidc_scopes;
 pub mod permissions;
+pub mod proxy;
 pub mod redact;
 pub mod scope;
 pub mod secret_access;

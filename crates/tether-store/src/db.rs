@@ -323,6 +323,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0004_secret_access.sql"),
     },
     Migration {
+        version: 6,
+        description: "kubernetes api through tether: token grants, audit",
+        sqlite: include_str!("../migrations/sqlite/0006_kube_proxy.sql"),
+        postgres: include_str!("../migrations/postgres/0006_kube_proxy.sql"),
+    },
+    Migration {
         version: 9,
         description: "task events and deploy releases",
         sqlite: include_str!("../migrations/sqlite/0009_task_events.sql"),

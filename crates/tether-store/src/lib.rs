@@ -7,6 +7,7 @@
 //! [`SecretValue`], whose `Debug` output is `<redacted>`.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod connectors;
 mod crypto;
 mod db;
@@ -15,6 +16,7 @@ mod error;
 mod events;
 mod orgs;
 mod paging;
+mod proxy_managers;
 mod releases;
 mod scopes;
 mod secrets;
@@ -30,6 +32,7 @@ use std::sync::Arc;
 
 use tokio::sync::RwLock;
 
+pub use audit::{AuditEntry, AuditQuery};
 pub use connectors::{ConnectorQuery, ConnectorRecord, ConnectorSecret, ConnectorSort, Upserted};
 pub use crypto::{Kek, KekOrigin, LoadedKek, SecretValue, KEK_ENV, KEK_FILE_NAME};
 pub use db::{Backend, SQLITE_FILE_NAME};
@@ -46,7 +49,7 @@ pub use tasks::{Completion, NewTask, TaskAttempt, TaskRecord, TaskState};
 pub use test_history::{
     NewTestResult, TestResultRecord, TestTrigger, DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT,
 };
-pub use tokens::{Role, TokenRecord, ADMIN_TOKEN_FILE_NAME, TOKEN_PREFIX};
+pub use tokens::{Role, TokenGrant, TokenRecord, ADMIN_TOKEN_FILE_NAME, TOKEN_PREFIX};
 
 use db::Db;
 

@@ -70,6 +70,36 @@ pub struct TokenRecord {
     pub role: Role,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    /// What the token may do besides its role, and until when.
+    pub grant: TokenGrant,
+}
+
+/// A token's grants beyond its role (the Kubernetes API of connectors) and its
+/// expiry. The default grants nothing and never expires.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenGrant {
+    /// May use the Kubernetes API of the connectors in its scope (`/k8s/...`).
+    pub kube_access: bool,
+    /// Only this connector's: `<scope key>/<identifier>`.
+    pub kube_connector: Option<String>,
+    /// Milliseconds since the Unix epoch; the token stops working then.
+    pub expires_at: Option<i64>,
+}
+
+impl TokenGrant {
+    /// The `kube_connector` value naming one connector.
+    pub fn connector_key(scope: &Scope, identifier: &str) -> String {
+        format!("{}/{identifier}", scope.key())
+    }
+
+    /// True when this grant covers the Kubernetes API of that connector.
+    pub fn allows_connector(&self, scope: &Scope, identifier: &str) -> bool {
+        self.kube_access
+            && self
+                .kube_connector
+                .as_deref()
+                .is_none_or(|c| c == Self::connector_key(scope, identifier))
+    }
 }
 
 /// What is stored of a token: hex SHA-256 (see the module comment).
@@ -108,11 +138,17 @@ fn record_from_row(r: &AnyRow) -> Result<TokenRecord> {
         name: r.try_get("name")?,
         created_at: r.try_get("created_at")?,
         revoked_at: r.try_get("revoked_at")?,
+        grant: TokenGrant {
+            kube_access: r.try_get::<i64, _>("kube_access")? != 0,
+            kube_connector: r.try_get("kube_connector")?,
+            expires_at: r.try_get("expires_at")?,
+        },
         id,
     })
 }
 
-const COLUMNS: &str = "id, name, scope_key, role, created_at, revoked_at";
+const COLUMNS: &str =
+    "id, name, scope_key, role, created_at, revoked_at, kube_access, kube_connector, expires_at";
 
 impl Store {
     /// Creates a token; the plaintext is returned once and never stored.
@@ -122,12 +158,51 @@ impl Store {
         scope: &Scope,
         role: Role,
     ) -> Result<(TokenRecord, SecretValue)> {
+        self.create_token_with(name, scope, role, TokenGrant::default())
+            .await
+    }
+
+    /// [`Store::create_token`] with grants and an expiry.
+    pub async fn create_token_with(
+        &self,
+        name: &str,
+        scope: &Scope,
+        role: Role,
+        grant: TokenGrant,
+    ) -> Result<(TokenRecord, SecretValue)> {
         validate_name(name).map_err(|e| StoreError::validation("name", e))?;
         let mut tx = self.db().begin_write().await?;
         ensure_scope_exists(tx.conn(), scope).await?;
-        let (record, token) = insert_token(tx.conn(), name, scope, role).await?;
+        let (record, token) = insert_token(tx.conn(), name, scope, role, grant).await?;
         tx.commit().await?;
         Ok((record, token))
+    }
+
+    /// Of these token ids, those revoked, expired (at `now`) or deleted: open
+    /// streams of theirs must end.
+    pub async fn invalid_tokens(&self, ids: &[String], now: i64) -> Result<Vec<String>> {
+        let mut invalid = Vec::new();
+        for chunk in ids.chunks(100) {
+            let list = (0..chunk.len())
+                .map(|i| format!("${}", i + 2))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT id FROM api_tokens WHERE id IN ({list}) AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1)"
+            );
+            let mut q = sqlx::query(&sql).bind(now);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            let valid: Vec<String> = q
+                .fetch_all(&self.db().pool)
+                .await?
+                .iter()
+                .map(|r| r.try_get("id"))
+                .collect::<std::result::Result<_, _>>()?;
+            invalid.extend(chunk.iter().filter(|id| !valid.contains(id)).cloned());
+        }
+        Ok(invalid)
     }
 
     /// The live, unrevoked token with this plaintext, if any.
@@ -137,9 +212,10 @@ impl Store {
             return Ok(None);
         }
         let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL"
+            "SELECT {COLUMNS} FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)"
         ))
         .bind(hash_token(token))
+        .bind(now_ms())
         .fetch_optional(&self.db().pool)
         .await?;
         row.as_ref().map(record_from_row).transpose()
@@ -234,8 +310,14 @@ impl Store {
         if n > 0 {
             return Ok(None);
         }
-        let (_, token) =
-            insert_token(tx.conn(), "initial admin", &Scope::Account, Role::Admin).await?;
+        let (_, token) = insert_token(
+            tx.conn(),
+            "initial admin",
+            &Scope::Account,
+            Role::Admin,
+            TokenGrant::default(),
+        )
+        .await?;
         // The file is written before the commit: if we crash in between, the
         // next start finds no token and tries again. The other order could
         // commit a token nobody ever saw, locking the operator out.
@@ -254,6 +336,7 @@ async fn insert_token(
     name: &str,
     scope: &Scope,
     role: Role,
+    grant: TokenGrant,
 ) -> Result<(TokenRecord, SecretValue)> {
     let token = new_token_value(TOKEN_PREFIX);
     let record = TokenRecord {
@@ -263,9 +346,10 @@ async fn insert_token(
         role,
         created_at: now_ms(),
         revoked_at: None,
+        grant,
     };
     sqlx::query(
-        "INSERT INTO api_tokens (id, name, scope_key, role, token_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, NULL)",
+        "INSERT INTO api_tokens (id, name, scope_key, role, token_hash, created_at, revoked_at, kube_access, kube_connector, expires_at) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8, $9)",
     )
     .bind(&record.id)
     .bind(&record.name)
@@ -273,6 +357,9 @@ async fn insert_token(
     .bind(role.as_str())
     .bind(hash_token(token.expose()))
     .bind(record.created_at)
+    .bind(i64::from(record.grant.kube_access))
+    .bind(record.grant.kube_connector.clone())
+    .bind(record.grant.expires_at)
     .execute(conn)
     .await?;
     Ok((record, token))

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use tether_domain::connector::{Auth, Credential};
 use tether_domain::Connector;
@@ -46,7 +46,7 @@ pub async fn run(payload: Value, ctx: &TaskContext, events: super::Emitter) -> V
 }
 
 /// Boxed: a report is large, and most results carry none.
-pub(super) type Report = Box<tether_kube::connection_test::ConnectionReport>;
+pub(crate) type Report = Box<tether_kube::connection_test::ConnectionReport>;
 
 pub(super) fn input(payload: &Value, ctx: &TaskContext) -> Result<TestInput, Report> {
     let bad = |m: String| {
@@ -65,7 +65,22 @@ pub(super) fn input(payload: &Value, ctx: &TaskContext) -> Result<TestInput, Rep
         .as_u64()
         .map(Duration::from_millis)
         .unwrap_or(connection_test::DEFAULT_STAGE_TIMEOUT);
-    let target = match &connector.spec.credential {
+    let target = target(&connector, &secrets, ctx)?;
+    let mut input = TestInput::new(target);
+    input.settings = connector.spec.connection_test.clone().unwrap_or_default();
+    input.stage_timeout = stage_timeout;
+    Ok(input)
+}
+
+/// The cluster and credentials of `connector`, its secret references resolved
+/// from `secrets` (what the manager sent), or the delegate's own identity for
+/// `InheritFromDelegate`. Also what the Kubernetes proxy uses.
+pub(crate) fn target(
+    connector: &Connector,
+    secrets: &HashMap<String, String>,
+    ctx: &TaskContext,
+) -> Result<TestTarget, Report> {
+    Ok(match &connector.spec.credential {
         Credential::ManualConfig(m) => {
             let get = |r: &str| -> Result<String, Report> {
                 secrets.get(r).cloned().ok_or_else(|| {
@@ -147,11 +162,7 @@ pub(super) fn input(payload: &Value, ctx: &TaskContext) -> Result<TestInput, Rep
             }
         }
         Credential::InheritFromDelegate => inherited(ctx)?,
-    };
-    let mut input = TestInput::new(target);
-    input.settings = connector.spec.connection_test.clone().unwrap_or_default();
-    input.stage_timeout = stage_timeout;
-    Ok(input)
+    })
 }
 
 /// A cloud auth type with its secrets resolved; without a secret, the cloud
@@ -292,4 +303,44 @@ fn inherited(ctx: &TaskContext) -> Result<TestTarget, Report> {
         access: imported.access(),
         identity_label: label,
     })
+}
+
+/// The connector's cluster and static credentials as one [`ClusterAccess`], for
+/// what talks to the cluster beyond the test (a deploy, the API proxy): the
+/// credentials those do not handle yet are refused with `what` ("deploying",
+/// "the proxy") named in the message.
+pub(crate) fn cluster_access(target: TestTarget, what: &str) -> Result<ClusterAccess, String> {
+    let (master_url, ca_pem, auth) = match target {
+        TestTarget::Inherited { access, .. } => return Ok(access),
+        TestTarget::Manual {
+            master_url,
+            ca_pem,
+            auth,
+        } => (master_url, ca_pem, auth),
+    };
+    let credentials = match auth {
+        ResolvedAuth::ServiceAccountToken(t) => {
+            Credentials::Token(t.expose_secret().trim().to_string().into())
+        }
+        ResolvedAuth::Basic { username, password } => Credentials::Basic { username, password },
+        ResolvedAuth::ClientCert {
+            cert_pem,
+            key_pem,
+            passphrase: None,
+        } => Credentials::ClientCert { cert_pem, key_pem },
+        ResolvedAuth::ClientCert { .. } => return Err(format!(
+            "{what} cannot use a client key with a passphrase (clientKeyPassphraseRef) yet: store the key unencrypted, or use a service-account token"
+        )),
+        ResolvedAuth::Oidc { .. } => return Err(format!(
+            "{what} cannot use an OpenIdConnect connector yet: use a service-account token (`tether cluster add`) or a client certificate"
+        )),
+        ResolvedAuth::Cloud(_) => return Err(format!(
+            "{what} cannot use an EKS, GKE or AKS connector yet: use a service-account token (`tether cluster add`)"
+        )),
+    };
+    let mut a = ClusterAccess::new(master_url, credentials);
+    if let Some(ca) = ca_pem {
+        a = a.with_ca(ca);
+    }
+    Ok(a)
 }

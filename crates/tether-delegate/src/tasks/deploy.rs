@@ -5,9 +5,8 @@
 
 use serde_json::Value;
 use tether_domain::delegate_protocol::TaskOutcome;
-use tether_kube::connection_test::{ResolvedAuth, TestTarget};
 use tether_kube::deploy::{self, DeployRequest, Progress};
-use tether_kube::{ClusterAccess, Credentials};
+use tether_kube::ClusterAccess;
 
 use super::{Emitter, TaskContext};
 
@@ -52,26 +51,5 @@ fn access(payload: &Value, ctx: &TaskContext) -> Result<ClusterAccess, String> {
             .clone()
             .unwrap_or_else(|| "the connector cannot be used".into())
     })?;
-    match input.target {
-        TestTarget::Inherited { access, .. } => Ok(access),
-        TestTarget::Manual {
-            master_url,
-            ca_pem,
-            auth,
-        } => {
-            let credentials = match auth {
-                ResolvedAuth::ServiceAccountToken(t) => Credentials::Token(t),
-                ResolvedAuth::Basic { username, password } => Credentials::Basic { username, password },
-                ResolvedAuth::ClientCert { cert_pem, key_pem, passphrase: None } => Credentials::ClientCert { cert_pem, key_pem },
-                ResolvedAuth::ClientCert { .. } => return Err("deploying through a connector whose client key has a passphrase is not supported yet; store the key unencrypted, or use a service-account token".into()),
-                ResolvedAuth::Oidc { .. } => return Err("deploying through an OpenIdConnect connector is not supported yet; use a service-account token (`tether cluster add`)".into()),
-                ResolvedAuth::Cloud(_) => return Err("deploying through an EKS, GKE or AKS connector is not supported yet; use a service-account token (`tether cluster add`)".into()),
-            };
-            let mut a = ClusterAccess::new(master_url, credentials);
-            if let Some(ca) = ca_pem {
-                a = a.with_ca(ca);
-            }
-            Ok(a)
-        }
-    }
+    super::connection_test::cluster_access(input.target, "deploying")
 }

@@ -5,7 +5,7 @@
 //! task received (`payload.secrets`) from every string of it: whatever a
 //! cluster or an identity provider echoed back, no value reaches a report.
 
-mod connection_test;
+pub(crate) mod connection_test;
 mod deploy;
 pub mod events;
 

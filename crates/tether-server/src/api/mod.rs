@@ -10,6 +10,7 @@ pub mod delegates;
 pub mod deploys;
 mod doc_path;
 pub mod error;
+pub mod kube;
 pub mod openapi;
 pub mod orgs;
 pub mod scope;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub broker: Arc<Broker>,
     /// Background connection tests, their settings and metrics.
     pub tests: Arc<ConnectionTests>,
+    /// The Kubernetes API through delegates: tunnels, open streams.
+    pub proxy: Arc<crate::proxy::Proxy>,
 }
 
 impl AppState {
@@ -54,7 +57,14 @@ impl AppState {
             store,
             broker,
             tests: ConnectionTests::new(tests),
+            proxy: crate::proxy::Proxy::new(Default::default()),
         }
+    }
+
+    /// With these proxy settings (advertised URL, audit retention).
+    pub fn with_proxy(mut self, settings: crate::proxy::ProxySettings) -> AppState {
+        self.proxy = crate::proxy::Proxy::new(settings);
+        self
     }
 }
 
@@ -99,6 +109,11 @@ fn scoped_routes() -> Router<AppState> {
             get(delegates::list_tokens).post(delegates::create_token),
         )
         .route("/tasks", axum::routing::post(delegates::create_task))
+        .route(
+            "/connectors/{identifier}/kubeconfig",
+            axum::routing::post(kube::kubeconfig),
+        )
+        .route("/audit", get(kube::audit))
 }
 
 pub fn router(state: AppState) -> Router {
@@ -124,7 +139,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/tasks/{id}", get(delegates::get_task))
         .route("/tasks/{id}/events", get(crate::task_events::events))
-        .route("/delegates/connect", get(crate::delegates::connect));
+        .route("/delegates/connect", get(crate::delegates::connect))
+        .route("/delegates/tunnel", get(crate::proxy::tunnel));
     // The web UI (`/`, `/login`, `/connectors`, ...) answers what the API does
     // not: it is the fallback, so the API's routes stay the router's own (and
     // the OpenAPI document's). Its sessions also authenticate API calls (auth.rs).
@@ -139,7 +155,23 @@ pub fn router(state: AppState) -> Router {
         .route(openapi::PATH, get(openapi::serve))
         .route("/healthz", get(|| async { "ok" }))
         .route(crate::metrics::PATH, get(crate::metrics::serve))
-        .fallback_service(ui)
+        // `/k8s/...`, a connector's Kubernetes API, is the cluster's API passed
+        // through (its own document is the cluster's `/openapi/v2`), not a
+        // route of this API: it is served ahead of the web UI in the fallback.
+        // Bodies stream, so no body limit applies.
+        .fallback(
+            move |state: axum::extract::State<AppState>, req: axum::extract::Request| async move {
+                if req.uri().path().starts_with("/k8s/") {
+                    crate::proxy::handle(state, req).await
+                } else {
+                    use tower::ServiceExt;
+                    match ui.oneshot(req).await {
+                        Ok(r) => axum::response::IntoResponse::into_response(r),
+                        Err(e) => match e {},
+                    }
+                }
+            },
+        )
         .layer(axum::Extension(sessions))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         // Logs method, path and status; never headers or bodies, which carry

@@ -105,6 +105,8 @@ const SCOPES: &[ScopeLevel] = &[
     delegates::list_tokens,
     delegates::create_token,
     delegates::create_task,
+    super::kube::kubeconfig,
+    super::kube::audit,
 ))]
 struct ScopedApi;
 
@@ -139,6 +141,7 @@ for `application/yaml`. Every error has one JSON shape, `ErrorBody`. Authenticat
         delegates::get_task,
         crate::task_events::events,
         crate::delegates::connect,
+        crate::proxy::tunnel,
         serve,
         crate::metrics::serve,
     ),

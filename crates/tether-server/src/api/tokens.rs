@@ -19,6 +19,14 @@ pub struct TokenCreate {
     name: String,
     #[schema(value_type = super::openapi::RoleName)]
     role: String,
+    /// May use the Kubernetes API of the connectors in the token's scope
+    /// (`/k8s/...`). A role alone never grants that. Default false.
+    #[serde(default)]
+    kube_access: bool,
+    /// The token stops working this many seconds after its creation; absent:
+    /// it works until revoked.
+    #[serde(default)]
+    ttl_seconds: Option<u64>,
 }
 
 impl RequestBody for TokenCreate {
@@ -41,6 +49,14 @@ pub struct TokenResponse {
     /// Milliseconds since the Unix epoch; absent while the token is valid.
     #[serde(skip_serializing_if = "Option::is_none")]
     revoked_at: Option<i64>,
+    /// May use the Kubernetes API of connectors in its scope.
+    kube_access: bool,
+    /// Only this connector's (`<scope key>/<identifier>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kube_connector: Option<String>,
+    /// Milliseconds since the Unix epoch; absent when it does not expire.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<i64>,
 }
 
 impl From<TokenRecord> for TokenResponse {
@@ -53,15 +69,18 @@ impl From<TokenRecord> for TokenResponse {
             role: t.role.as_str(),
             created_at: t.created_at,
             revoked_at: t.revoked_at,
+            kube_access: t.grant.kube_access,
+            kube_connector: t.grant.kube_connector,
+            expires_at: t.grant.expires_at,
         }
     }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct CreatedToken {
-    token: TokenResponse,
+    pub(crate) token: TokenResponse,
     /// Shown once; store it now.
-    value: String,
+    pub(crate) value: String,
 }
 
 #[utoipa::path(
@@ -102,9 +121,25 @@ pub async fn create(
         ))
         .with_field("role")
     })?;
+    let expires_at = match body.ttl_seconds {
+        Some(0) => {
+            return Err(
+                ApiError::bad_request("ttlSeconds must be at least 1").with_field("ttlSeconds")
+            )
+        }
+        Some(t) => Some(
+            crate::delegates::now_ms().saturating_add((t.min(100 * 365 * 86400) * 1000) as i64),
+        ),
+        None => None,
+    };
+    let grant = tether_store::TokenGrant {
+        kube_access: body.kube_access,
+        kube_connector: None,
+        expires_at,
+    };
     let (record, value) = state
         .store
-        .create_token(&body.name, &path.scope, role)
+        .create_token_with(&body.name, &path.scope, role, grant)
         .await?;
     tracing::info!(scope = %path.scope, id = %record.id, role = role.as_str(), "API token created");
     Ok(Reply::created(
@@ -173,6 +208,8 @@ pub async fn revoke(
     )?;
     caller.require(&token.scope, Role::Admin)?;
     state.store.revoke_token(&id).await?;
+    // Its proxied streams here end now; other managers notice within a second.
+    state.proxy.streams.revoke(&id);
     tracing::info!(id = %id, "API token revoked");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

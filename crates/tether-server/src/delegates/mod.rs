@@ -90,6 +90,16 @@ pub(crate) struct Live {
     pub last_frame: Instant,
 }
 
+/// A delegate connected to this manager, as the Kubernetes proxy sees it.
+#[derive(Debug, Clone)]
+pub struct LiveDelegate {
+    pub id: String,
+    pub token_id: String,
+    pub scope: Scope,
+    pub tags: Vec<String>,
+    pub draining: bool,
+}
+
 /// A task could not be created.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
@@ -716,6 +726,22 @@ impl Broker {
     /// True once [`Broker::shutdown`] has started.
     pub(crate) fn stopping(&self) -> bool {
         self.stopping.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The delegates connected to this manager now.
+    pub fn live_delegates(&self) -> Vec<LiveDelegate> {
+        self.live
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, d)| LiveDelegate {
+                id: id.clone(),
+                token_id: d.token_id.clone(),
+                scope: d.scope.clone(),
+                tags: d.tags.clone(),
+                draining: d.draining,
+            })
+            .collect()
     }
 
     /// How many delegates are connected to this manager.

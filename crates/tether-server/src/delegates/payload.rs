@@ -109,8 +109,45 @@ pub async fn for_delegate(
         return Ok(task.payload.clone());
     }
     let (scope, record) = connector_of(store, task).await?;
+    let secrets = connector_secrets(store, &scope, &record.connector, delegate_scope).await?;
+    let mut payload = task.payload.clone();
+    if let Some(p) = payload.as_object_mut() {
+        p.remove("secretAccess");
+    }
+    payload["connectorDocument"] =
+        serde_json::to_value(&record.connector).map_err(|e| e.to_string())?;
+    payload["secrets"] = Value::Object(secrets);
+    Ok(payload)
+}
+
+/// The secrets `connector` (of `scope`) may use, as the store resolves them
+/// (use grants and host binding checked), without their values: what decides
+/// which delegates may carry a task or a proxied request for it.
+pub(crate) async fn connector_carries(
+    store: &Store,
+    scope: &Scope,
+    connector: &tether_domain::Connector,
+) -> Result<Vec<Carried>, StoreError> {
+    Ok(store
+        .connector_secrets(scope, connector)
+        .await?
+        .iter()
+        .map(Carried::of)
+        .collect())
+}
+
+/// The values of the secrets `connector` (of `scope`) references, by
+/// reference, for the one delegate (registered at `delegate_scope`) that uses
+/// them: a task, or a proxied stream. Refused when the connector may not use
+/// one of them, or the delegate may not receive it.
+pub(crate) async fn connector_secrets(
+    store: &Store,
+    scope: &Scope,
+    connector: &tether_domain::Connector,
+    delegate_scope: &Scope,
+) -> Result<Map<String, Value>, String> {
     let resolved = store
-        .connector_secrets(&scope, &record.connector)
+        .connector_secrets(scope, connector)
         .await
         .map_err(|e| match e {
             StoreError::Validation(errs) | StoreError::SecretUseDenied(errs) => errs.to_string(),
@@ -133,14 +170,7 @@ pub async fn for_delegate(
             Value::String(value.expose().to_string()),
         );
     }
-    let mut payload = task.payload.clone();
-    if let Some(p) = payload.as_object_mut() {
-        p.remove("secretAccess");
-    }
-    payload["connectorDocument"] =
-        serde_json::to_value(&record.connector).map_err(|e| e.to_string())?;
-    payload["secrets"] = Value::Object(secrets);
-    Ok(payload)
+    Ok(secrets)
 }
 
 /// The task's connector, from the task's own scope (a payload naming another

@@ -94,16 +94,30 @@ impl ApiClient {
     }
 
     pub fn new(url: &str, token: &str) -> Result<ApiClient> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(10))
-            .timeout(std::time::Duration::from_secs(120))
-            .build()?;
+            .timeout(std::time::Duration::from_secs(120));
+        // A manager whose HTTPS certificate comes from a private CA.
+        if let Some(path) = std::env::var_os("TETHER_CA_FILE") {
+            let pem = std::fs::read(&path)
+                .with_context(|| format!("reading TETHER_CA_FILE {}", path.to_string_lossy()))?;
+            builder = builder.add_root_certificate(
+                reqwest::Certificate::from_pem(&pem)
+                    .context("TETHER_CA_FILE is not a PEM certificate")?,
+            );
+        }
+        let http = builder.build()?;
         Ok(ApiClient {
             http,
             base: url.trim_end_matches('/').to_string(),
             token: token.trim().to_string(),
             timeout: None,
         })
+    }
+
+    /// The manager's URL, without a trailing `/`.
+    pub fn base_url(&self) -> &str {
+        &self.base
     }
 
     /// How long one request may take, for calls the manager answers slowly on

@@ -73,6 +73,9 @@ pub enum ConnectorCommand {
     Test(super::connection_test::TestCommand),
     /// The connector's last connection test results, newest first.
     History(super::connection_test::HistoryCommand),
+    /// Print a kubeconfig for the connector's cluster through tether, with a
+    /// short-lived token limited to this connector (`kubectl --kubeconfig`).
+    Kubeconfig(super::kube::KubeconfigArgs),
 }
 
 const HEADERS: &[&str] = &[
@@ -106,6 +109,9 @@ pub async fn run(cmd: ConnectorCommand) -> Result<ExitCode> {
         ConnectorCommand::History(h) => super::connection_test::history(h)
             .await
             .map(|()| ExitCode::SUCCESS),
+        ConnectorCommand::Kubeconfig(k) => {
+            super::kube::kubeconfig(k).await.map(|()| ExitCode::SUCCESS)
+        }
         other => run_other(other).await.map(|()| ExitCode::SUCCESS),
     }
 }
@@ -166,7 +172,9 @@ async fn run_other(cmd: ConnectorCommand) -> Result<()> {
             Ok(())
         }
         ConnectorCommand::ImportKubeconfig(args) => super::cluster::import_kubeconfig(args).await,
-        ConnectorCommand::Test(_) | ConnectorCommand::History(_) => {
+        ConnectorCommand::Test(_)
+        | ConnectorCommand::History(_)
+        | ConnectorCommand::Kubeconfig(_) => {
             unreachable!("handled by run")
         }
     }

@@ -8,6 +8,7 @@ mod connectors;
 mod delegates;
 mod deploy;
 mod events;
+mod kube;
 mod orgs;
 mod output;
 mod rbac;
@@ -67,6 +68,9 @@ enum Command {
     /// Least-privilege RBAC manifests for a service account.
     #[command(subcommand)]
     Rbac(rbac::RbacCommand),
+    /// The audit log of Kubernetes requests made through tether.
+    #[command(subcommand)]
+    Audit(kube::AuditCommand),
 }
 
 impl Cli {
@@ -91,6 +95,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cluster(cmd) => cluster::run(cmd).await?,
         Command::Rbac(cmd) => rbac::run(cmd)?,
         Command::Deploy(cmd) => return deploy::run(cmd).await,
+        Command::Audit(cmd) => kube::audit(cmd).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -41,6 +41,21 @@ pub struct ServerArgs {
     delegate_expiry: std::time::Duration,
     #[command(flatten)]
     tests: super::connection_test::TestArgs,
+    /// The http(s):// URL at which other managers sharing this database reach this
+    /// one, to pass on Kubernetes requests for delegates connected here.
+    /// Default: http://<listen address> unless that is a wildcard address.
+    #[arg(long, env = "TETHER_ADVERTISE_URL")]
+    advertise_url: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM). Needed for kubectl
+    /// through tether: client-go sends tokens only over TLS.
+    #[arg(long, env = "TETHER_TLS_CERT_FILE", requires = "tls_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert-file.
+    #[arg(long, env = "TETHER_TLS_KEY_FILE", requires = "tls_cert_file")]
+    tls_key_file: Option<PathBuf>,
+    /// How long the audit log of proxied Kubernetes requests is kept.
+    #[arg(long, env = "TETHER_AUDIT_RETENTION", default_value = "90days", value_parser = humantime::parse_duration)]
+    audit_retention: std::time::Duration,
     #[command(subcommand)]
     action: Option<ServerAction>,
 }
@@ -125,7 +140,12 @@ pub async fn run(args: ServerArgs) -> Result<ExitCode> {
         )
     })?;
     let addr = listener.local_addr()?;
-    println!("tether server listening on http://{addr}");
+    let tls = match (&args.tls_cert_file, &args.tls_key_file) {
+        (Some(c), Some(k)) => Some(tether_server::tls::TlsConfig::from_files(c, k)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("tether server listening on {scheme}://{addr}");
     tracing::info!(%addr, backend = ?store.backend(), "serving");
     let broker = tether_server::delegates::Broker::new(
         store.clone(),
@@ -137,8 +157,25 @@ pub async fn run(args: ServerArgs) -> Result<ExitCode> {
             ..Default::default()
         },
     );
-    let state = tether_server::AppState::with_tests(store.clone(), broker, args.tests.settings());
-    tether_server::serve(listener, state, shutdown_signal(), args.shutdown_timeout).await?;
+    let advertise_url = args.advertise_url.clone().or_else(|| {
+        // A wildcard address cannot be dialled; a concrete one (loopback
+        // included, for managers on one host) can.
+        (!addr.ip().is_unspecified()).then(|| format!("{scheme}://{addr}"))
+    });
+    let state = tether_server::AppState::with_tests(store.clone(), broker, args.tests.settings())
+        .with_proxy(tether_server::proxy::ProxySettings {
+            advertise_url,
+            audit_retention: args.audit_retention,
+            tls: tls.clone(),
+        });
+    tether_server::serve_with(
+        listener,
+        state,
+        tls,
+        shutdown_signal(),
+        args.shutdown_timeout,
+    )
+    .await?;
     store.close().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)

@@ -19,6 +19,12 @@ pub enum TokenCommand {
         /// viewer, editor or admin.
         #[arg(long)]
         role: String,
+        /// May use the Kubernetes API of the scope's connectors (`/k8s/...`).
+        #[arg(long)]
+        kube_access: bool,
+        /// The token stops working after this long (e.g. 8h); default never.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: Option<std::time::Duration>,
         #[command(flatten)]
         scope: ScopeArgs,
     },
@@ -46,15 +52,20 @@ pub struct LoginArgs {
 pub async fn run(cmd: TokenCommand) -> Result<()> {
     let client = ApiClient::from_env()?;
     match cmd {
-        TokenCommand::Create { name, role, scope } => {
+        TokenCommand::Create {
+            name,
+            role,
+            kube_access,
+            ttl,
+            scope,
+        } => {
             let path = format!("{}/tokens", scope_path(&scope.scope()?));
+            let mut body = json!({"name": name, "role": role, "kubeAccess": kube_access});
+            if let Some(t) = ttl {
+                body["ttlSeconds"] = json!(t.as_secs().max(1));
+            }
             let created: Value = client
-                .json(
-                    Method::POST,
-                    &path,
-                    Some(Body::Json(json!({"name": name, "role": role}))),
-                    &[],
-                )
+                .json(Method::POST, &path, Some(Body::Json(body)), &[])
                 .await?;
             eprintln!(
                 "created token {} ({}); its value is shown once:",

@@ -430,6 +430,7 @@ fn connector_document(
         tags,
         connector_type: ConnectorType::K8sCluster,
         spec: K8sClusterSpec {
+            proxy: None,
             delegate_selectors: plan.delegate_selectors.clone(),
             credential: Credential::ManualConfig(ManualConfig {
                 master_url: cluster.server.clone(),

@@ -164,6 +164,7 @@ pub async fn import_kubeconfig(args: ImportKubeconfigArgs) -> Result<()> {
         tags,
         connector_type: ConnectorType::K8sCluster,
         spec: K8sClusterSpec {
+            proxy: None,
             delegate_selectors: args
                 .delegate_selectors
                 .iter()
