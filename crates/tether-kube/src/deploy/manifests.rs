@@ -1,6 +1,6 @@
 //! Reading manifests: multi-document YAML (or JSON) from files, each document
 //! an object with `apiVersion`, `kind` and `metadata.name`. Parsed with
-//! `serde_norway` (a maintained successor of the archived `serde_yaml`).
+//! `serde_yaml` (the workspace maps it to serde_norway, the maintained fork of the archived serde_yaml).
 //! Every problem names its file, the document's index in it and the line, and
 //! all of them are returned at once.
 
@@ -83,7 +83,7 @@ pub fn parse(sources: &[ManifestSource]) -> Result<Vec<Manifest>, Vec<Problem>> 
     let mut problems = Vec::new();
     for src in sources {
         let starts = document_starts(&src.text);
-        for (index, doc) in serde_norway::Deserializer::from_str(&src.text).enumerate() {
+        for (index, doc) in serde_yaml::Deserializer::from_str(&src.text).enumerate() {
             let line = starts.get(index).copied().unwrap_or(1);
             let at = |line: usize| Problem::at(&src.source, index, line);
             match Value::deserialize(doc) {

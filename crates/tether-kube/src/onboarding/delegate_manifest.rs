@@ -10,7 +10,9 @@ use k8s_openapi::api::core::v1::{
     PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
     Secret, SecretKeySelector, SecurityContext, ServiceAccount,
 };
-use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -145,15 +147,48 @@ pub fn objects(r: &ManifestRequest) -> Vec<serde_json::Value> {
                 },
             ));
         }
-        Permissions::NamespaceAdmin => push(tagged(
-            "rbac.authorization.k8s.io/v1",
-            "RoleBinding",
-            &RoleBinding {
-                metadata: meta(&format!("{name}-admin"), Some(ns), r),
-                role_ref: role_ref("admin"),
-                subjects: Some(vec![subject]),
-            },
-        )),
+        Permissions::NamespaceAdmin => {
+            push(tagged(
+                "rbac.authorization.k8s.io/v1",
+                "RoleBinding",
+                &RoleBinding {
+                    metadata: meta(&format!("{name}-admin"), Some(ns), r),
+                    role_ref: role_ref("admin"),
+                    subjects: Some(vec![subject.clone()]),
+                },
+            ));
+            // The built-in `admin` role only reads events; deployments (the
+            // default connection-test profile) also write them.
+            let events = format!("{name}-events");
+            push(tagged(
+                "rbac.authorization.k8s.io/v1",
+                "Role",
+                &Role {
+                    metadata: meta(&events, Some(ns), r),
+                    rules: Some(vec![PolicyRule {
+                        api_groups: Some(vec![String::new()]),
+                        resources: Some(vec!["events".into()]),
+                        verbs: ["create", "delete", "patch", "update"]
+                            .map(String::from)
+                            .to_vec(),
+                        ..Default::default()
+                    }]),
+                },
+            ));
+            push(tagged(
+                "rbac.authorization.k8s.io/v1",
+                "RoleBinding",
+                &RoleBinding {
+                    metadata: meta(&events, Some(ns), r),
+                    role_ref: RoleRef {
+                        api_group: Some("rbac.authorization.k8s.io".into()),
+                        kind: "Role".into(),
+                        name: events.clone(),
+                    },
+                    subjects: Some(vec![subject]),
+                },
+            ));
+        }
         Permissions::None => {}
     }
     push(tagged(
