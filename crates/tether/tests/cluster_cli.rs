@@ -515,7 +515,7 @@ async fn import_kubeconfig_refuses_exec_and_auth_provider_users() -> Result<()> 
         dir.path(),
         "exec.kubeconfig",
         env,
-        "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: aws\n      args: [eks, get-token, --cluster-name, prod]\n",
+        "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: my-credential-helper\n      args: [get-token]\n",
     )?;
     let (_, err) = m.fails(&[
         "connector",
@@ -525,12 +525,33 @@ async fn import_kubeconfig_refuses_exec_and_auth_provider_users() -> Result<()> 
         "eks",
     ])?;
     ensure!(
-        err.contains("exec plugin") && err.contains("aws eks get-token"),
+        err.contains("exec plugin") && err.contains("my-credential-helper"),
         "{err}"
     );
     ensure!(
         err.contains("tether cluster add"),
         "suggests cluster add: {err}"
+    );
+    // A known cloud plugin is still never run; its native auth type is offered.
+    let aws = write_kubeconfig(
+        dir.path(),
+        "aws.kubeconfig",
+        env,
+        "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: aws\n      args: [eks, get-token, --cluster-name, prod]\n",
+    )?;
+    let (_, err) = m.fails(&[
+        "connector",
+        "import-kubeconfig",
+        aws.to_str().unwrap(),
+        "--name",
+        "eks",
+    ])?;
+    ensure!(
+        err.contains("never runs commands")
+            && err.contains("aws eks get-token")
+            && err.contains("type: EKS")
+            && err.contains("clusterName: prod"),
+        "{err}"
     );
 
     let provider = write_kubeconfig(

@@ -542,13 +542,54 @@ impl Files {
                 path: path.to_string(),
             });
         }
-        std::fs::read_to_string(path).map_err(|source| ImportError::ReadFile {
+        let failed = |source: std::io::Error| ImportError::ReadFile {
             owner: owner.to_string(),
             field,
             path: path.to_string(),
             source,
-        })
+        };
+        let text = read_bounded(Path::new(path)).map_err(failed)?;
+        // A token is one line of printable text: what is not (a password
+        // database, a process environment, a key file of several lines) was
+        // not meant as one, and its content never goes further.
+        if field == "tokenFile" {
+            let t = text.trim();
+            if t.lines().count() > 1 || t.chars().any(|c| c.is_control()) {
+                return Err(failed(std::io::Error::other(
+                    "the file is not a token (one line of printable text); point tokenFile at the file that holds only the token",
+                )));
+            }
+        }
+        Ok(text)
     }
+}
+
+/// The most a credential file may hold: certificates chains and keys are a
+/// few KiB, tokens less.
+const MAX_CREDENTIAL_FILE: u64 = 256 * 1024;
+
+/// A regular file's text, at most [`MAX_CREDENTIAL_FILE`] bytes: devices,
+/// FIFOs and `/proc` entries (whose size says nothing) are refused before
+/// anything is read, so `/dev/zero` cannot exhaust memory.
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() || path.starts_with("/proc") || path.starts_with("/sys") {
+        return Err(std::io::Error::other(
+            "not a regular file; credentials are read only from regular files",
+        ));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_CREDENTIAL_FILE + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_CREDENTIAL_FILE {
+        return Err(std::io::Error::other(format!(
+            "larger than {} KiB, which no certificate, key or token is",
+            MAX_CREDENTIAL_FILE / 1024
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| std::io::Error::other("not UTF-8 text"))
 }
 
 /// `*-data` fields are base64 of the PEM; raw PEM is accepted too.

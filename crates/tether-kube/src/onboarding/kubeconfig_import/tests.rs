@@ -156,6 +156,38 @@ users:
         "{err}"
     );
 
+    // Even when files may be read: only regular files of credential size,
+    // and a tokenFile must hold a token (issue 10: /dev/zero, /etc/shadow,
+    // /proc/self/environ).
+    let shadow_like = dir.path().join("shadow");
+    std::fs::write(
+        &shadow_like,
+        "root:$6$abc:19000:0:99999:7:::\nbin:*:19000:0:99999:7:::\n",
+    )
+    .unwrap();
+    let big = dir.path().join("big");
+    std::fs::write(&big, vec![b'a'; 300 * 1024]).unwrap();
+    for (file, why) in [
+        ("/dev/zero".to_string(), "not a regular file"),
+        ("/proc/self/environ".to_string(), "not a regular file"),
+        (shadow_like.display().to_string(), "not a token"),
+        (big.display().to_string(), "larger than"),
+    ] {
+        let config = dir.path().join("evil");
+        std::fs::write(
+            &config,
+            yaml.replace("{tokenFile: token}", &format!("{{tokenFile: \"{file}\"}}")),
+        )
+        .unwrap();
+        let err = import_kubeconfig_file(&config, Some("token"), true).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(why), "{file}: {msg}");
+        assert!(
+            !msg.contains("root:$6$"),
+            "{file}: the content is quoted: {msg}"
+        );
+    }
+
     let missing = dir.path().join("gone");
     std::fs::remove_file(dir.path().join("client.key")).unwrap();
     let err = import_kubeconfig_file(&path, Some("certs"), true).unwrap_err();
