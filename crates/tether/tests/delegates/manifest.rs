@@ -20,11 +20,19 @@ async fn every_manifest_passes_a_server_side_dry_run() {
     let token = "tdt_manifest-test-token-5a5a5a";
     std::fs::write(&token_file, format!("{token}\n")).unwrap();
 
-    for (permissions, binding) in [
-        ("cluster-admin", Some("clusterrolebinding")),
-        ("namespace-admin", Some("rolebinding")),
-        ("cluster-viewer", Some("clusterrolebinding")),
-        ("none", None),
+    for (permissions, rbac) in [
+        ("cluster-admin", &["clusterrolebinding"][..]),
+        (
+            "namespace-admin",
+            // The built-in admin role, and writing events, which it lacks.
+            &[
+                "rolebinding.rbac.authorization.k8s.io/tether-delegate-x-admin",
+                "role.rbac.authorization.k8s.io/tether-delegate-x-events",
+                "rolebinding.rbac.authorization.k8s.io/tether-delegate-x-events",
+            ][..],
+        ),
+        ("cluster-viewer", &["clusterrolebinding"][..]),
+        ("none", &[][..]),
     ] {
         let out = Command::new(bin())
             .args([
@@ -93,9 +101,7 @@ async fn every_manifest_passes_a_server_side_dry_run() {
             "secret/tether-delegate-x",
             "deployment.apps/tether-delegate-x",
         ];
-        if let Some(b) = binding {
-            kinds.push(b);
-        }
+        kinds.extend(rbac);
         for k in &kinds {
             assert!(
                 report.contains(k) && report.contains("(server dry run)"),
