@@ -43,7 +43,6 @@ use tether_domain::ConnectionTestSettings;
 
 use crate::client::ClusterAccess;
 
-pub(crate) use authz::rule_yaml;
 pub use diagnosis::{unauthorized_hints, AuthKind, Reason, UnauthorizedContext};
 pub(crate) use oidc::error_chain;
 pub use pem::{diagnose_ca_pem, PemProblem};
