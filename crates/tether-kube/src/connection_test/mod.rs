@@ -26,6 +26,7 @@
 mod api;
 mod authz;
 mod cloud;
+mod conn;
 mod diagnosis;
 mod identity;
 mod net;
