@@ -957,8 +957,17 @@ pub(crate) async fn connector(
         ("overview", "Overview"),
         ("test", "Connection test"),
         ("history", "History"),
+        ("kube", "Kubernetes API"),
         ("yaml", "YAML"),
     ];
+    let kubeconfig = format!(
+        "tether connector kubeconfig {id}{} --ttl 1h > kubeconfig",
+        cli_scope(&scope)
+    );
+    let grant = format!(
+        "tether token create --name ci --role viewer --kube-access{}",
+        cli_scope(&scope)
+    );
     let main = html! {
         (breadcrumbs(&scope, &[("Connectors", Some(format!("{prefix}/connectors"))), (id, None)]))
         div .page-head {
@@ -999,6 +1008,33 @@ pub(crate) async fn connector(
                 }
                 div #d-history-report .report {}
             }
+            section #panel-kube role="tabpanel" aria-labelledby="tab-kube" .panel hidden {
+                h2 { "Use this cluster from kubectl, helm or any Kubernetes client" }
+                p { "Requests go to the manager, which passes them to the cluster through a delegate chosen by this connector's selectors; the caller never holds the cluster's credentials." }
+                ol {
+                    li {
+                        "A tether API token with the " code { "kubeAccess" } " grant (a role alone never gives access to clusters). An admin of this scope creates one:"
+                        div .code-block { pre #d-kube-grant { (grant) } button type="button" .secondary .small data-copy="d-kube-grant" { "Copy" } }
+                    }
+                    li {
+                        "With that token, print a kubeconfig whose own token is limited to this connector and expires:"
+                        div .code-block { pre #d-kube-cmd { (kubeconfig) } button type="button" .secondary .small data-copy="d-kube-cmd" { "Copy" } }
+                        "then " code { "kubectl --kubeconfig kubeconfig get pods" } ". It works from a CI job too."
+                    }
+                }
+                p #d-kube-mode .muted {}
+                h3 { "Recent requests through this connector" }
+                div .table-wrap {
+                    table #d-audit .data {
+                        caption .visually-hidden { "Audit log of this connector" }
+                        thead { tr {
+                            th scope="col" { "When" } th scope="col" { "Caller" } th scope="col" { "Verb" } th scope="col" { "Resource" }
+                            th scope="col" { "Namespace / name" } th scope="col" { "Status" } th scope="col" { "Duration" } th scope="col" { "Bytes in / out" } th scope="col" { "Delegate" }
+                        } }
+                        tbody #d-audit-body { tr { td colspan="9" .muted { "Loading…" } } }
+                    }
+                }
+            }
             section #panel-yaml role="tabpanel" aria-labelledby="tab-yaml" .panel hidden {
                 div .field data-field="yaml" {
                     label for="d-yaml" { "Connector YAML" }
@@ -1024,6 +1060,15 @@ pub(crate) async fn connector(
         }
     };
     app_page(&viewer, &scope, Kind::Connector, Some(id), id, main).into_response()
+}
+
+/// The CLI's scope flags for `scope` (` --org O --project P`).
+fn cli_scope(scope: &Scope) -> String {
+    match scope {
+        Scope::Account => String::new(),
+        Scope::Org(o) => format!(" --org {o}"),
+        Scope::Project { org, project } => format!(" --org {org} --project {project}"),
+    }
 }
 
 pub(crate) async fn delegates(

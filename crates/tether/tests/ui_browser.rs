@@ -1647,3 +1647,78 @@ fn orgs_and_projects_are_created_in_the_ui_and_project_setup_leads_to_connectors
         b.close().await
     })
 }
+
+#[test]
+fn the_connector_page_says_how_to_get_a_kubeconfig_and_shows_its_audit_log() -> Result<()> {
+    run(async {
+        let server = TetherServer::start(bin(), &["--retest-interval", "0"])?;
+        api_secret(&server, "tok", "not-a-token").await?;
+        api_connector(
+            &server,
+            "Kube prod",
+            "kubeprod",
+            "https://127.0.0.1:1",
+            json!({"serviceAccountTokenRef": "tok"}),
+        )
+        .await?;
+        let (s, created) = api_send(
+            &server,
+            reqwest::Method::POST,
+            "/tokens",
+            Some(json!({"name": "ci-job", "role": "viewer", "kubeAccess": true})),
+        )
+        .await?;
+        ensure!(s.is_success(), "token: {s} {created}");
+        let ci = created["value"].as_str().context("token value")?;
+        // No delegate carries it: a 503, and an audit entry for it.
+        let r = reqwest::Client::new()
+            .get(format!(
+                "{}/k8s/connectors/kubeprod/api/v1/namespaces/web/pods",
+                server.url
+            ))
+            .bearer_auth(ci)
+            .send()
+            .await?;
+        ensure!(r.status() == 503, "{}", r.status());
+        // Entries are written as each request ends: ask until it is in (bounded).
+        let deadline = Instant::now() + WAIT;
+        while api_get(&server, "/audit?connector=kubeprod").await?["items"]
+            .as_array()
+            .is_none_or(|i| i.is_empty())
+        {
+            ensure!(Instant::now() < deadline, "no audit entry");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        let Some(mut b) = Browser::start("kube_api_tab", &server.url).await? else {
+            return Ok(());
+        };
+        b.login(&server.admin_token).await?;
+        b.goto("/connectors/kubeprod").await?;
+        b.wait_for("#tab-kube").await?;
+        b.click("#tab-kube").await?;
+        b.until(
+            "the audit entry",
+            "document.querySelector('#d-audit-body').innerText.includes('ci-job')",
+            WAIT,
+        )
+        .await?;
+        b.shot("connector-kube-api").await?;
+        let cmd = b.text("#d-kube-cmd").await?;
+        ensure!(
+            cmd.contains("tether connector kubeconfig kubeprod --ttl 1h"),
+            "{cmd}"
+        );
+        let grant = b.text("#d-kube-grant").await?;
+        ensure!(grant.contains("--kube-access"), "{grant}");
+        let row = b.text("#d-audit-body tr").await?;
+        for want in ["ci-job", "list", "pods", "web", "503"] {
+            ensure!(row.contains(want), "the audit row lacks {want}: {row}");
+        }
+        ensure!(
+            b.text("#d-kube-mode").await?.contains("Connector"),
+            "the proxy mode is not shown"
+        );
+        b.close().await
+    })
+}
