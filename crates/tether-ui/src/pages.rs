@@ -1130,6 +1130,7 @@ pub(crate) async fn secrets(
                         input #s-description type="text" autocomplete="off" aria-describedby="s-description-error";
                         (field_error("s-description"))
                     }
+                    (secret_use_fields("s"))
                     div .field data-field="value" {
                         label for="s-value" { "Value" }
                         textarea #s-value rows="5" spellcheck="false" autocomplete="off" aria-describedby="s-value-help s-value-error" {}
@@ -1154,15 +1155,28 @@ pub(crate) async fn secrets(
                         caption .visually-hidden { "Secrets" }
                         thead { tr {
                             th scope="col" { "Name" } th scope="col" { "Reference" } th scope="col" { "Description" }
+                            th scope="col" { "Who may use it" }
                             th scope="col" { "Last modified" } th scope="col" { span .visually-hidden { "Actions" } }
                         } }
-                        tbody #secrets-body { tr { td colspan="5" .muted { "Loading…" } } }
+                        tbody #secrets-body { tr { td colspan="6" .muted { "Loading…" } } }
                     }
                 }
                 nav #s-pager .pager aria-label="Pages" {
                     button #s-prev type="button" disabled { "← Previous" }
                     span #s-page-info aria-live="polite" {}
                     button #s-next type="button" disabled { "Next →" }
+                }
+            }
+        }
+        dialog #s-access-dialog aria-labelledby="s-access-title" {
+            h2 #s-access-title { "Who may use " code #s-access-id {} }
+            p .muted { "Using a secret is a permission of its own: whoever controls a connector's URLs receives its value. The value itself stays as it is." }
+            form #s-access-form novalidate {
+                (secret_use_fields("sa"))
+                p #sa-error .form-error role="alert" hidden {}
+                div .actions {
+                    button #sa-save type="submit" .primary { "Save" }
+                    button #sa-cancel type="button" .secondary { "Cancel" }
                 }
             }
         }
@@ -1177,6 +1191,36 @@ pub(crate) async fn secrets(
         }
     };
     app_page(&viewer, &scope, Kind::Secrets, None, "Secrets", main).into_response()
+}
+
+/// A secret's use grants (`usableFrom`) and host binding (`allowedHosts`),
+/// with ids prefixed by `p`.
+fn secret_use_fields(p: &str) -> Markup {
+    let id = |s: &str| format!("{p}-{s}");
+    html! {
+        div .field data-field="usableFrom" {
+            label for=(id("usable-from")) { "Usable from" span .optional { " (optional)" } }
+            input id=(id("usable-from")) type="text" autocomplete="off" spellcheck="false"
+                aria-describedby=(format!("{} {}", id("usable-from-help"), id("usable-from-error")));
+            p id=(id("usable-from-help")) .help {
+                "Scopes below this one whose connectors may use it too: " code { "org/ORG" }
+                " (the org and its projects) or " code { "project/ORG/PROJECT" }
+                ", separated by commas or spaces. Empty: only connectors of this scope."
+            }
+            (field_error(&id("usable-from")))
+        }
+        div .field data-field="allowedHosts" {
+            label for=(id("allowed-hosts")) { "Allowed hosts" span .optional { " (optional)" } }
+            input id=(id("allowed-hosts")) type="text" autocomplete="off" spellcheck="false"
+                aria-describedby=(format!("{} {}", id("allowed-hosts-help"), id("allowed-hosts-error")));
+            p id=(id("allowed-hosts-help")) .help {
+                "The only hosts the value may be sent to (" code { "api.example.com" } ", "
+                code { "10.0.0.1:6443" } ", " code { "*.example.com" }
+                "), separated by commas or spaces: every URL a connector using it dials must match. Empty: any host."
+            }
+            (field_error(&id("allowed-hosts")))
+        }
+    }
 }
 
 /// Name, id (following the name) and description of a new org or project.

@@ -1647,3 +1647,107 @@ fn orgs_and_projects_are_created_in_the_ui_and_project_setup_leads_to_connectors
         b.close().await
     })
 }
+
+/// A secret's use grants and host binding (issue 10, item 1) are set when it
+/// is created, shown in the list, and changed in the Access dialog, with the
+/// API's field errors next to their field.
+#[test]
+fn the_secrets_page_shows_and_edits_who_may_use_a_secret() -> Result<()> {
+    run(async {
+        let server = TetherServer::start(bin(), &[])?;
+        for (path, body) in [
+            (
+                "/orgs",
+                json!({"name": "payments", "identifier": "payments"}),
+            ),
+            (
+                "/orgs/payments/projects",
+                json!({"name": "web", "identifier": "web"}),
+            ),
+        ] {
+            let (s, v) = api_send(&server, reqwest::Method::POST, path, Some(body)).await?;
+            ensure!(s.is_success(), "{path}: {s} {v}");
+        }
+        let Some(mut b) = Browser::start("secret_access", &server.url).await? else {
+            return Ok(());
+        };
+        b.login(&server.admin_token).await?;
+        b.goto("/secrets").await?;
+        b.wait_for("#secret-form").await?;
+        b.check_labels().await?;
+        b.fill("#s-name", "shared token").await?;
+        b.fill("#s-value", "tether-ui-access-value-0123").await?;
+        b.fill("#s-usable-from", "org/payments").await?;
+        b.fill("#s-allowed-hosts", "127.0.0.1, *.example.com")
+            .await?;
+        b.click("#secret-form button[type=submit]").await?;
+        b.until(
+            "the new secret with its grants in the list",
+            "(document.querySelector('#secrets-body tr[data-id=shared_token] .secret-use') || {}).textContent?.includes('org/payments')",
+            WAIT,
+        )
+        .await?;
+        let shown = b
+            .text("#secrets-body tr[data-id=shared_token] .secret-use")
+            .await?;
+        ensure!(
+            shown.contains("this scope and org/payments")
+                && shown.contains("sent only to 127.0.0.1, *.example.com"),
+            "{shown}"
+        );
+        b.shot("created").await?;
+        let v = api_get(&server, "/secrets/shared_token").await?;
+        ensure!(v["usableFrom"] == json!(["org/payments"]), "{v}");
+        ensure!(
+            v["allowedHosts"] == json!(["127.0.0.1", "*.example.com"]),
+            "{v}"
+        );
+
+        // A grant to a project that does not exist: the API's error at the field.
+        b.click("#secrets-body tr[data-id=shared_token] button.secondary")
+            .await?;
+        b.until(
+            "the access dialog, filled in",
+            "document.querySelector('#s-access-dialog').open && document.querySelector('#sa-usable-from').value === 'org/payments'",
+            WAIT,
+        )
+        .await?;
+        b.check_labels().await?;
+        b.fill("#sa-usable-from", "project/payments/nope").await?;
+        b.click("#sa-save").await?;
+        b.until(
+            "the error next to 'Usable from'",
+            "!document.querySelector('#sa-usable-from-error').hidden",
+            WAIT,
+        )
+        .await?;
+        let err = b.text("#sa-usable-from-error").await?;
+        ensure!(err.contains("does not exist"), "{err}");
+        b.shot("grant-error").await?;
+
+        // Grant the project instead and drop the host binding.
+        b.fill("#sa-usable-from", "project/payments/web").await?;
+        b.fill("#sa-allowed-hosts", "").await?;
+        b.click("#sa-save").await?;
+        b.until(
+            "the list to show the new grant",
+            "!document.querySelector('#s-access-dialog').open && (document.querySelector('#secrets-body tr[data-id=shared_token] .secret-use') || {}).textContent?.includes('project/payments/web')",
+            WAIT,
+        )
+        .await?;
+        let shown = b
+            .text("#secrets-body tr[data-id=shared_token] .secret-use")
+            .await?;
+        ensure!(shown.contains("sent to any host"), "{shown}");
+        let v = api_get(&server, "/secrets/shared_token").await?;
+        ensure!(v["usableFrom"] == json!(["project/payments/web"]), "{v}");
+        ensure!(v["allowedHosts"] == json!([]), "{v}");
+        ensure!(v["name"] == "shared token", "{v}");
+        ensure!(
+            !b.source().await?.contains("tether-ui-access-value-0123"),
+            "the value is in the page"
+        );
+        b.shot("edited").await?;
+        b.close().await
+    })
+}
