@@ -13,7 +13,10 @@
 //! bound claim become steady; and each known failure (image pull, crash loop,
 //! missing ConfigMap, missing Secret key, Unschedulable, OOMKilled, failing
 //! readiness probe, progressDeadlineSeconds, the step's --timeout, failed
-//! Job, failed Pod, a claim nothing binds) ends with its own reason.
+//! Job, failed Pod, a claim nothing binds) ends with its own reason. The
+//! Role `tether rbac for` prints for a Deployment + Service + ConfigMap is
+//! enough, and with any one of its rules removed pre-flight names exactly
+//! that rule.
 
 mod common;
 
@@ -818,5 +821,147 @@ async fn each_known_failure_on_the_node_ends_early_with_its_diagnosis() -> Resul
         }
     }
     ensure!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+    Ok(())
+}
+
+/// The account's rules in `ns` are `role` (kubectl apply replaces the list);
+/// returns once the API server's authorizer says so for `probe` (RBAC
+/// reads Roles through an informer, a moment after they change).
+fn set_role(env: &KubeEnv, ns: &str, role: &Value, probe: &[String], allowed: bool) -> Result<()> {
+    kubectl_apply(env, &serde_json::to_string(role)?)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = env
+            .kubectl()
+            .arg("auth")
+            .arg("can-i")
+            .args(probe)
+            .args([
+                "-n",
+                ns,
+                &format!("--as=system:serviceaccount:{ns}:deployer"),
+            ])
+            .output()?;
+        let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        ensure!(
+            answer == "yes" || answer == "no",
+            "kubectl auth can-i {probe:?}: {answer} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if (answer == "yes") == allowed {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the authorizer did not take the Role: can-i {probe:?} is still {answer}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `kubectl auth can-i` arguments for a rule's first verb and resource:
+/// `VERB resource.group [--subresource=S]`.
+fn can_i_args(rule: &Value) -> Vec<String> {
+    let group = rule["apiGroups"][0].as_str().unwrap_or_default();
+    let resource = rule["resources"][0].as_str().unwrap_or_default();
+    let (resource, sub) = resource.split_once('/').unwrap_or((resource, ""));
+    let mut args = vec![rule["verbs"][0].as_str().unwrap_or_default().to_string()];
+    args.push(if group.is_empty() {
+        resource.to_string()
+    } else {
+        format!("{resource}.{group}")
+    });
+    if !sub.is_empty() {
+        args.push(format!("--subresource={sub}"));
+    }
+    args
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_role_rbac_for_prints_is_enough_and_each_rule_is_needed() -> Result<()> {
+    let env = KubeEnv::get();
+    env.node();
+    let admin = env.admin_client().await;
+    let ns = env.namespace("deploy-rbac").await;
+    let token = service_account_token(&admin, &ns, "deployer").await?;
+    let s = start(env, &token)?;
+    let files = s.write(
+        "app.yaml",
+        &format!("{}---\n{}", web(&ns, 1, "a"), app(&ns, true)),
+    );
+    let printed = s.ok(&[
+        "rbac",
+        "for",
+        "-f",
+        &files,
+        "--service-account",
+        &format!("{ns}/deployer"),
+        "--namespace",
+        &ns,
+        "--prune",
+    ])?;
+    let objects: Vec<Value> = printed
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(serde_yaml::from_str)
+        .collect::<Result<_, _>>()?;
+    ensure!(
+        objects
+            .iter()
+            .map(|o| o["kind"].as_str())
+            .collect::<Vec<_>>()
+            == [Some("Role"), Some("RoleBinding")],
+        "{printed}"
+    );
+    let role = objects[0].clone();
+    kubectl_apply(env, &serde_json::to_string(&objects[1])?)?;
+    let rules = role["rules"].as_array().context("rules")?.clone();
+    ensure!(rules.len() >= 6, "{printed}");
+
+    // Any one rule removed: pre-flight refuses (exit 2) naming exactly it.
+    for (i, removed) in rules.iter().enumerate() {
+        let mut fewer = role.clone();
+        fewer["rules"].as_array_mut().unwrap().remove(i);
+        set_role(env, &ns, &fewer, &can_i_args(removed), false)?;
+        let (code, events, report) = deploy_json(
+            &s,
+            &[
+                "-f",
+                &files,
+                "--namespace",
+                &ns,
+                "--release",
+                "web",
+                "--prune",
+            ],
+        )?;
+        let problems = report["problems"].as_array().cloned().unwrap_or_default();
+        let named: Vec<Value> = problems
+            .iter()
+            .filter_map(|p| p["rule"].as_str())
+            .map(|r| serde_yaml::from_str::<Vec<Value>>(r).map(|mut l| l.remove(0)))
+            .collect::<Result<_, _>>()?;
+        ensure!(
+            code == 2 && problems.len() == 1 && named == [removed.clone()],
+            "without rule {removed}: exit {code}, problems {problems:#?}\n{events:#?}"
+        );
+    }
+
+    // The whole Role: the deploy succeeds, pods and all.
+    // The last rule removed is the one to see back.
+    set_role(env, &ns, &role, &can_i_args(rules.last().unwrap()), true)?;
+    let (code, events, report) = deploy_json(
+        &s,
+        &[
+            "-f",
+            &files,
+            "--namespace",
+            &ns,
+            "--release",
+            "web",
+            "--prune",
+        ],
+    )?;
+    ensure!(code == 0, "exit {code}\n{events:#?}\n{report}");
     Ok(())
 }
