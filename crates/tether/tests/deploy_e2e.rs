@@ -16,7 +16,8 @@
 //! Job, failed Pod, a claim nothing binds) ends with its own reason. The
 //! Role `tether rbac for` prints for a Deployment + Service + ConfigMap is
 //! enough, and with any one of its rules removed pre-flight names exactly
-//! that rule.
+//! that rule. A delegate killed (SIGKILL) mid-deploy: another takes the
+//! task over, the CLI follows it to the end, and release 1 is recorded once.
 
 mod common;
 
@@ -963,5 +964,144 @@ async fn the_role_rbac_for_prints_is_enough_and_each_rule_is_needed() -> Result<
         ],
     )?;
     ensure!(code == 0, "exit {code}\n{events:#?}\n{report}");
+    Ok(())
+}
+
+fn spawn_delegate(s: &Setup, name: &str) -> Result<std::process::Child> {
+    let token = s.ok(&["delegate", "token", "create", "--name", name])?;
+    let log = std::fs::File::create(s.dir.path().join(format!("{name}.log")))?;
+    Ok(Command::new(bin())
+        .args([
+            "delegate",
+            "run",
+            "--manager",
+            &s.server.url,
+            "--name",
+            name,
+            "--tags",
+            "deploy",
+        ])
+        .env("TETHER_DELEGATE_TOKEN", token.trim())
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delegate_killed_mid_deploy_hands_it_on_and_the_release_is_recorded_once() -> Result<()> {
+    let env = KubeEnv::get();
+    env.node();
+    let admin = env.admin_client().await;
+    let ns = env.namespace("deploy-kill").await;
+    let token = service_account_token(&admin, &ns, "deployer").await?;
+    grant_admin(env, &ns)?;
+    let mut s = start(env, &token)?;
+    let mut other = spawn_delegate(&s, "d2")?;
+    // Ready a few seconds after it starts: the deploy is mid-way for a while.
+    let slow = web(&ns, 1, "a").replace(
+        "          periodSeconds: 1\n",
+        "          periodSeconds: 1\n          initialDelaySeconds: 8\n",
+    );
+    let file = s.write("slow.yaml", &slow);
+    let mut cli = s
+        .server
+        .cli(bin(), &s.server.admin_token)
+        .args([
+            "deploy",
+            "apply",
+            "--connector",
+            "cluster",
+            "-f",
+            &file,
+            "--namespace",
+            &ns,
+            "--release",
+            "web",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(cli.stdout.take().unwrap()));
+    let mut seen = Vec::new();
+    let mut task = None;
+    for line in lines.by_ref() {
+        let line = line?;
+        if let Some(id) = line
+            .strip_prefix("deploy task ")
+            .and_then(|r| r.strip_suffix(" queued"))
+        {
+            task = Some(id.to_string());
+        }
+        let applied = line.contains("applied Deployment");
+        seen.push(line);
+        if applied {
+            break;
+        }
+    }
+    let task = task.with_context(|| format!("no task id in {seen:#?}"))?;
+    // Kill -9 whichever delegate runs it.
+    let running: Value = serde_json::from_str(&s.ok(&["task", "get", &task, "-o", "json"])?)?;
+    let delegates: Value = serde_json::from_str(&s.ok(&["delegate", "list", "-o", "json"])?)?;
+    let runner = delegates
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| d["id"] == running["delegateId"])
+        .and_then(|d| d["name"].as_str())
+        .with_context(|| format!("who runs {running}? {delegates}"))?
+        .to_string();
+    if runner == "d" {
+        s.delegate.kill()?;
+        s.delegate.wait()?;
+    } else {
+        other.kill()?;
+        other.wait()?;
+    }
+    let rest: Vec<String> = lines.collect::<Result<_, _>>()?;
+    let out = cli.wait_with_output()?;
+    seen.extend(rest);
+    let text = seen.join("\n");
+    let _ = other.kill();
+    let _ = other.wait();
+    ensure!(
+        out.status.success(),
+        "after killing {runner}: {}\n{text}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(text.contains("release web revision 1 deployed"), "{text}");
+    let done: Value = serde_json::from_str(&s.ok(&["task", "get", &task, "-o", "json"])?)?;
+    ensure!(
+        done["attempt"] == 2 && done["delegateId"] != running["delegateId"],
+        "{done}"
+    );
+    // One release, deployed, in the cluster and in tether.
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), &ns);
+    let names: Vec<String> = secrets
+        .list(&Default::default())
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|s| s.metadata.name)
+        .filter(|n| n.starts_with("tether.release."))
+        .collect();
+    ensure!(names == ["tether.release.web.v1"], "{names:?}");
+    let history: Value = serde_json::from_str(&s.ok(&[
+        "deploy",
+        "history",
+        "web",
+        "--connector",
+        "cluster",
+        "-o",
+        "json",
+    ])?)?;
+    let items = history["items"].as_array().context("items")?;
+    ensure!(
+        items.len() == 1 && items[0]["status"] == "deployed",
+        "{history}"
+    );
     Ok(())
 }
