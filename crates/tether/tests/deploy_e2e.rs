@@ -17,7 +17,9 @@
 //! Role `tether rbac for` prints for a Deployment + Service + ConfigMap is
 //! enough, and with any one of its rules removed pre-flight names exactly
 //! that rule. A delegate killed (SIGKILL) mid-deploy: another takes the
-//! task over, the CLI follows it to the end, and release 1 is recorded once.
+//! task over, the CLI follows it to the end, and release 1 is recorded once;
+//! the manager killed and restarted mid-deploy: the CLI follows the same
+//! task to the end through the restarted one, every event once.
 
 mod common;
 
@@ -1089,6 +1091,113 @@ async fn a_delegate_killed_mid_deploy_hands_it_on_and_the_release_is_recorded_on
         .filter(|n| n.starts_with("tether.release."))
         .collect();
     ensure!(names == ["tether.release.web.v1"], "{names:?}");
+    let history: Value = serde_json::from_str(&s.ok(&[
+        "deploy",
+        "history",
+        "web",
+        "--connector",
+        "cluster",
+        "-o",
+        "json",
+    ])?)?;
+    let items = history["items"].as_array().context("items")?;
+    ensure!(
+        items.len() == 1 && items[0]["status"] == "deployed",
+        "{history}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_restarted_mid_deploy_loses_neither_task_nor_events() -> Result<()> {
+    let env = KubeEnv::get();
+    env.node();
+    let admin = env.admin_client().await;
+    let ns = env.namespace("deploy-restart").await;
+    let token = service_account_token(&admin, &ns, "deployer").await?;
+    grant_admin(env, &ns)?;
+    let mut s = start(env, &token)?;
+    let slow = web(&ns, 1, "a").replace(
+        "          periodSeconds: 1\n",
+        "          periodSeconds: 1\n          initialDelaySeconds: 8\n",
+    );
+    let file = s.write("slow.yaml", &slow);
+    let mut cli = s
+        .server
+        .cli(bin(), &s.server.admin_token)
+        .args([
+            "deploy",
+            "apply",
+            "--connector",
+            "cluster",
+            "-f",
+            &file,
+            "--namespace",
+            &ns,
+            "--release",
+            "web",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(cli.stdout.take().unwrap()));
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line?;
+        let applied = line.contains("applied Deployment");
+        seen.push(line);
+        if applied {
+            break;
+        }
+    }
+    // SIGKILL, then the same data directory and address again.
+    let addr = s
+        .server
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    s.server.kill();
+    let restarted = TetherServer::start_in(
+        bin(),
+        &s.server.data_dir,
+        &[
+            "--listen",
+            &addr,
+            "--retest-interval",
+            "0",
+            "--test-on-change=false",
+        ],
+    )?;
+    // The first server's temporary directory holds the data: keep it.
+    let _first = std::mem::replace(&mut s.server, restarted);
+    let rest: Vec<String> = lines.collect::<Result<_, _>>()?;
+    let out = cli.wait_with_output()?;
+    let before = seen.len();
+    seen.extend(rest);
+    let text = seen.join("\n");
+    ensure!(
+        out.status.success(),
+        "{}\n{text}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Events of the rest of the rollout came through the restarted manager,
+    // each once.
+    let after = &seen[before..];
+    ensure!(
+        after
+            .iter()
+            .any(|l| l.contains(&format!("Deployment {ns}/web: 1/1 updated, 1 available"))),
+        "{text}"
+    );
+    let applied = seen
+        .iter()
+        .filter(|l| l.contains("applied Deployment"))
+        .count();
+    ensure!(applied == 1, "{text}");
+    ensure!(text.contains("release web revision 1 deployed"), "{text}");
     let history: Value = serde_json::from_str(&s.ok(&[
         "deploy",
         "history",
