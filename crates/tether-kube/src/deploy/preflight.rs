@@ -250,6 +250,11 @@ pub fn required_permissions(
             }
             add("get", "", "pods/log", ns, "logs of failing containers");
         }
+        if o.manifest.kind == "PersistentVolumeClaim" {
+            for verb in ["list", "watch"] {
+                add(verb, "", "events", ns, "claim events");
+            }
+        }
     }
     for verb in ["list", "create", "patch"] {
         add(
