@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     pub results_tx: mpsc::UnboundedSender<(String, DelegateMessage)>,
     /// Live events of running tasks, until the manager has them.
     pub outbox: Arc<crate::tasks::events::Outbox>,
+    /// The cancel switch of each running task.
+    pub cancels: Mutex<HashMap<String, tokio_util::sync::CancellationToken>>,
 }
 
 impl Shared {
@@ -52,6 +54,7 @@ pub async fn run(
         unacked: Mutex::new(Vec::new()),
         results_tx,
         outbox: Arc::default(),
+        cancels: Mutex::default(),
         config,
     });
     let (stop_tx, mut stop_rx) = watch::channel(false);

@@ -121,6 +121,8 @@ pub(crate) async fn run(
     let ctx = TaskContext {
         delegate_name: cfg.name.clone(),
         kubeconfig: cfg.kubeconfig.clone(),
+        attempt: 0,
+        cancel: Default::default(),
     };
     // The tunnel for proxied Kubernetes requests lives as long as this session.
     let _tunnel = crate::proxy::spawn(cfg.clone(), delegate_id, ctx.clone());
@@ -147,6 +149,12 @@ pub(crate) async fn run(
                     }
                     Ok(ManagerMessage::TaskEventsAck { task_id, attempt, seq }) => {
                         shared.outbox.ack(&task_id, attempt, seq);
+                    }
+                    Ok(ManagerMessage::CancelTask { task_id }) => {
+                        if let Some(c) = shared.cancels.lock().unwrap().get(&task_id) {
+                            tracing::info!(task = %task_id, "task cancelled by the manager");
+                            c.cancel();
+                        }
                     }
                     Ok(ManagerMessage::Closing { reason, reconnect }) => {
                         if reconnect {
@@ -278,21 +286,38 @@ fn start_task(shared: &Arc<Shared>, a: TaskAssignment, ctx: &TaskContext) {
     }
     tracing::info!(task = %a.task_id, kind = %a.kind, attempt = a.attempt, "task started");
     let shared = shared.clone();
-    let ctx = ctx.clone();
+    let mut ctx = ctx.clone();
+    ctx.attempt = a.attempt;
+    ctx.cancel = tokio_util::sync::CancellationToken::new();
+    shared
+        .cancels
+        .lock()
+        .unwrap()
+        .insert(a.task_id.clone(), ctx.cancel.clone());
     let events = shared.outbox.emitter(&a.task_id, a.attempt);
     tokio::spawn(async move {
         let limit = Duration::from_millis(a.timeout_ms.max(1));
-        let outcome = match tokio::time::timeout(
-            limit,
-            tasks::run(&a.task_id, &a.kind, a.payload, &ctx, events),
-        )
-        .await
-        {
-            Ok(o) => o,
-            Err(_) => TaskOutcome::Failed {
+        let cancel = ctx.cancel.clone();
+        let handles_cancel = tasks::handles_cancel(&a.kind);
+        let (task_id, kind) = (a.task_id.clone(), a.kind.clone());
+        let run = tasks::run(&task_id, &kind, a.payload, &ctx, events);
+        tokio::pin!(run);
+        let outcome = tokio::select! {
+            o = &mut run => o,
+            _ = tokio::time::sleep(limit) => TaskOutcome::Failed {
                 message: format!("the task did not finish within its timeout of {limit:?}"),
             },
+            // Kinds that end themselves when cancelled (a build cleans up
+            // first) get a bounded time to; others end here.
+            _ = cancel.cancelled() => match handles_cancel {
+                true => match tokio::time::timeout(CANCEL_GRACE, &mut run).await {
+                    Ok(o) => o,
+                    Err(_) => cancelled(),
+                },
+                false => cancelled(),
+            },
         };
+        shared.cancels.lock().unwrap().remove(&a.task_id);
         tracing::info!(task = %a.task_id, ok = matches!(outcome, TaskOutcome::Succeeded { .. }), "task finished");
         shared.running.lock().unwrap().remove(&a.task_id);
         let msg = DelegateMessage::TaskResult {
@@ -302,6 +327,15 @@ fn start_task(shared: &Arc<Shared>, a: TaskAssignment, ctx: &TaskContext) {
         };
         let _ = shared.results_tx.send((a.task_id, msg));
     });
+}
+
+/// How long a cancelled task that ends itself may take to (a build's clean-up).
+const CANCEL_GRACE: Duration = Duration::from_secs(90);
+
+fn cancelled() -> TaskOutcome {
+    TaskOutcome::Failed {
+        message: "the task was cancelled".into(),
+    }
 }
 
 async fn send<S>(sink: &mut S, msg: &DelegateMessage) -> Result<(), String>

@@ -163,6 +163,13 @@ pub enum ManagerMessage {
         attempt: u32,
         seq: u64,
     },
+    /// Cancel a running task (`POST /api/v1/tasks/{id}/cancel`). The
+    /// delegate ends it (a build deletes its objects first) and reports its
+    /// result as usual. Delegates that predate it ignore it.
+    #[serde(rename_all = "camelCase")]
+    CancelTask {
+        task_id: String,
+    },
     /// The manager is closing this connection and says why (token revoked,
     /// replaced by a newer connection of the same delegate, shutting down).
     #[serde(rename_all = "camelCase")]

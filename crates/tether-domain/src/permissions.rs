@@ -75,6 +75,8 @@ impl PermissionProfile {
                     &["pods", "secrets", "services", "persistentvolumeclaims"],
                 ),
                 PermissionRule::new(&["list", "watch"], "", &["events"]),
+                // The build's log (`tether build run` streams it).
+                PermissionRule::new(&["get"], "", &["pods/log"]),
             ],
             PermissionProfile::Custom => Vec::new(),
         }

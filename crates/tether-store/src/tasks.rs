@@ -214,6 +214,24 @@ impl Store {
         rows.iter().map(task_from_row).collect()
     }
 
+    /// The newest tasks of `kind` at exactly `scope` (builds of a scope).
+    pub async fn recent_tasks(
+        &self,
+        scope: &Scope,
+        kind: &str,
+        limit: u32,
+    ) -> Result<Vec<TaskRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM tasks WHERE scope_key = $1 AND kind = $2 ORDER BY created_at DESC, id DESC LIMIT $3"
+        ))
+        .bind(scope.key())
+        .bind(kind)
+        .bind(i64::from(limit))
+        .fetch_all(&self.db().pool)
+        .await?;
+        rows.iter().map(task_from_row).collect()
+    }
+
     /// Hands a queued task to a delegate, if it is still queued (another manager
     /// may have claimed it first). The attempt number goes up by one.
     pub async fn claim_task(
@@ -296,6 +314,21 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(Completion::Stored)
+    }
+
+    /// Fails a task that no delegate holds yet (cancelled before it ran).
+    /// False when it was not queued (it runs, or it ended).
+    pub async fn cancel_queued_task(&self, id: &str, reason: &str) -> Result<bool> {
+        let mut tx = self.db().begin_write().await?;
+        let done = sqlx::query("UPDATE tasks SET state = 'failed', error = $1, updated_at = $2 WHERE id = $3 AND state = 'queued'")
+            .bind(reason)
+            .bind(now_ms())
+            .bind(id)
+            .execute(tx.conn())
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(done == 1)
     }
 
     /// Takes back the tasks a delegate holds (it disconnected): each goes back to

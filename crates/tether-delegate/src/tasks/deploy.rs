@@ -45,7 +45,7 @@ pub async fn run(task_id: &str, payload: Value, ctx: &TaskContext, events: Emitt
 }
 
 /// The connector's cluster and credentials, as the connection test reads them.
-fn access(payload: &Value, ctx: &TaskContext) -> Result<ClusterAccess, String> {
+pub(super) fn access(payload: &Value, ctx: &TaskContext) -> Result<ClusterAccess, String> {
     let input = super::connection_test::input(payload, ctx).map_err(|r| {
         r.error_summary
             .clone()

@@ -5,6 +5,7 @@
 //! task received (`payload.secrets`) from every string of it: whatever a
 //! cluster or an identity provider echoed back, no value reaches a report.
 
+mod build;
 pub(crate) mod connection_test;
 mod deploy;
 pub mod events;
@@ -25,10 +26,21 @@ pub struct TaskContext {
     /// `--kubeconfig`, the identity `InheritFromDelegate` connectors use
     /// outside a cluster.
     pub kubeconfig: Option<PathBuf>,
+    /// Which attempt of the task this is (1 the first; set per task).
+    pub attempt: u32,
+    /// Fires when the manager cancels the task (set per task). Kinds that
+    /// [`handles_cancel`] end themselves (a build still cleans up); others
+    /// are dropped.
+    pub cancel: tokio_util::sync::CancellationToken,
+}
+
+/// True for task kinds that end themselves when cancelled.
+pub fn handles_cancel(kind: &str) -> bool {
+    kind == "build"
 }
 
 /// Task kinds this delegate understands.
-pub const KINDS: &[&str] = &["echo", "connectionTest", "deploy"];
+pub const KINDS: &[&str] = &["echo", "connectionTest", "deploy", "build"];
 
 pub async fn run(
     task_id: &str,
@@ -72,6 +84,7 @@ async fn run_kind(
 ) -> TaskOutcome {
     match kind {
         "deploy" => deploy::run(task_id, payload, ctx, events).await,
+        "build" => build::run(task_id, payload, ctx, events).await,
         "echo" => echo(payload, ctx, &events).await,
         "connectionTest" => TaskOutcome::Succeeded {
             output: connection_test::run(payload, ctx, events).await,
@@ -116,6 +129,8 @@ mod tests {
         let ctx = TaskContext {
             delegate_name: "d".into(),
             kubeconfig: None,
+            attempt: 1,
+            cancel: Default::default(),
         };
         let payload = json!({
             "message": "echoing planted-value-1234 back",

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod builds;
 pub mod connection_tests;
 pub mod connectors;
 pub mod delegates;
@@ -102,6 +103,10 @@ fn scoped_routes() -> Router<AppState> {
             axum::routing::post(deploys::create),
         )
         .route("/connectors/{identifier}/releases", get(deploys::releases))
+        .route(
+            "/connectors/{identifier}/builds",
+            get(builds::list).post(builds::create),
+        )
         .route("/delegates", get(delegates::list))
         .route("/delegates/{delegate}", get(delegates::get))
         .route(
@@ -139,6 +144,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/tasks/{id}", get(delegates::get_task))
         .route("/tasks/{id}/events", get(crate::task_events::events))
+        .route("/tasks/{id}/cancel", axum::routing::post(builds::cancel))
         .route("/delegates/connect", get(crate::delegates::connect))
         .route("/delegates/tunnel", get(crate::proxy::tunnel));
     // The web UI (`/`, `/login`, `/connectors`, ...) answers what the API does

@@ -30,7 +30,7 @@ use utoipa::{OpenApi, ToResponse};
 
 use super::error::ErrorBody;
 use super::{
-    connection_tests, connectors, delegates, deploys, orgs, secrets, test_history, tokens,
+    builds, connection_tests, connectors, delegates, deploys, orgs, secrets, test_history, tokens,
 };
 
 /// Where the document is served (no API token needed).
@@ -99,6 +99,9 @@ const SCOPES: &[ScopeLevel] = &[
     connection_tests::run,
     test_history::list,
     deploys::create,
+    builds::create,
+    builds::list,
+    builds::cancel,
     deploys::releases,
     delegates::list,
     delegates::get,

@@ -254,6 +254,10 @@ impl Broker {
         } else if let Some(id) = ev.strip_prefix("done:") {
             self.wake_waiters(id);
             self.events.notify(id);
+        } else if let Some(rest) = ev.strip_prefix("cancel:") {
+            if let Some((task_id, delegate_id)) = rest.split_once(':') {
+                self.send_cancel(task_id, delegate_id);
+            }
         } else if let Some(id) = ev.strip_prefix("events:") {
             self.events.notify(id);
         } else if let Some(token_id) = ev.strip_prefix("revoked:") {
@@ -326,6 +330,45 @@ impl Broker {
         self.wake_dispatch.notify_one();
         self.publish("task").await;
         Ok(task)
+    }
+
+    /// Cancels a task: one still queued fails at once; one a delegate runs
+    /// is cancelled there (through whichever manager holds its connection),
+    /// and ends with the result the delegate reports. Returns the task.
+    pub async fn cancel(&self, task_id: &str) -> Result<TaskRecord, StoreError> {
+        if self
+            .store
+            .cancel_queued_task(task_id, "the task was cancelled before a delegate ran it")
+            .await?
+        {
+            self.task_finished(task_id).await;
+            return self.store.get_task(task_id).await;
+        }
+        let task = self.store.get_task(task_id).await?;
+        if task.state == tether_store::TaskState::Assigned {
+            if let Some(d) = &task.delegate_id {
+                if !self.send_cancel(task_id, d) {
+                    self.publish(&format!("cancel:{task_id}:{d}")).await;
+                }
+            }
+        }
+        Ok(task)
+    }
+
+    /// Sends `cancelTask` to the delegate if it is connected here.
+    fn send_cancel(&self, task_id: &str, delegate_id: &str) -> bool {
+        let tx = match self.live.lock().unwrap().get(delegate_id) {
+            Some(d) => d.tx.clone(),
+            None => return false,
+        };
+        let message = ManagerMessage::CancelTask {
+            task_id: task_id.to_string(),
+        };
+        tx.try_send(Outbound {
+            message,
+            close: false,
+        })
+        .is_ok()
     }
 
     /// Waits until the task is finished or `limit` passes, or this manager

@@ -14,13 +14,22 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tether_domain::delegate_protocol::{TaskEvent, TaskOutcome};
+use tether_domain::ValidationErrors;
 use tether_domain::{Redactor, Scope, SecretAccess};
-use tether_store::{ConnectorSecret, Store, StoreError, TaskRecord};
+use tether_store::{ConnectorSecret, SecretMeta, Store, StoreError, TaskRecord};
 
 /// Task kinds whose payload names a connector whose secrets must be resolved.
 pub const CONNECTION_TEST: &str = "connectionTest";
 /// A deploy through a connector (`api/deploys.rs`).
 pub const DEPLOY: &str = "deploy";
+/// A build through a connector (`api/builds.rs`); its `request.secretEnv`
+/// names secrets of its own, resolved and checked like the connector's.
+pub const BUILD: &str = "build";
+
+/// True for task kinds whose payload names a connector.
+fn names_connector(kind: &str) -> bool {
+    kind == CONNECTION_TEST || kind == DEPLOY || kind == BUILD
+}
 
 /// A secret a task will carry, as the stored payload records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +47,16 @@ pub struct Carried {
 }
 
 impl Carried {
+    /// A secret named by `reference` outside a connector (a build's secret env).
+    pub fn of_meta(reference: &str, m: &SecretMeta) -> Carried {
+        Carried {
+            reference: reference.to_string(),
+            identifier: m.identifier.clone(),
+            scope: m.scope.key(),
+            usable_from: m.usable_from.iter().map(Scope::key).collect(),
+        }
+    }
+
     fn of(s: &ConnectorSecret) -> Carried {
         Carried {
             reference: s.reference.clone(),
@@ -105,11 +124,36 @@ pub async fn for_delegate(
     task: &TaskRecord,
     delegate_scope: &Scope,
 ) -> Result<Value, String> {
-    if task.kind != CONNECTION_TEST && task.kind != DEPLOY {
+    if !names_connector(&task.kind) {
         return Ok(task.payload.clone());
     }
     let (scope, record) = connector_of(store, task).await?;
-    let secrets = connector_secrets(store, &scope, &record.connector, delegate_scope).await?;
+    let mut secrets = connector_secrets(store, &scope, &record.connector, delegate_scope).await?;
+    if task.kind == BUILD {
+        for (env, meta) in build_secrets(store, &scope, &build_secret_env(&task.payload))
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            let access = meta.access();
+            if !access.deliverable_to(delegate_scope) {
+                return Err(format!(
+                    "the delegate (registered in {delegate_scope}) {} (secret env {env})",
+                    not_deliverable(
+                        &Carried::of_meta(&env_reference(&task.payload, &env), &meta),
+                        delegate_scope
+                    )
+                ));
+            }
+            let value = store
+                .read_secret_value(&meta.scope, &meta.identifier)
+                .await
+                .map_err(|e| format!("secretEnv.{env}: {e}"))?;
+            secrets.insert(
+                env_reference(&task.payload, &env),
+                Value::String(value.expose().to_string()),
+            );
+        }
+    }
     let mut payload = task.payload.clone();
     if let Some(p) = payload.as_object_mut() {
         p.remove("secretAccess");
@@ -235,17 +279,24 @@ async fn task_redactor(store: &Store, task_id: &str) -> Redactor {
     let Ok(task) = store.get_task(task_id).await else {
         return Redactor::default();
     };
-    if task.kind != CONNECTION_TEST && task.kind != DEPLOY {
+    if !names_connector(&task.kind) {
         return Redactor::default();
     }
     let Ok((scope, record)) = connector_of(store, &task).await else {
         return Redactor::default();
     };
     let mut values: Vec<(String, tether_store::SecretValue)> = Vec::new();
-    for r in record.connector.secret_refs() {
-        if let Ok(meta) = store.resolve_secret_ref(&scope, r.reference).await {
+    let env_refs: Vec<String> = build_secret_env(&task.payload).into_values().collect();
+    let refs = record
+        .connector
+        .secret_refs()
+        .into_iter()
+        .map(|r| r.reference.to_string())
+        .chain(env_refs);
+    for reference in refs {
+        if let Ok(meta) = store.resolve_secret_ref(&scope, &reference).await {
             if let Ok(v) = store.read_secret_value(&meta.scope, &meta.identifier).await {
-                values.push((r.reference.to_string(), v));
+                values.push((reference.clone(), v));
             }
         }
     }
@@ -267,4 +318,78 @@ pub fn connection_test(
         "stageTimeoutMs": stage_timeout_ms,
         "secretAccess": carried,
     })
+}
+
+/// A build's `request.secretEnv`: env name -> secret reference.
+pub fn build_secret_env(payload: &Value) -> std::collections::BTreeMap<String, String> {
+    payload["request"]["secretEnv"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn env_reference(payload: &Value, env: &str) -> String {
+    payload["request"]["secretEnv"][env]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The secrets of a build's secret env (at `scope`), each checked as a
+/// connector's reference would be: the secret must be usable from `scope`
+/// (its own scope, or a use grant covering it), and bound to no host (a value
+/// in a build's environment can be sent anywhere). Missing ones are not
+/// found; refused ones `SECRET_USE_DENIED` on `secretEnv.<NAME>`.
+pub(crate) async fn build_secrets(
+    store: &Store,
+    scope: &Scope,
+    secret_env: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<(String, SecretMeta)>, StoreError> {
+    let mut out = Vec::new();
+    let mut denied = ValidationErrors::default();
+    for (env, reference) in secret_env {
+        let field = format!("secretEnv.{env}");
+        let meta = match store.resolve_secret_ref(scope, reference).await {
+            Ok(m) => m,
+            Err(StoreError::Validation(errs)) => {
+                let mut e = ValidationErrors::default();
+                for x in errs.0 {
+                    e.push(field.clone(), x.message);
+                }
+                return Err(StoreError::Validation(e));
+            }
+            Err(e) => return Err(e),
+        };
+        let access = meta.access();
+        if !access.usable_by(scope) {
+            denied.push(
+                field.clone(),
+                format!(
+                    "secret '{reference}' of {} may be used by {}, not in {scope}; an editor of {} can grant it: `{}` (usableFrom in the API)",
+                    access.scope,
+                    access.grants_phrase(),
+                    access.scope,
+                    access.grant_command(&meta.identifier, scope),
+                ),
+            );
+        } else if !access.allowed_hosts.is_empty() {
+            denied.push(
+                field.clone(),
+                format!(
+                    "secret '{reference}' may only be sent to {}; a build's environment could send it anywhere, so it cannot be a secret env: use a secret without allowedHosts",
+                    access.allowed_hosts.join(", ")
+                ),
+            );
+        } else {
+            out.push((env.clone(), meta));
+        }
+    }
+    if !denied.0.is_empty() {
+        return Err(StoreError::SecretUseDenied(denied));
+    }
+    Ok(out)
 }

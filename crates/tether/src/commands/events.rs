@@ -132,6 +132,20 @@ pub async fn follow_task(
     format: OutputFormat,
     mut on_event: impl FnMut(&Value),
 ) -> Result<Value> {
+    follow_task_events(client, task_id, |v| {
+        println!("{}", line(v, format));
+        on_event(v);
+    })
+    .await
+}
+
+/// [`follow_task`] handing each event to `on_event` only, which prints it
+/// as it likes (`tether build run` prints log lines as they are).
+pub async fn follow_task_events(
+    client: &ApiClient,
+    task_id: &str,
+    mut on_event: impl FnMut(&Value),
+) -> Result<Value> {
     let path = format!("/api/v1/tasks/{task_id}/events");
     let mut last: Option<String> = None;
     let mut failures = 0u32;
@@ -146,9 +160,7 @@ pub async fn follow_task(
                     "task" => {
                         failures = 0;
                         last = e.id.clone().or(last.take());
-                        let v = e.json();
-                        println!("{}", line(&v, format));
-                        on_event(&v);
+                        on_event(&e.json());
                         true
                     }
                     "end" => {

@@ -1,6 +1,7 @@
 //! The command tree. `server` runs the manager; the others are API clients that
 //! read `TETHER_URL`/`TETHER_TOKEN` or the file `tether login` writes.
 
+mod build;
 mod client;
 mod cluster;
 mod connection_test;
@@ -65,6 +66,9 @@ enum Command {
     /// Deploy manifests through a connector: pre-flight, apply, steady state, releases.
     #[command(subcommand)]
     Deploy(deploy::DeployCommand),
+    /// Run a CI step as a pod through a connector: live log, exit code, clean-up.
+    #[command(subcommand)]
+    Build(build::BuildCommand),
     /// Least-privilege RBAC manifests for a service account.
     #[command(subcommand)]
     Rbac(rbac::RbacCommand),
@@ -95,6 +99,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cluster(cmd) => cluster::run(cmd).await?,
         Command::Rbac(cmd) => rbac::run(cmd)?,
         Command::Deploy(cmd) => return deploy::run(cmd).await,
+        Command::Build(cmd) => return build::run(cmd).await,
         Command::Audit(cmd) => kube::audit(cmd).await?,
     }
     Ok(ExitCode::SUCCESS)

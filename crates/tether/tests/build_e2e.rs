@@ -1,0 +1,460 @@
+//! Builds through a connector end to end: the real `tether server`, real
+//! `tether delegate run`s, the real control plane and node, driven through
+//! `tether build run`. Each case ends with nothing labelled with the build
+//! left in the namespace: success, a failure (exit code passed through, the
+//! last lines of an immediately exiting container all printed), a secret env
+//! (visible to the command, absent from the Pod object, the delegate's log,
+//! the manager's log and store), a sidecar service answering the build, an
+//! image that does not exist (diagnosed), a timeout, Ctrl-C (cancel), and
+//! the delegate killed with SIGKILL mid-build (the next attempt cleans up).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use futures_util::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
+use kube::api::{ListParams, ObjectMeta, PostParams};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, Client};
+use serde_json::Value;
+use tether_testenv::{service_account_token, KubeEnv, TetherServer};
+
+use common::{bin, cli};
+
+const SECRET_VALUE: &str = "s3cr3t-build-value-9f2c";
+const IMAGE: &str = "tether-test/busybox:1";
+
+struct Setup {
+    server: TetherServer,
+    delegates: Mutex<Vec<Child>>,
+    dtoken: String,
+    dir: tempfile::TempDir,
+    ns: String,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        for d in self.delegates.lock().unwrap().iter_mut() {
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+    }
+}
+
+impl Setup {
+    fn run(&self, args: &[&str]) -> Output {
+        cli(&self.server, &self.server.admin_token, args, None)
+    }
+
+    fn ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.run(args);
+        ensure!(
+            out.status.success(),
+            "tether {args:?}: {}\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?)
+    }
+
+    fn build_args<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec![
+            "build",
+            "run",
+            "--connector",
+            "cluster",
+            "--namespace",
+            &self.ns,
+        ];
+        args.extend(extra);
+        args
+    }
+
+    /// `tether build run ...`: exit code, stdout, stderr.
+    fn build(&self, extra: &[&str]) -> (i32, String, String) {
+        let out = self.run(&self.build_args(extra));
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn start_delegate(&self, name: &str) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("delegate.log"))?;
+        let child = Command::new(bin())
+            .args([
+                "delegate",
+                "run",
+                "--manager",
+                &self.server.url,
+                "--name",
+                name,
+                "--tags",
+                "build",
+            ])
+            .env("TETHER_DELEGATE_TOKEN", &self.dtoken)
+            .env("RUST_LOG", "debug")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()?;
+        self.delegates.lock().unwrap().push(child);
+        Ok(())
+    }
+
+    fn wait_connected(&self, name: &str) -> Result<()> {
+        // No event tells a client that a delegate connected: poll the list.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let list: Value = serde_json::from_str(&self.ok(&["delegate", "list", "-o", "json"])?)?;
+            if list.as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|d| d["connected"] == true && d["name"] == name)
+            }) {
+                return Ok(());
+            }
+            ensure!(Instant::now() < deadline, "delegate {name} did not connect");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Starts `tether build run` in the background; returns the child and
+    /// a receiver of its stderr lines.
+    fn spawn_build(&self, extra: &[&str]) -> Result<(Child, std::sync::mpsc::Receiver<String>)> {
+        let mut cmd = self.server.cli(bin(), &self.server.admin_token);
+        cmd.args(self.build_args(extra))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn()?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let err = child.stderr.take().context("stderr")?;
+        std::thread::spawn(move || {
+            for l in BufReader::new(err).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok((child, rx))
+    }
+}
+
+/// Waits for a stderr line containing `what`; returns every line read.
+fn wait_line(rx: &std::sync::mpsc::Receiver<String>, what: &str) -> Result<Vec<String>> {
+    let mut seen = Vec::new();
+    loop {
+        let l = rx
+            .recv_timeout(Duration::from_secs(120))
+            .with_context(|| format!("no line with '{what}'; saw:\n{}", seen.join("\n")))?;
+        let hit = l.contains(what);
+        seen.push(l);
+        if hit {
+            return Ok(seen);
+        }
+    }
+}
+
+async fn grant_edit(admin: &Client, ns: &str, sa: &str) -> Result<()> {
+    let binding = RoleBinding {
+        metadata: ObjectMeta {
+            name: Some(format!("{sa}-edit")),
+            ..Default::default()
+        },
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "ClusterRole".into(),
+            name: "edit".into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: sa.into(),
+            namespace: Some(ns.into()),
+            ..Default::default()
+        }]),
+    };
+    Api::<RoleBinding>::namespaced(admin.clone(), ns)
+        .create(&PostParams::default(), &binding)
+        .await?;
+    Ok(())
+}
+
+async fn start(env: &KubeEnv, admin: &Client, ns: &str) -> Result<Setup> {
+    let token = service_account_token(admin, ns, "builder").await?;
+    grant_edit(admin, ns, "builder").await?;
+    let server = TetherServer::start(bin(), &["--retest-interval", "0", "--test-on-change=false"])?;
+    let out = cli(
+        &server,
+        &server.admin_token,
+        &["delegate", "token", "create", "--name", "d"],
+        None,
+    );
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dtoken = String::from_utf8(out.stdout)?.trim().to_string();
+    let s = Setup {
+        server,
+        delegates: Mutex::new(Vec::new()),
+        dtoken,
+        dir: tempfile::tempdir()?,
+        ns: ns.to_string(),
+    };
+    s.start_delegate("d1")?;
+    for (id, value) in [
+        ("cluster_ca", env.ca_pem.as_str()),
+        ("cluster_token", token.as_str()),
+        ("build_token", SECRET_VALUE),
+    ] {
+        let out = cli(
+            &s.server,
+            &s.server.admin_token,
+            &["secret", "create", "--name", id, "--identifier", id],
+            Some(value),
+        );
+        ensure!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let connector = format!(
+        "connector:\n  name: cluster\n  identifier: cluster\n  type: K8sCluster\n  spec:\n    delegateSelectors: [build]\n    credential:\n      type: ManualConfig\n      spec:\n        masterUrl: {}\n        auth:\n          type: ServiceAccount\n          spec:\n            serviceAccountTokenRef: account.cluster_token\n            caCertRef: account.cluster_ca\n",
+        env.url
+    );
+    let out = cli(
+        &s.server,
+        &s.server.admin_token,
+        &["connector", "apply", "-f", "-"],
+        Some(&connector),
+    );
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.wait_connected("d1")?;
+    Ok(s)
+}
+
+/// Nothing labelled as a build's is left in `ns`.
+async fn nothing_left(admin: &Client, ns: &str, case: &str) -> Result<()> {
+    let lp = ListParams::default().labels("tether.dev/build");
+    let pods = Api::<Pod>::namespaced(admin.clone(), ns).list(&lp).await?;
+    let secrets = Api::<Secret>::namespaced(admin.clone(), ns)
+        .list(&lp)
+        .await?;
+    let pvcs = Api::<PersistentVolumeClaim>::namespaced(admin.clone(), ns)
+        .list(&lp)
+        .await?;
+    ensure!(
+        pods.items.is_empty() && secrets.items.is_empty() && pvcs.items.is_empty(),
+        "{case}: left behind: {} pod(s), {} secret(s), {} claim(s)",
+        pods.items.len(),
+        secrets.items.len(),
+        pvcs.items.len()
+    );
+    Ok(())
+}
+
+/// Every Pod object the namespace shows while the test runs.
+fn record_pods(admin: &Client, ns: &str) -> Arc<Mutex<Vec<String>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let api: Api<Pod> = Api::namespaced(admin.clone(), ns);
+    let out = seen.clone();
+    tokio::spawn(async move {
+        let mut s = watcher(api, watcher::Config::default())
+            .applied_objects()
+            .boxed();
+        while let Ok(Some(p)) = s.try_next().await {
+            out.lock()
+                .unwrap()
+                .push(serde_json::to_string(&p).unwrap_or_default());
+        }
+    });
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builds_run_report_and_always_clean_up() -> Result<()> {
+    let env = KubeEnv::get();
+    env.node();
+    let admin = env.admin_client().await;
+    let ns = env.namespace("build").await;
+    let pods_seen = record_pods(&admin, &ns);
+    let s = start(env, &admin, &ns).await?;
+
+    // --- Success: the command's output on stdout, exit 0.
+    let (code, out, err) = s.build(&[
+        "--image",
+        IMAGE,
+        "--",
+        "sh",
+        "-c",
+        "echo hello from the build",
+    ]);
+    ensure!(code == 0, "exit {code}\n{out}\n{err}");
+    ensure!(out.contains("hello from the build"), "{out}\n{err}");
+    ensure!(err.contains("the build succeeded"), "{err}");
+    nothing_left(&admin, &ns, "success").await?;
+
+    // --- Failure, exiting at once after many lines: every line, in order, and its exit code.
+    let (code, out, err) = s.build(&[
+        "--image",
+        IMAGE,
+        "--",
+        "sh",
+        "-c",
+        "for i in $(seq 1 300); do echo line-$i; done; exit 7",
+    ]);
+    ensure!(code == 7, "exit {code}\n{out}\n{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    let want: Vec<String> = (1..=300).map(|i| format!("line-{i}")).collect();
+    ensure!(lines == want, "log lines differ:\n{out}\n{err}");
+    ensure!(err.contains("exit code 7"), "{err}");
+    nothing_left(&admin, &ns, "failure").await?;
+
+    // --- Secret env: the command sees it; the Pod object, the logs and the store do not.
+    let (code, out, err) = s.build(&[
+        "--image",
+        IMAGE,
+        "--secret-env",
+        "TOKEN=account.build_token",
+        "--env",
+        "MODE=ci",
+        "--",
+        "sh",
+        "-c",
+        // Upper-cased, the value is no longer the secret: it shows the command saw it.
+        "echo \"seen: $(echo $TOKEN | tr a-z A-Z) $MODE\"; echo \"echoed: $TOKEN\"",
+    ]);
+    ensure!(code == 0, "exit {code}\n{out}\n{err}");
+    ensure!(
+        out.contains(&format!("seen: {} ci", SECRET_VALUE.to_uppercase())),
+        "{out}\n{err}"
+    );
+    ensure!(
+        out.contains("echoed: <secret account.build_token>"),
+        "the echoed value is not redacted:\n{out}"
+    );
+    ensure!(
+        !out.contains(SECRET_VALUE) && !err.contains(SECRET_VALUE),
+        "value printed"
+    );
+    nothing_left(&admin, &ns, "secret env").await?;
+    {
+        let pods = pods_seen.lock().unwrap();
+        ensure!(!pods.is_empty(), "the pod watch saw no pod");
+        ensure!(
+            pods.iter().all(|p| !p.contains(SECRET_VALUE)),
+            "a Pod object holds the secret value"
+        );
+        ensure!(
+            pods.iter().any(|p| p.contains("secretKeyRef")),
+            "no pod referred to the secret by key"
+        );
+    }
+    let task_json = s.ok(&["build", "list", "--connector", "cluster", "-o", "json"])?;
+    ensure!(!task_json.contains(SECRET_VALUE), "{task_json}");
+    let delegate_log = std::fs::read_to_string(s.dir.path().join("delegate.log"))?;
+    ensure!(
+        !delegate_log.contains(SECRET_VALUE),
+        "the delegate logged the value"
+    );
+    ensure!(
+        !s.server.log().contains(SECRET_VALUE),
+        "the manager logged the value"
+    );
+    for f in std::fs::read_dir(&s.server.data_dir)? {
+        let f = f?.path();
+        if f.is_file() {
+            let bytes = std::fs::read(&f)?;
+            ensure!(
+                !bytes
+                    .windows(SECRET_VALUE.len())
+                    .any(|w| w == SECRET_VALUE.as_bytes()),
+                "{} holds the value in clear",
+                f.display()
+            );
+        }
+    }
+
+    // --- A sidecar service answers the build on localhost.
+    let (code, out, err) = s.build(&[
+        "--image",
+        IMAGE,
+        "--service",
+        "tether-test/busybox:1:8080=httpd -f -p 8080 -h /etc",
+        "--",
+        "sh",
+        "-c",
+        "for i in $(seq 1 100); do wget -q -O- http://localhost:8080/hostname && exit 0; sleep 0.2; done; exit 1",
+    ]);
+    ensure!(
+        code == 0,
+        "the service did not answer: exit {code}\n{out}\n{err}"
+    );
+    ensure!(out.contains("tether-build-"), "{out}");
+    nothing_left(&admin, &ns, "service").await?;
+
+    // --- An image that does not exist: diagnosed, exit 125.
+    let (code, out, err) = s.build(&["--image", "tether-test/does-not-exist:1", "--", "true"]);
+    ensure!(code == 125, "exit {code}\n{out}\n{err}");
+    ensure!(err.contains("IMAGE_PULL"), "{err}");
+    ensure!(err.contains("does-not-exist"), "{err}");
+    nothing_left(&admin, &ns, &format!("missing image\n{err}")).await?;
+
+    // --- Timeout: the cluster's deadline ends it, exit 124.
+    let (code, out, err) = s.build(&["--image", IMAGE, "--timeout", "3s", "--", "sleep", "600"]);
+    ensure!(code == 124, "exit {code}\n{out}\n{err}");
+    nothing_left(&admin, &ns, "timeout").await?;
+
+    // --- Ctrl-C: the build is cancelled, its objects deleted, exit 130.
+    let (mut child, rx) = s.spawn_build(&[
+        "--image",
+        IMAGE,
+        "--",
+        "sh",
+        "-c",
+        "echo started; sleep 600",
+    ])?;
+    wait_line(&rx, ": running")?;
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()?;
+    ensure!(status.success());
+    let lines = wait_line(&rx, "cancelled")?;
+    let code = child.wait()?.code();
+    ensure!(code == Some(130), "exit {code:?}\n{}", lines.join("\n"));
+    nothing_left(&admin, &ns, "cancel").await?;
+
+    // --- The delegate killed mid-build: the next delegate deletes what it left.
+    let (mut child, rx) = s.spawn_build(&["--image", IMAGE, "--", "sleep", "600"])?;
+    wait_line(&rx, ": running")?;
+    s.start_delegate("d2")?;
+    s.wait_connected("d2")?;
+    {
+        let mut ds = s.delegates.lock().unwrap();
+        ds[0].kill()?; // SIGKILL
+        ds[0].wait()?;
+    }
+    let lines = wait_line(&rx, "DELEGATE_LOST")?;
+    let code = child.wait()?.code();
+    ensure!(code == Some(125), "exit {code:?}\n{}", lines.join("\n"));
+    nothing_left(&admin, &ns, "delegate killed").await?;
+    Ok(())
+}
