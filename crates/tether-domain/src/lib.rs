@@ -10,6 +10,7 @@ pub mod identifier;
 pub mod oidc_scopes;
 pub mod permissions;
 pub mod proxy;
+pub mod proxy_failure;
 pub mod redact;
 pub mod scope;
 pub mod secret_access;

@@ -10,6 +10,8 @@
 //! delegate is not connected to, and a delegate killed mid-watch.
 
 mod common;
+#[path = "kube_proxy/refusals.rs"]
+mod refusals;
 #[path = "kube_proxy/streams.rs"]
 mod streams;
 
@@ -455,47 +457,43 @@ fn seed(e: &Env, m: &TetherServer, env: &KubeEnv, sa_token: &str) -> Result<()> 
         ],
     )?;
     for (id, value) in [("proxy_sa", sa_token), ("cluster_ca", env.ca_pem.as_str())] {
-        let mut c = m
-            .cli(bin(), &m.admin_token)
-            .env("TETHER_CA_FILE", &e.certs.ca)
-            .args(["secret", "create", "--name", id, "--identifier", id])
-            .args(SCOPE)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        use std::io::Write;
-        c.stdin.take().unwrap().write_all(value.as_bytes())?;
-        let out = c.wait_with_output()?;
-        ensure!(
-            out.status.success(),
-            "secret {id}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut args = vec!["secret", "create", "--name", id, "--identifier", id];
+        args.extend(SCOPE);
+        admin_stdin(e, m, &args, value)?;
     }
     for (id, sel, mode) in [
         ("direct", "\"proxy\"", "Connector"),
         ("imp", "\"proxy\"", "Impersonate"),
         ("nowhere", "\"absent-tag\"", "Connector"),
     ] {
-        let doc = connector(id, &env.url, sel, mode);
-        let mut c = m
-            .cli(bin(), &m.admin_token)
-            .env("TETHER_CA_FILE", &e.certs.ca)
-            .args(["connector", "apply", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        use std::io::Write;
-        c.stdin.take().unwrap().write_all(doc.as_bytes())?;
-        let out = c.wait_with_output()?;
-        ensure!(
-            out.status.success(),
-            "connector {id}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        admin_stdin(
+            e,
+            m,
+            &["connector", "apply", "-f", "-"],
+            &connector(id, &env.url, sel, mode),
+        )?;
     }
+    Ok(())
+}
+
+/// `tether ARGS` as the admin, `input` on stdin.
+fn admin_stdin(e: &Env, m: &TetherServer, args: &[&str], input: &str) -> Result<()> {
+    use std::io::Write;
+    let mut c = m
+        .cli(bin(), &m.admin_token)
+        .env("TETHER_CA_FILE", &e.certs.ca)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    c.stdin.take().unwrap().write_all(input.as_bytes())?;
+    let out = c.wait_with_output()?;
+    ensure!(
+        out.status.success(),
+        "tether {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(())
 }
 
@@ -756,7 +754,9 @@ async fn kubectl_through_the_proxy() -> Result<()> {
         .find_map(|l| l.trim().strip_prefix("token: "))
         .context("token in kubeconfig")?
         .to_string();
-    let (status, body) = e.raw(&m, &kc_token, &format!("{K8S}/imp/version")).await?;
+    let (status, body) = e
+        .raw(&m, &kc_token, &format!("{K8S}/imp/api/v1/namespaces"))
+        .await?;
     ensure!(
         status == 403
             && body["message"]

@@ -52,7 +52,7 @@ pub(crate) async fn stream(mut s: TunnelStream, upstreams: Arc<Upstreams>, ctx: 
         async move {
             Ok::<_, Infallible>(match upstream {
                 Ok(u) => forward(u, impersonate.as_ref(), req, &request_id).await,
-                Err(m) => status(StatusCode::BAD_GATEWAY, &m),
+                Err(m) => status(StatusCode::BAD_GATEWAY, &m, req.uri().path()),
             })
         }
     });
@@ -67,18 +67,20 @@ pub(crate) async fn stream(mut s: TunnelStream, upstreams: Arc<Upstreams>, ctx: 
     }
 }
 
-/// A Kubernetes `Status` failure, which kubectl prints.
-fn status(code: StatusCode, message: &str) -> Response<Body> {
-    let body = serde_json::json!({
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": message, "reason": "ServiceUnavailable", "code": code.as_u16(),
-    })
-    .to_string();
-    let mut r = Response::new(Full::new(Bytes::from(body)).map_err(|e| match e {}).boxed());
-    *r.status_mut() = code;
+/// A failure as kubectl prints it: a Kubernetes `Status`, or text for a
+/// discovery request (`tether_domain::proxy_failure`).
+fn status(code: StatusCode, message: &str, path: &str) -> Response<Body> {
+    let a =
+        tether_domain::proxy_failure::answer(code.as_u16(), "ServiceUnavailable", message, path);
+    let mut r = Response::new(
+        Full::new(Bytes::from(a.body))
+            .map_err(|e| match e {})
+            .boxed(),
+    );
+    *r.status_mut() = StatusCode::from_u16(a.code).unwrap_or(code);
     r.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
+        HeaderValue::from_static(a.content_type),
     );
     r
 }
@@ -94,6 +96,7 @@ async fn forward(
     request_id: &str,
 ) -> Response<Body> {
     let client_upgrade = is_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
+    let path = req.uri().path().to_string();
     let pq = req
         .uri()
         .path_and_query()
@@ -101,7 +104,13 @@ async fn forward(
         .unwrap_or_else(|| "/".into());
     let uri = match format!("{}{pq}", up.base).parse::<http::Uri>() {
         Ok(u) => u,
-        Err(e) => return status(StatusCode::BAD_REQUEST, &format!("bad request path: {e}")),
+        Err(e) => {
+            return status(
+                StatusCode::BAD_REQUEST,
+                &format!("bad request path: {e}"),
+                &path,
+            )
+        }
     };
     let (mut parts, body) = req.into_parts();
     parts.uri = uri;
@@ -128,6 +137,7 @@ async fn forward(
                 return status(
                     StatusCode::BAD_REQUEST,
                     "the caller's name cannot be sent as Impersonate-User",
+                    &path,
                 )
             }
         }
@@ -148,6 +158,7 @@ async fn forward(
                     up.base,
                     error_chain(&e)
                 ),
+                &path,
             );
         }
     };

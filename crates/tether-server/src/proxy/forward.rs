@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::header::{self, AUTHORIZATION};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tether_domain::proxy::{Impersonation, ProxyMode, ProxyStreamHeader};
@@ -72,9 +72,12 @@ pub fn parse_target(path: &str) -> Result<Target, KubeStatus> {
 }
 
 pub async fn handle(State(state): State<AppState>, req: Request) -> Response {
+    let path = parse_target(req.uri().path())
+        .map(|t| t.rest)
+        .unwrap_or_default();
     match proxy(state, req).await {
         Ok(r) => r,
-        Err(s) => s.into_response(),
+        Err(s) => s.answer(&path),
     }
 }
 

@@ -1,9 +1,9 @@
 //! Failures as a Kubernetes `Status` object, which kubectl and every client
-//! library print as the error ("Error from server (Forbidden): ...").
+//! library print as the error ("Error from server (Forbidden): ..."), or as
+//! text for discovery requests, the only form kubectl prints there.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 /// A `Status` failure: HTTP code, Kubernetes reason, message.
 #[derive(Debug, Clone)]
@@ -43,28 +43,29 @@ impl KubeStatus {
         Self::new(StatusCode::BAD_GATEWAY, "ServiceUnavailable", m)
     }
 
-    pub fn body(&self) -> String {
-        json!({
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code.as_u16(),
-        })
-        .to_string()
+    /// The answer to a request for the Kubernetes API path `path`: a
+    /// `Status`, or text kubectl prints during discovery
+    /// (`tether_domain::proxy_failure`).
+    pub fn answer(&self, path: &str) -> Response {
+        let a = tether_domain::proxy_failure::answer(
+            self.code.as_u16(),
+            self.reason,
+            &self.message,
+            path,
+        );
+        let code = StatusCode::from_u16(a.code).unwrap_or(self.code);
+        let mut r = (code, a.body).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(a.content_type),
+        );
+        r
     }
 }
 
 impl IntoResponse for KubeStatus {
     fn into_response(self) -> Response {
-        let mut r = (self.code, self.body()).into_response();
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        r
+        self.answer("")
     }
 }
 

@@ -152,9 +152,14 @@ pub async fn run(p: Params) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    latency(&proxied, &direct, &ns, p.requests).await?;
-    bulk_list(&admin, &proxied, &direct, &ns).await?;
-    if env.node.is_some() {
+    // TETHER_BENCH_PROXY_WATCHES_ONLY=1: only the watches.
+    let all = std::env::var_os("TETHER_BENCH_PROXY_WATCHES_ONLY").is_none();
+    if all {
+        latency(&proxied, &direct, &ns, p.requests).await?;
+        bulk_list(&admin, &proxied, &direct, &ns).await?;
+    }
+    if !all {
+    } else if env.node.is_some() {
         port_forward(env, &manager, &token, &ns, tmp.path()).await?;
     } else {
         println!("port-forward: skipped (the cluster has no node)");
@@ -255,13 +260,15 @@ impl PortForward {
             .stderr(Stdio::null())
             .spawn()?;
         let out = child.stdout.take().context("stdout")?;
-        for l in BufReader::new(out).lines() {
-            let l = l?;
-            if let Some(port) = l
+        let mut lines = BufReader::new(out).lines();
+        while let Some(l) = lines.next() {
+            if let Some(port) = l?
                 .strip_prefix("Forwarding from 127.0.0.1:")
                 .and_then(|r| r.split_whitespace().next())
                 .and_then(|p| p.parse().ok())
             {
+                // kubectl goes on writing a line per connection: keep reading.
+                std::thread::spawn(move || lines.for_each(drop));
                 return Ok(PortForward(child, port));
             }
         }
@@ -360,7 +367,8 @@ spec:
             let mut r = http
                 .get(format!("http://127.0.0.1:{port}/big"))
                 .send()
-                .await?;
+                .await
+                .with_context(|| format!("GET /big through the port-forward on {port}"))?;
             let mut n = 0usize;
             while let Some(c) = r.chunk().await? {
                 n += c.len();
@@ -400,10 +408,17 @@ fn follow(
 ) {
     let req = side.get(&path);
     tokio::spawn(async move {
-        let Ok(mut r) = req.send().await else { return };
-        if r.status() != 200 {
-            return;
-        }
+        let mut r = match req.send().await {
+            Ok(r) if r.status() == 200 => r,
+            Ok(r) => {
+                eprintln!("watch {who}: {}", r.status());
+                return;
+            }
+            Err(e) => {
+                eprintln!("watch {who}: {:#}", anyhow::Error::from(e));
+                return;
+            }
+        };
         let _ = opened.send(()).await;
         let mut buf = Vec::new();
         while let Ok(Some(c)) = r.chunk().await {
