@@ -23,7 +23,7 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
@@ -32,142 +32,8 @@ use kube::Api;
 use serde_json::Value;
 use tether_testenv::{service_account_token, KubeEnv, TetherServer};
 
-use common::{bin, cli};
-
-struct Setup {
-    server: TetherServer,
-    delegate: std::process::Child,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let _ = self.delegate.kill();
-        let _ = self.delegate.wait();
-    }
-}
-
-impl Setup {
-    fn run(&self, args: &[&str]) -> Output {
-        cli(&self.server, &self.server.admin_token, args, None)
-    }
-
-    fn ok(&self, args: &[&str]) -> Result<String> {
-        let out = self.run(args);
-        ensure!(
-            out.status.success(),
-            "tether {args:?}: {}\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(String::from_utf8(out.stdout)?)
-    }
-
-    fn write(&self, name: &str, text: &str) -> String {
-        let p = self.dir.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        p.display().to_string()
-    }
-
-    fn deploy(&self, extra: &[&str]) -> (i32, String, String) {
-        let mut args = vec!["deploy", "apply", "--connector", "cluster"];
-        args.extend(extra);
-        let out = self.run(&args);
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-}
-
-fn start(env: &KubeEnv, token: &str) -> Result<Setup> {
-    let server = TetherServer::start(bin(), &["--retest-interval", "0", "--test-on-change=false"])?;
-    let dir = tempfile::tempdir()?;
-    let dtoken = {
-        let out = cli(
-            &server,
-            &server.admin_token,
-            &["delegate", "token", "create", "--name", "d"],
-            None,
-        );
-        ensure!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)?.trim().to_string()
-    };
-    let log = std::fs::File::create(dir.path().join("delegate.log"))?;
-    let delegate = Command::new(bin())
-        .args([
-            "delegate",
-            "run",
-            "--manager",
-            &server.url,
-            "--name",
-            "d",
-            "--tags",
-            "deploy",
-        ])
-        .env("TETHER_DELEGATE_TOKEN", &dtoken)
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()?;
-    let s = Setup {
-        server,
-        delegate,
-        dir,
-    };
-    for (id, value) in [
-        ("cluster_ca", env.ca_pem.as_str()),
-        ("cluster_token", token),
-    ] {
-        let out = cli(
-            &s.server,
-            &s.server.admin_token,
-            &["secret", "create", "--name", id, "--identifier", id],
-            Some(value),
-        );
-        ensure!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let connector = format!(
-        "connector:\n  name: cluster\n  identifier: cluster\n  type: K8sCluster\n  spec:\n    delegateSelectors: [deploy]\n    credential:\n      type: ManualConfig\n      spec:\n        masterUrl: {}\n        auth:\n          type: ServiceAccount\n          spec:\n            serviceAccountTokenRef: account.cluster_token\n            caCertRef: account.cluster_ca\n",
-        env.url
-    );
-    let out = cli(
-        &s.server,
-        &s.server.admin_token,
-        &["connector", "apply", "-f", "-"],
-        Some(&connector),
-    );
-    ensure!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // No event tells a client that a delegate connected: poll the list.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let list: Value = serde_json::from_str(&s.ok(&["delegate", "list", "-o", "json"])?)?;
-        if list
-            .as_array()
-            .is_some_and(|a| a.iter().any(|d| d["connected"] == true))
-        {
-            break;
-        }
-        ensure!(Instant::now() < deadline, "the delegate did not connect");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(s)
-}
+use common::bin;
+use common::deploy::{start, Setup};
 
 fn app(ns: &str, with_config: bool) -> String {
     let mut text = format!(
@@ -434,6 +300,15 @@ fn grant_admin(env: &KubeEnv, ns: &str) -> Result<()> {
     Ok(())
 }
 
+/// Deletes a test's namespace (its pods would otherwise keep running on the
+/// one node for the rest of the run).
+fn drop_namespace(env: &KubeEnv, ns: &str) {
+    let _ = env
+        .kubectl()
+        .args(["delete", "namespace", ns, "--wait=false"])
+        .output();
+}
+
 fn kubectl_apply(env: &KubeEnv, yaml: &str) -> Result<()> {
     let mut child = env
         .kubectl()
@@ -637,6 +512,7 @@ async fn workloads_on_the_node_become_steady_with_pod_events_in_order() -> Resul
         .kubectl()
         .args(["delete", "pv", &pv, "--wait=false"])
         .output();
+    drop_namespace(env, &ns);
     Ok(())
 }
 
@@ -824,6 +700,7 @@ async fn each_known_failure_on_the_node_ends_early_with_its_diagnosis() -> Resul
         }
     }
     ensure!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+    drop_namespace(env, &ns);
     Ok(())
 }
 
@@ -966,6 +843,7 @@ async fn the_role_rbac_for_prints_is_enough_and_each_rule_is_needed() -> Result<
         ],
     )?;
     ensure!(code == 0, "exit {code}\n{events:#?}\n{report}");
+    drop_namespace(env, &ns);
     Ok(())
 }
 
@@ -1105,6 +983,7 @@ async fn a_delegate_killed_mid_deploy_hands_it_on_and_the_release_is_recorded_on
         items.len() == 1 && items[0]["status"] == "deployed",
         "{history}"
     );
+    drop_namespace(env, &ns);
     Ok(())
 }
 
@@ -1212,5 +1091,6 @@ async fn a_manager_restarted_mid_deploy_loses_neither_task_nor_events() -> Resul
         items.len() == 1 && items[0]["status"] == "deployed",
         "{history}"
     );
+    drop_namespace(env, &ns);
     Ok(())
 }

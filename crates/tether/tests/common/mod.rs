@@ -1,6 +1,8 @@
 //! Shared setup for tests that run the real `tether` binary.
 #![allow(dead_code)]
 
+pub mod deploy;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Output, Stdio};

@@ -1,0 +1,147 @@
+//! A manager, one delegate tagged `deploy` and a connector `cluster` to the
+//! test cluster with a given service-account token: what deploy tests and
+//! the deploy benchmark start from.
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Result};
+use serde_json::Value;
+use tether_testenv::{KubeEnv, TetherServer};
+
+use super::{bin, cli};
+
+pub struct Setup {
+    pub server: TetherServer,
+    pub delegate: std::process::Child,
+    pub dir: tempfile::TempDir,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = self.delegate.kill();
+        let _ = self.delegate.wait();
+    }
+}
+
+impl Setup {
+    pub fn run(&self, args: &[&str]) -> Output {
+        cli(&self.server, &self.server.admin_token, args, None)
+    }
+
+    pub fn ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.run(args);
+        ensure!(
+            out.status.success(),
+            "tether {args:?}: {}\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    }
+
+    pub fn deploy(&self, extra: &[&str]) -> (i32, String, String) {
+        let mut args = vec!["deploy", "apply", "--connector", "cluster"];
+        args.extend(extra);
+        let out = self.run(&args);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+pub fn start(env: &KubeEnv, token: &str) -> Result<Setup> {
+    let server = TetherServer::start(bin(), &["--retest-interval", "0", "--test-on-change=false"])?;
+    let dir = tempfile::tempdir()?;
+    let dtoken = {
+        let out = cli(
+            &server,
+            &server.admin_token,
+            &["delegate", "token", "create", "--name", "d"],
+            None,
+        );
+        ensure!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)?.trim().to_string()
+    };
+    let log = std::fs::File::create(dir.path().join("delegate.log"))?;
+    let delegate = Command::new(bin())
+        .args([
+            "delegate",
+            "run",
+            "--manager",
+            &server.url,
+            "--name",
+            "d",
+            "--tags",
+            "deploy",
+        ])
+        .env("TETHER_DELEGATE_TOKEN", &dtoken)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()?;
+    let s = Setup {
+        server,
+        delegate,
+        dir,
+    };
+    for (id, value) in [
+        ("cluster_ca", env.ca_pem.as_str()),
+        ("cluster_token", token),
+    ] {
+        let out = cli(
+            &s.server,
+            &s.server.admin_token,
+            &["secret", "create", "--name", id, "--identifier", id],
+            Some(value),
+        );
+        ensure!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let connector = format!(
+        "connector:\n  name: cluster\n  identifier: cluster\n  type: K8sCluster\n  spec:\n    delegateSelectors: [deploy]\n    credential:\n      type: ManualConfig\n      spec:\n        masterUrl: {}\n        auth:\n          type: ServiceAccount\n          spec:\n            serviceAccountTokenRef: account.cluster_token\n            caCertRef: account.cluster_ca\n",
+        env.url
+    );
+    let out = cli(
+        &s.server,
+        &s.server.admin_token,
+        &["connector", "apply", "-f", "-"],
+        Some(&connector),
+    );
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // No event tells a client that a delegate connected: poll the list.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let list: Value = serde_json::from_str(&s.ok(&["delegate", "list", "-o", "json"])?)?;
+        if list
+            .as_array()
+            .is_some_and(|a| a.iter().any(|d| d["connected"] == true))
+        {
+            break;
+        }
+        ensure!(Instant::now() < deadline, "the delegate did not connect");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(s)
+}
