@@ -443,6 +443,10 @@ pub async fn diagnose_pod(client: &Client, p: &Pod) -> Option<(&'static str, Str
     None
 }
 
+/// How long the last log lines of a failed container may take (the kubelet
+/// reads them from the node; a busy node is slow).
+const LOGS_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// What the failed containers of a pod said: exit code, reason, last log
 /// lines ("" when none terminated with an error).
 pub async fn terminated_detail(client: &Client, p: &Pod) -> String {
@@ -493,7 +497,8 @@ async fn logs_of(client: &Client, ns: &str, pod: &str, container: &str, previous
         tail_lines: Some(10),
         ..Default::default()
     };
-    match tokio::time::timeout(Duration::from_secs(5), pods.logs(pod, &params)).await {
+    let flag = if previous { " --previous" } else { "" };
+    match tokio::time::timeout(LOGS_TIMEOUT, pods.logs(pod, &params)).await {
         Ok(Ok(text)) if !text.trim().is_empty() => format!(
             "; last log lines:\n{}",
             text.lines()
@@ -501,7 +506,14 @@ async fn logs_of(client: &Client, ns: &str, pod: &str, container: &str, previous
                 .collect::<Vec<_>>()
                 .join("\n")
         ),
-        _ => String::new(),
+        Ok(Ok(_)) => "; it wrote no log lines".to_string(),
+        Ok(Err(e)) => format!(
+            "; its logs could not be read ({e}): `kubectl logs {pod} -c {container} -n {ns}{flag}`"
+        ),
+        Err(_) => format!(
+            "; its logs did not come within {}s: `kubectl logs {pod} -c {container} -n {ns}{flag}`",
+            LOGS_TIMEOUT.as_secs()
+        ),
     }
 }
 
