@@ -556,22 +556,34 @@ async fn pod_identity(
             .map(str::to_string)
             .ok_or_else(|| bad(&format!("no {n} in its answer")))
     };
+    let (keys, expires_at) = temporary_keys(get, "Token", bad)?;
+    Ok(SigningIdentity {
+        keys,
+        arn: None,
+        description: format!("the delegate's EKS Pod Identity ({url})"),
+        expires_at: Some(expires_at),
+    })
+}
+
+/// Temporary keys and when they expire, from an answer's fields (`token`
+/// names the session token's field).
+fn temporary_keys(
+    get: impl Fn(&str) -> Result<String, CloudError>,
+    token: &str,
+    bad: impl Fn(&str) -> CloudError,
+) -> Result<(AwsKeys, i64), CloudError> {
     let expires_at = time::OffsetDateTime::parse(
         &get("Expiration")?,
         &time::format_description::well_known::Rfc3339,
     )
     .map(|t| t.unix_timestamp())
     .map_err(|_| bad("Expiration is not an RFC 3339 time"))?;
-    Ok(SigningIdentity {
-        keys: AwsKeys {
-            access_key_id: get("AccessKeyId")?,
-            secret_access_key: SecretString::from(get("SecretAccessKey")?),
-            session_token: Some(SecretString::from(get("Token")?)),
-        },
-        arn: None,
-        description: format!("the delegate's EKS Pod Identity ({url})"),
-        expires_at: Some(expires_at),
-    })
+    let keys = AwsKeys {
+        access_key_id: get("AccessKeyId")?,
+        secret_access_key: SecretString::from(get("SecretAccessKey")?),
+        session_token: Some(SecretString::from(get(token)?)),
+    };
+    Ok((keys, expires_at))
 }
 
 fn xml_text<'a>(doc: &'a roxmltree::Document<'a>, name: &str) -> Option<&'a str> {
@@ -626,17 +638,9 @@ fn parse_credentials(
             .map(str::to_string)
             .ok_or_else(|| bad(&format!("no {n} in the {action} answer")))
     };
-    let expiration = get("Expiration")?;
-    let expires_at =
-        time::OffsetDateTime::parse(&expiration, &time::format_description::well_known::Rfc3339)
-            .map(|t| t.unix_timestamp())
-            .map_err(|_| bad("Expiration is not an RFC 3339 time"))?;
+    let (keys, expires_at) = temporary_keys(get, "SessionToken", bad)?;
     Ok(SigningIdentity {
-        keys: AwsKeys {
-            access_key_id: get("AccessKeyId")?,
-            secret_access_key: SecretString::from(get("SecretAccessKey")?),
-            session_token: Some(SecretString::from(get("SessionToken")?)),
-        },
+        keys,
         arn: xml_text(&doc, "Arn").map(str::to_string),
         description: String::new(),
         expires_at: Some(expires_at),
