@@ -19,7 +19,18 @@ One HTTP server on 127.0.0.1 (its port is printed as `READY <port>`) serves:
   verified by google-auth (signature with the service account's certificate,
   audience, iat/exp).
 - `/entra/<tenant>/oauth2/v2.0/token`: an Entra ID-shaped client-credentials
-  endpoint (AADSTS error codes).
+  endpoint (AADSTS error codes), with a client secret or, for AKS workload
+  identity, a federated client assertion: a service-account JWT this server
+  minted at start (written to `azure.federated.token_file`), verified by
+  google-auth's JWT code (RS256 signature, `api://AzureADTokenExchange`
+  audience, expiry) and matched to the client's federated issuer and subject.
+- `/computeMetadata/v1/instance/service-accounts/default/{token,email}`: the
+  GKE metadata server of a pod with Workload Identity; like the real one it
+  answers only requests carrying `Metadata-Flavor: Google`, and the token
+  must be asked for with the cloud-platform and userinfo.email scopes.
+- `/aws/pod-identity`: the EKS Pod Identity agent: the Authorization header
+  must be the pod's token; answers temporary credentials of the pod's role
+  (which STS and the webhook then check with botocore like any other).
 
 A path may start with `/skew/<seconds>/`: that request is judged by a clock
 that far ahead (a delegate whose clock is behind), and answered with that
@@ -183,6 +194,18 @@ def issue_temp(arn, now):
             f"{secrets.token_hex(6).upper()}:tether</AssumedRoleId></AssumedRoleUser>")
 
 
+def issue_temp_json(arn, now):
+    """Temporary credentials as the EKS Pod Identity agent (and ECS) answer them."""
+    akid = "ASIA" + secrets.token_hex(8).upper()
+    t = {"secret": secrets.token_urlsafe(30), "token": "FQoG" + secrets.token_urlsafe(60),
+         "arn": arn, "exp": now + 3600}
+    with LOCK:
+        TEMP[akid] = t
+    exp = datetime.datetime.fromtimestamp(t["exp"], datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"AccessKeyId": akid, "SecretAccessKey": t["secret"], "Token": t["token"],
+            "AccountId": arn.split(":")[4], "Expiration": exp}
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -220,6 +243,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.sts_get()
             elif self.route.startswith("/eks/clusters"):
                 self.eks()
+            elif self.route.startswith("/computeMetadata/v1/instance/service-accounts/default/"):
+                self.metadata()
+            elif self.route == "/aws/pod-identity":
+                self.pod_identity()
             else:
                 self.reply(404, "{}")
         except Rejected as r:
@@ -301,7 +328,37 @@ class Handler(BaseHTTPRequestHandler):
         else:
             raise Rejected(404, "ResourceNotFoundException", f"No cluster found for name: {name}.")
 
+    def pod_identity(self):
+        p = AWS["pod_identity"]
+        if self.headers.get("Authorization") != p["token"]:
+            raise Rejected(403, "AccessDeniedException", "the pod identity token is not valid")
+        creds = issue_temp_json(assumed_arn(p["role"], "eks-pod-identity"), self.now)
+        self.reply(200, json.dumps(creds))
+
     # ---------------------------------------------------------------- Google
+    def metadata(self):
+        if self.headers.get("Metadata-Flavor") != "Google":
+            self.reply(403, "Missing Metadata-Flavor:Google header.", "text/html")
+            return
+        what = self.route.rsplit("/", 1)[1]
+        email = GOOGLE["metadata_email"]
+        if what == "email":
+            self.reply(200, email, "application/text")
+            return
+        if what != "token":
+            self.reply(404, "not found", "text/html")
+            return
+        query = dict(parse_qsl(urlsplit(self.path).query))
+        scopes = set(query.get("scopes", "").split(","))
+        want = {"https://www.googleapis.com/auth/cloud-platform",
+                "https://www.googleapis.com/auth/userinfo.email"}
+        if not want <= scopes:
+            raise Rejected(400, "invalid_scope", f"missing scopes {sorted(want - scopes)}")
+        token = "ya29.m." + secrets.token_urlsafe(40)
+        with LOCK:
+            ISSUED[token] = {"user": email, "groups": ["system:authenticated"], "exp": self.now + 3599}
+        self.reply(200, json.dumps({"access_token": token, "expires_in": 3599, "token_type": "Bearer"}))
+
     def google_token(self):
         form = dict(parse_qsl(self.body.decode()))
         if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
@@ -359,7 +416,19 @@ class Handler(BaseHTTPRequestHandler):
             raise Rejected(400, "unauthorized_client",
                            f"AADSTS700016: Application with identifier '{form.get('client_id')}' was "
                            f"not found in the directory '{tenant}'.")
-        if form.get("client_secret") != client["secret"]:
+        if form.get("client_assertion_type") == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
+            fed = client.get("federated")
+            try:
+                claims = jwt.decode(form.get("client_assertion", ""), certs=AZURE["federated"]["cert"],
+                                    audience="api://AzureADTokenExchange")
+            except (ValueError, KeyError) as e:
+                raise Rejected(400, "invalid_client", f"AADSTS700024: Client assertion is not valid: {e}")
+            if not fed or claims.get("iss") != fed["issuer"] or claims.get("sub") != fed["subject"]:
+                raise Rejected(400, "invalid_request",
+                               "AADSTS70021: No matching federated identity record found for presented "
+                               f"assertion. Assertion Issuer: '{claims.get('iss')}'. Assertion Subject: "
+                               f"'{claims.get('sub')}'.")
+        elif form.get("client_secret") != client["secret"]:
             raise Rejected(401, "invalid_client",
                            "AADSTS7000215: Invalid client secret provided. Ensure the secret being "
                            "sent in the request is the client secret value, not the client secret ID.")
@@ -413,7 +482,22 @@ def mapping_arn(arn):
     return f"arn:aws:iam::{m.group(1)}:role/{m.group(2)}" if m else arn
 
 
+def mint_federated_token():
+    """The projected service-account token of a pod with AKS workload identity."""
+    f = AZURE.get("federated")
+    if not f:
+        return
+    from google.auth import crypt
+    signer = crypt.RSASigner.from_string(f["key"], key_id="sa-1")
+    now = int(time.time())
+    token = jwt.encode(signer, {"iss": f["issuer"], "sub": f["subject"], "aud": "api://AzureADTokenExchange",
+                                "iat": now, "nbf": now, "exp": now + 24 * 3600})
+    with open(f["token_file"], "wb") as out:
+        out.write(token)
+
+
 def main():
+    mint_federated_token()
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     print(f"READY {server.server_address[1]}", flush=True)

@@ -35,6 +35,12 @@ pub const AWS_EXTERNAL_ID: &str = "tether-external-id-1";
 /// The web identity token STS accepts for [`AWS_ROLE_ARN`].
 pub const AWS_WEB_IDENTITY_TOKEN: &str =
     "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6dGV0aGVyOmRlbGVnYXRlIn0.c2ln";
+/// The EKS Pod Identity agent's token for a pod of [`AWS_ROLE_ARN`].
+pub const AWS_POD_IDENTITY_TOKEN: &str = "eks-pod-identity-token.tether-test.0001";
+/// The service-account issuer and subject an Entra federated credential of
+/// [`AZURE_CLIENT_ID`] trusts (AKS workload identity).
+pub const AZURE_FEDERATED_ISSUER: &str = "https://oidc.tether-test.example/issuer";
+pub const AZURE_FEDERATED_SUBJECT: &str = "system:serviceaccount:tether:delegate";
 pub const GCP_EMAIL: &str = "tether-ci@tether-test.iam.gserviceaccount.com";
 /// Google issues tokens for it; the cluster refuses them.
 pub const GCP_DENIED_EMAIL: &str = "unbound@tether-test.iam.gserviceaccount.com";
@@ -56,6 +62,12 @@ pub struct CloudWorld {
     pub gcp_deleted_key_json: String,
     /// A valid key of [`GCP_DENIED_EMAIL`].
     pub gcp_denied_key_json: String,
+    /// The projected service-account token of a pod with AKS workload
+    /// identity (minted by the verifier: [`AZURE_FEDERATED_ISSUER`],
+    /// [`AZURE_FEDERATED_SUBJECT`], audience `api://AzureADTokenExchange`).
+    pub azure_federated_token_file: PathBuf,
+    /// `host:port` of the verifier, as `GCE_METADATA_HOST` takes it.
+    pub metadata_host: String,
     pub dir: PathBuf,
     _kube: OwnedKube,
 }
@@ -103,6 +115,7 @@ impl CloudWorld {
             .keep();
         let (ci_key, ci_pub) = rsa_key(&dir, "ci")?;
         let (other_key, _) = rsa_key(&dir, "other")?;
+        let federated_token_file = dir.join("azure-federated-token");
         let config = json!({
             "aws": {
                 "region": AWS_REGION,
@@ -116,6 +129,7 @@ impl CloudWorld {
                     AWS_ROLE_ARN: {"trusted": [format!("arn:aws:iam::{AWS_ACCOUNT}:user/ci")], "external_id": AWS_EXTERNAL_ID},
                 },
                 "web_identity": {"token": AWS_WEB_IDENTITY_TOKEN, "role": AWS_ROLE_ARN},
+                "pod_identity": {"token": AWS_POD_IDENTITY_TOKEN, "role": AWS_ROLE_ARN},
                 "mapped": {
                     format!("arn:aws:iam::{AWS_ACCOUNT}:user/ci"): "ci",
                     format!("arn:aws:iam::{AWS_ACCOUNT}:user/nodescribe"): "nodescribe",
@@ -123,10 +137,15 @@ impl CloudWorld {
                 },
                 "no_describe": [format!("arn:aws:iam::{AWS_ACCOUNT}:user/nodescribe")],
             },
-            "google": {"certs": {GCP_EMAIL: ci_pub, GCP_DENIED_EMAIL: ci_pub}},
+            "google": {"certs": {GCP_EMAIL: ci_pub, GCP_DENIED_EMAIL: ci_pub}, "metadata_email": GCP_EMAIL},
             "azure": {
                 "tenant": AZURE_TENANT,
-                "clients": {AZURE_CLIENT_ID: {"secret": AZURE_CLIENT_SECRET, "oid": "aks-deployer"}},
+                "clients": {AZURE_CLIENT_ID: {
+                    "secret": AZURE_CLIENT_SECRET,
+                    "oid": "aks-deployer",
+                    "federated": {"issuer": AZURE_FEDERATED_ISSUER, "subject": AZURE_FEDERATED_SUBJECT},
+                }},
+                "federated": {"cert": ci_pub, "key": ci_key, "token_file": federated_token_file, "issuer": AZURE_FEDERATED_ISSUER, "subject": AZURE_FEDERATED_SUBJECT},
             },
             "denied": [GCP_DENIED_EMAIL],
         });
@@ -184,6 +203,8 @@ impl CloudWorld {
                 "k-unbound-1",
                 &token_uri,
             ),
+            azure_federated_token_file: federated_token_file,
+            metadata_host: verifier.trim_start_matches("http://").to_string(),
             kube,
             verifier,
             dir,

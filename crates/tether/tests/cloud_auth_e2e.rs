@@ -257,3 +257,191 @@ fn eks_connectors_are_tested_through_a_real_delegate() {
         );
     }
 }
+
+/// A connector of `auth_yaml` (the `auth:` spec lines) in project web, tested
+/// by delegates tagged `selector`.
+fn cloud_connector(id: &str, selector: &str, auth_yaml: &str, w: &CloudWorld) -> String {
+    format!(
+        "connector:
+  name: {id}
+  identifier: {id}
+  orgIdentifier: default
+  projectIdentifier: web
+  type: K8sCluster
+  spec:
+    delegateSelectors: [{selector}]
+    connectionTest:
+      namespaces: [default]
+    credential:
+      type: ManualConfig
+      spec:
+        masterUrl: {}
+        auth:
+{auth_yaml}",
+        w.kube.url,
+    )
+}
+
+/// The delegate's own cloud identity, as each cloud's standard environment
+/// describes it in a pod, through a real delegate (issue 15): the GKE metadata
+/// server (`GCE_METADATA_HOST`), AKS workload identity (the projected token in
+/// `AZURE_FEDERATED_TOKEN_FILE`, verified by google-auth's JWT code at the
+/// Entra stand-in) and EKS Pod Identity (`AWS_CONTAINER_CREDENTIALS_FULL_URI`
+/// with the token file; the EKS token signed with the agent's keys is checked
+/// by botocore). No secret in the connectors; none of those tokens in any
+/// output or log.
+#[test]
+fn delegates_use_their_pods_cloud_identity_on_gke_aks_and_eks_pod_identity() {
+    let w = CloudWorld::get();
+    let server = TetherServer::start(bin(), &["--test-on-change=false"]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    cli_ok(
+        &server,
+        &["org", "create", "Default", "--identifier", "default"],
+        None,
+    );
+    cli_ok(
+        &server,
+        &[
+            "project",
+            "create",
+            "Web",
+            "--org",
+            "default",
+            "--identifier",
+            "web",
+        ],
+        None,
+    );
+    let mut args = vec![
+        "secret",
+        "create",
+        "--name",
+        "cluster_ca",
+        "--identifier",
+        "cluster_ca",
+    ];
+    args.extend(SCOPE);
+    cli_ok(&server, &args, Some(&w.kube.ca_pem));
+    let pod_token_file = dir.path().join("eks-pod-identity-token");
+    std::fs::write(&pod_token_file, AWS_POD_IDENTITY_TOKEN).unwrap();
+
+    let (_gke, gke_log) = delegate(
+        &server,
+        dir.path(),
+        "gke-wi",
+        &[("GCE_METADATA_HOST", w.metadata_host.clone())],
+    );
+    let (_aks, aks_log) = delegate(
+        &server,
+        dir.path(),
+        "aks-wi",
+        &[
+            ("AZURE_TENANT_ID", AZURE_TENANT.to_string()),
+            ("AZURE_CLIENT_ID", AZURE_CLIENT_ID.to_string()),
+            (
+                "AZURE_FEDERATED_TOKEN_FILE",
+                w.azure_federated_token_file.display().to_string(),
+            ),
+        ],
+    );
+    let (_pod, pod_log) = delegate(
+        &server,
+        dir.path(),
+        "eks-pod",
+        &[
+            (
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                w.url(0, "/aws/pod-identity"),
+            ),
+            (
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                pod_token_file.display().to_string(),
+            ),
+        ],
+    );
+    let connectors = [
+        (
+            "gke_wi",
+            "gke-wi",
+            "          type: GKE\n          spec:\n            caCertRef: cluster_ca\n".to_string(),
+            "metadata server",
+            GCP_EMAIL.to_string(),
+        ),
+        (
+            "aks_wi",
+            "aks-wi",
+            format!(
+                "          type: AKS\n          spec:\n            tenantId: {AZURE_TENANT}\n            clientId: {AZURE_CLIENT_ID}\n            authorityHost: {}\n            caCertRef: cluster_ca\n",
+                w.url(0, "/entra")
+            ),
+            "workload identity",
+            AZURE_CLIENT_ID.to_string(),
+        ),
+        (
+            "eks_pod",
+            "eks-pod",
+            format!(
+                "          type: EKS\n          spec:\n            region: {AWS_REGION}\n            clusterName: {EKS_CLUSTER}\n            stsEndpoint: {}\n            eksEndpoint: {}\n            caCertRef: cluster_ca\n",
+                w.url(0, "/sts"),
+                w.url(0, "/eks")
+            ),
+            "EKS Pod Identity",
+            "assumed-role/deployer/eks-pod-identity".to_string(),
+        ),
+    ];
+    let mut outputs = String::new();
+    for (id, selector, auth, source, who) in &connectors {
+        cli_ok(
+            &server,
+            &["connector", "apply", "-f", "-"],
+            Some(&cloud_connector(id, selector, auth, w)),
+        );
+        let mut args = vec!["connector", "test", id];
+        args.extend(SCOPE);
+        args.extend(["-o", "json"]);
+        let out = cli(&server, &server.admin_token, &args, None);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{id}: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(report["status"], "SUCCESS", "{id}: {text}");
+        let token = report["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "token")
+            .and_then(|s| s["detail"].as_str())
+            .unwrap_or_else(|| panic!("{id}: no token stage: {text}"))
+            .to_string();
+        assert!(token.contains(source), "{id}: {token}");
+        assert!(
+            text.contains(who.as_str()),
+            "{id}: the identity {who} is not in {text}"
+        );
+        outputs.push_str(&text);
+    }
+    let federated = std::fs::read_to_string(&w.azure_federated_token_file).unwrap();
+    let everything = format!(
+        "{}\n{}\n{}\n{}\n{outputs}",
+        server.log(),
+        std::fs::read_to_string(gke_log).unwrap_or_default(),
+        std::fs::read_to_string(aks_log).unwrap_or_default(),
+        std::fs::read_to_string(pod_log).unwrap_or_default(),
+    );
+    for s in [
+        federated.trim(),
+        AWS_POD_IDENTITY_TOKEN,
+        "ya29.",
+        "k8s-aws-v1.",
+    ] {
+        assert!(
+            !everything.contains(s),
+            "a secret ({s}) leaked into output or logs"
+        );
+    }
+}

@@ -3,7 +3,9 @@
 //! are read when a token is made (they rotate).
 //!
 //! - EKS IRSA: `AWS_ROLE_ARN` + `AWS_WEB_IDENTITY_TOKEN_FILE`
-//!   (`AWS_ROLE_SESSION_NAME` optional); plain `AWS_ACCESS_KEY_ID` +
+//!   (`AWS_ROLE_SESSION_NAME` optional); EKS Pod Identity:
+//!   `AWS_CONTAINER_CREDENTIALS_FULL_URI` +
+//!   `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`; plain `AWS_ACCESS_KEY_ID` +
 //!   `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`) otherwise;
 //! - GKE: the metadata server (`GCE_METADATA_HOST` overrides its address);
 //! - AKS workload identity: `AZURE_FEDERATED_TOKEN_FILE` + `AZURE_CLIENT_ID` +
@@ -39,6 +41,15 @@ pub fn aws(env: Env<'_>) -> Result<AwsBase, CloudError> {
             session_name: var(env, "AWS_ROLE_SESSION_NAME"),
         });
     }
+    if let (Some(url), Some(file)) = (
+        var(env, "AWS_CONTAINER_CREDENTIALS_FULL_URI"),
+        var(env, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"),
+    ) {
+        return Ok(AwsBase::PodIdentity {
+            url,
+            token_file: PathBuf::from(file),
+        });
+    }
     if let (Some(id), Some(secret)) = (
         var(env, "AWS_ACCESS_KEY_ID"),
         var(env, "AWS_SECRET_ACCESS_KEY"),
@@ -50,7 +61,7 @@ pub fn aws(env: Env<'_>) -> Result<AwsBase, CloudError> {
         }));
     }
     Err(CloudError::NoDelegateIdentity(
-        "the delegate has no AWS identity: neither AWS_ROLE_ARN with AWS_WEB_IDENTITY_TOKEN_FILE (EKS IRSA: annotate the delegate's service account with eks.amazonaws.com/role-arn) nor AWS_ACCESS_KEY_ID with AWS_SECRET_ACCESS_KEY is set; or give the connector accessKeyIdRef and secretAccessKeyRef".into(),
+        "the delegate has no AWS identity: neither AWS_ROLE_ARN with AWS_WEB_IDENTITY_TOKEN_FILE (EKS IRSA: annotate the delegate's service account with eks.amazonaws.com/role-arn) nor AWS_CONTAINER_CREDENTIALS_FULL_URI with AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (EKS Pod Identity) nor AWS_ACCESS_KEY_ID with AWS_SECRET_ACCESS_KEY is set; or give the connector accessKeyIdRef and secretAccessKeyRef".into(),
     ))
 }
 
@@ -106,6 +117,19 @@ mod tests {
         ]);
         assert!(matches!(aws(&e).unwrap(), AwsBase::Keys(_)));
         assert!(aws(&env(&[])).is_err());
+        let e = env(&[
+            (
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "http://169.254.170.23/v1/credentials",
+            ),
+            (
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token",
+            ),
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_SECRET_ACCESS_KEY", "s"),
+        ]);
+        assert!(matches!(aws(&e).unwrap(), AwsBase::PodIdentity { .. }));
     }
 
     #[test]

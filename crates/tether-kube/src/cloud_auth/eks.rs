@@ -73,6 +73,10 @@ pub enum AwsBase {
         token_file: PathBuf,
         session_name: Option<String>,
     },
+    /// The delegate's EKS Pod Identity: the agent at
+    /// `AWS_CONTAINER_CREDENTIALS_FULL_URI`, asked with the token in
+    /// `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`.
+    PodIdentity { url: String, token_file: PathBuf },
 }
 
 #[derive(Clone, Debug)]
@@ -204,6 +208,12 @@ fn token_key(cfg: &EksConfig) -> [u8; 32] {
         } => [
             b"web".as_slice(),
             role_arn.as_bytes(),
+            token_file.to_string_lossy().as_bytes(),
+        ]
+        .join(&0u8),
+        AwsBase::PodIdentity { url, token_file } => [
+            b"pod".as_slice(),
+            url.as_bytes(),
             token_file.to_string_lossy().as_bytes(),
         ]
         .join(&0u8),
@@ -345,8 +355,7 @@ pub async fn signing_identity(
 ) -> Result<SigningIdentity, CloudError> {
     let now = opts.unix_now();
     let key = cache::key(&[b"role", &token_key(cfg)]);
-    if opts.use_cache && (cfg.role_arn.is_some() || matches!(cfg.base, AwsBase::WebIdentity { .. }))
-    {
+    if opts.use_cache && (cfg.role_arn.is_some() || !matches!(cfg.base, AwsBase::Keys(_))) {
         if let Some(s) = ROLES.get(&key, now, ROLE_REFRESH_MARGIN) {
             return Ok(s);
         }
@@ -363,6 +372,7 @@ pub async fn signing_identity(
             token_file,
             session_name,
         } => assume_role_with_web_identity(cfg, role_arn, token_file, session_name, opts).await?,
+        AwsBase::PodIdentity { url, token_file } => pod_identity(url, token_file, opts).await?,
     };
     let out = match &cfg.role_arn {
         None => base,
@@ -485,6 +495,97 @@ async fn assume_role_with_web_identity(
     })
 }
 
+/// The agent addresses the AWS SDKs accept over plain HTTP besides loopback
+/// (EKS Pod Identity, and ECS's).
+const CONTAINER_CREDENTIAL_HOSTS: [&str; 3] = ["169.254.170.23", "[fd00:ec2::23]", "169.254.170.2"];
+
+/// Temporary keys from the EKS Pod Identity agent, as the AWS SDKs get them:
+/// `GET` the full URI with the pod's token as the `Authorization` header.
+async fn pod_identity(
+    url: &str,
+    token_file: &PathBuf,
+    opts: &Options,
+) -> Result<SigningIdentity, CloudError> {
+    const SERVICE: &str = "the EKS Pod Identity agent";
+    let token = std::fs::read_to_string(token_file).map_err(|e| {
+        CloudError::NoDelegateIdentity(format!(
+            "the delegate's AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE {} cannot be read: {e}",
+            token_file.display()
+        ))
+    })?;
+    let agent = url::Url::parse(url)
+        .ok()
+        .filter(|u| u.scheme() == "http")
+        .and_then(|u| u.host().map(|h| h.to_string()))
+        .is_some_and(|h| CONTAINER_CREDENTIAL_HOSTS.contains(&h.as_str()));
+    if !agent {
+        http::check_url(SERVICE, url)?;
+    }
+    let client = http::client(opts.timeout).map_err(|e| CloudError::Unreachable {
+        service: SERVICE,
+        url: url.to_string(),
+        error: e,
+    })?;
+    let req = client.get(url).header("Authorization", token.trim());
+    let a = http::send(SERVICE, url, req).await?;
+    let v: serde_json::Value = serde_json::from_str(&a.body).unwrap_or_default();
+    if !(200..300).contains(&a.status) {
+        return Err(CloudError::Rejected {
+            service: SERVICE,
+            action: "GetCredentials",
+            status: a.status,
+            code: clean(
+                v["code"]
+                    .as_str()
+                    .or(a.error_type.as_deref())
+                    .unwrap_or("no error code"),
+                60,
+            ),
+            message: clean(v["message"].as_str().unwrap_or(&a.body), 200),
+            server_time: a.server_time,
+            local_time: a.local_time,
+        });
+    }
+    let bad = |p: &str| CloudError::BadAnswer {
+        service: SERVICE,
+        url: url.to_string(),
+        problem: p.to_string(),
+    };
+    let get = |n: &str| {
+        v[n].as_str()
+            .map(str::to_string)
+            .ok_or_else(|| bad(&format!("no {n} in its answer")))
+    };
+    let (keys, expires_at) = temporary_keys(get, "Token", bad)?;
+    Ok(SigningIdentity {
+        keys,
+        arn: None,
+        description: format!("the delegate's EKS Pod Identity ({url})"),
+        expires_at: Some(expires_at),
+    })
+}
+
+/// Temporary keys and when they expire, from an answer's fields (`token`
+/// names the session token's field).
+fn temporary_keys(
+    get: impl Fn(&str) -> Result<String, CloudError>,
+    token: &str,
+    bad: impl Fn(&str) -> CloudError,
+) -> Result<(AwsKeys, i64), CloudError> {
+    let expires_at = time::OffsetDateTime::parse(
+        &get("Expiration")?,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map(|t| t.unix_timestamp())
+    .map_err(|_| bad("Expiration is not an RFC 3339 time"))?;
+    let keys = AwsKeys {
+        access_key_id: get("AccessKeyId")?,
+        secret_access_key: SecretString::from(get("SecretAccessKey")?),
+        session_token: Some(SecretString::from(get(token)?)),
+    };
+    Ok((keys, expires_at))
+}
+
 fn xml_text<'a>(doc: &'a roxmltree::Document<'a>, name: &str) -> Option<&'a str> {
     doc.descendants()
         .find(|n| n.is_element() && n.tag_name().name() == name)
@@ -537,17 +638,9 @@ fn parse_credentials(
             .map(str::to_string)
             .ok_or_else(|| bad(&format!("no {n} in the {action} answer")))
     };
-    let expiration = get("Expiration")?;
-    let expires_at =
-        time::OffsetDateTime::parse(&expiration, &time::format_description::well_known::Rfc3339)
-            .map(|t| t.unix_timestamp())
-            .map_err(|_| bad("Expiration is not an RFC 3339 time"))?;
+    let (keys, expires_at) = temporary_keys(get, "SessionToken", bad)?;
     Ok(SigningIdentity {
-        keys: AwsKeys {
-            access_key_id: get("AccessKeyId")?,
-            secret_access_key: SecretString::from(get("SecretAccessKey")?),
-            session_token: Some(SecretString::from(get("SessionToken")?)),
-        },
+        keys,
         arn: xml_text(&doc, "Arn").map(str::to_string),
         description: String::new(),
         expires_at: Some(expires_at),
