@@ -5,10 +5,12 @@
 //! Order of calls:
 //! 1. the credentials are prepared locally (client certificate and key checked,
 //!    encrypted keys decrypted, OIDC ID token fetched);
-//! 2. `GET /version` anonymously: the version, and whether this is Kubernetes at
-//!    all, even when the credentials will be refused;
-//! 3. `GET /version` with the credentials: a 401 here is a credential problem;
-//! 4. the identity: `SelfSubjectReview` (Kubernetes 1.27+, allowed to everyone)
+//! 2. `GET /version` with the credentials: the version, and a 401 here is a
+//!    credential problem;
+//! 3. only when they are refused, `GET /version` anonymously: whether this is
+//!    Kubernetes at all and which version, for the diagnosis;
+//! 4. the identity: `SelfSubjectReview` (Kubernetes 1.27+, allowed to everyone;
+//!    not asked of older servers)
 //!    or, where that does not exist, the user name the API server puts in its 403
 //!    answer to a request only administrators may make (a non-existent
 //!    non-resource path, so nothing is read or changed). Administrators get a 404
@@ -356,6 +358,22 @@ fn transport_failure(ep: &Endpoint, what: &str, error: &str, timeout: Duration) 
     }
 }
 
+/// Whether a server of this `gitVersion` may serve SelfSubjectReview (beta in
+/// 1.27, GA in 1.28). Older servers answer 404 to both versions: two round trips
+/// saved. An unknown or unparsable version is asked.
+fn serves_self_subject_review(git_version: Option<&str>) -> bool {
+    let Some(v) = git_version else { return true };
+    let mut parts = v.trim_start_matches('v').split('.');
+    let number = |p: Option<&str>| -> Option<u32> {
+        let digits: String = p?.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    };
+    match (number(parts.next()), number(parts.next())) {
+        (Some(major), Some(minor)) => major > 1 || (major == 1 && minor >= 27),
+        _ => true,
+    }
+}
+
 /// `gitVersion` of a `/version` answer, or why this is not Kubernetes.
 fn version_of(ep: &Endpoint, a: &Answer) -> Result<String, Failure> {
     a.json()
@@ -456,56 +474,50 @@ pub(crate) async fn authenticate(
         diagnosis::unauthorized(&ep.display, message, &context(version))
     };
 
-    // Is it Kubernetes, and which version? (Anonymous: independent of the credentials.)
-    let anonymous = client_for(&input, Credentials::Anonymous)?;
-    let mut a = call(&anonymous, http::Method::GET, "/version", None)
-        .await
-        .map_err(|e| transport_failure(ep, "GET /version", &e, input.timeout))?;
-    let presents_cert = matches!(prepared.credentials, Credentials::ClientCert { .. });
-    if a.status == 401 && presents_cert {
-        // The connection's client certificate was refused; ask anonymously
-        // elsewhere for the version the diagnosis names.
-        if let Ok(b) = call(
-            &own_client_for(&input, Credentials::Anonymous)?,
-            http::Method::GET,
-            "/version",
-            None,
-        )
-        .await
-        {
-            a = b;
-        }
-    }
-    match a.status {
-        200..=299 => knowledge.server_version = Some(version_of(ep, &a)?),
-        401 | 403 => {} // anonymous access is off: ask again with the credentials
-        500..=599 => {
-            return Err(diagnosis::api_error(
-                &ep.display,
-                "GET /version",
-                a.status,
-                &a.message(),
-            ))
-        }
-        _ => {
-            return Err(diagnosis::not_kubernetes(
-                &ep.display,
-                a.status,
-                &a.content_type,
-                &a.snippet(),
-            ))
-        }
-    }
-
-    // Are the credentials accepted?
+    // Are the credentials accepted, and which version is it? One call when
+    // they are; every call here is a round trip the test's duration pays for.
     let client = client_for(&input, prepared.credentials.clone())?;
     let a = call(&client, http::Method::GET, "/version", None)
         .await
         .map_err(|e| transport_failure(ep, "GET /version", &e, input.timeout))?;
     match a.status {
         200..=299 => knowledge.server_version = Some(version_of(ep, &a)?),
-        401 => return Err(unauthorized(&a.message(), knowledge.server_version.clone())),
-        403 => {}
+        401 | 403 => {
+            // Refused: ask anonymously whether this is Kubernetes at all and
+            // which version, for the diagnosis. The shared connection presents
+            // the client certificate in its handshake, so a certificate
+            // connector asks on a connection of its own.
+            let anonymous = if matches!(prepared.credentials, Credentials::ClientCert { .. }) {
+                own_client_for(&input, Credentials::Anonymous)?
+            } else {
+                client_for(&input, Credentials::Anonymous)?
+            };
+            if let Ok(b) = call(&anonymous, http::Method::GET, "/version", None).await {
+                match b.status {
+                    200..=299 => knowledge.server_version = Some(version_of(ep, &b)?),
+                    401 | 403 => {} // anonymous access is off
+                    500..=599 => {
+                        return Err(diagnosis::api_error(
+                            &ep.display,
+                            "GET /version",
+                            b.status,
+                            &b.message(),
+                        ))
+                    }
+                    _ => {
+                        return Err(diagnosis::not_kubernetes(
+                            &ep.display,
+                            b.status,
+                            &b.content_type,
+                            &b.snippet(),
+                        ))
+                    }
+                }
+            }
+            if a.status == 401 {
+                return Err(unauthorized(&a.message(), knowledge.server_version.clone()));
+            }
+        }
         500..=599 => {
             return Err(diagnosis::api_error(
                 &ep.display,
@@ -526,7 +538,12 @@ pub(crate) async fn authenticate(
 
     // Who are we?
     let mut confirmed: Option<Identity> = None;
-    for version in ["v1", "v1beta1"] {
+    let reviews: &[&str] = if serves_self_subject_review(knowledge.server_version.as_deref()) {
+        &["v1", "v1beta1"]
+    } else {
+        &[]
+    };
+    for version in reviews {
         let review = serde_json::json!({
             "apiVersion": format!("authentication.k8s.io/{version}"),
             "kind": "SelfSubjectReview",
@@ -615,4 +632,24 @@ pub(crate) async fn authenticate(
         prepared.detail
     );
     Ok(AuthOutcome { client, detail })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::serves_self_subject_review;
+
+    #[test]
+    fn self_subject_review_is_asked_of_1_27_and_later_or_unknown_versions() {
+        for (version, asked) in [
+            (Some("v1.20.2"), false),
+            (Some("v1.26.15"), false),
+            (Some("v1.27.3-gke.100"), true),
+            (Some("v1.33.0+k3s1"), true),
+            (Some("v2.0.0"), true),
+            (Some("unexpected"), true),
+            (None, true),
+        ] {
+            assert_eq!(serves_self_subject_review(version), asked, "{version:?}");
+        }
+    }
 }
