@@ -957,6 +957,7 @@ pub(crate) async fn connector(
         ("overview", "Overview"),
         ("test", "Connection test"),
         ("history", "History"),
+        ("builds", "Builds"),
         ("yaml", "YAML"),
     ];
     let main = html! {
@@ -998,6 +999,19 @@ pub(crate) async fn connector(
                     }
                 }
                 div #d-history-report .report {}
+            }
+            section #panel-builds role="tabpanel" aria-labelledby="tab-builds" .panel hidden {
+                div .table-wrap {
+                    table #d-builds .data {
+                        caption .visually-hidden { "Builds run through this connector" }
+                        thead { tr {
+                            th scope="col" { "Started" } th scope="col" { "Status" } th scope="col" { "Duration" }
+                            th scope="col" { "Exit code" } th scope="col" { "Image" } th scope="col" { "Summary" } th scope="col" { span .visually-hidden { "Log" } }
+                        } }
+                        tbody #d-builds-body { tr { td colspan="7" .muted { "Loading…" } } }
+                    }
+                }
+                pre #d-build-log .build-log hidden {}
             }
             section #panel-yaml role="tabpanel" aria-labelledby="tab-yaml" .panel hidden {
                 div .field data-field="yaml" {
