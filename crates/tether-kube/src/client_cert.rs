@@ -80,6 +80,12 @@ pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 #[derive(Debug)]
 struct Always(Arc<CertifiedKey>);
 
+/// A resolver that presents `identity` (checked by [`certified_key`]) to every
+/// server that asks, for TLS configurations built elsewhere.
+pub(crate) fn presenting(identity: Arc<CertifiedKey>) -> Arc<dyn ResolvesClientCert> {
+    Arc::new(Always(identity))
+}
+
 impl ResolvesClientCert for Always {
     fn resolve(
         &self,

@@ -5,6 +5,7 @@
 //! unreachable cluster never holds anything else up.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod build;
 pub mod client;
 pub mod client_cert;

@@ -310,6 +310,78 @@ async fn cluster_admin_service_account_succeeds_with_every_permission() -> Resul
     Ok(())
 }
 
+/// A TCP forwarder to the API server that counts the connections made through it.
+async fn counting_forwarder(env: &KubeEnv) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let target = env
+        .url
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .to_string();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let target = target.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = TcpStream::connect(&target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (format!("https://127.0.0.1:{port}"), count)
+}
+
+/// The TLS stage's connection carries every API call of the test (issue 10,
+/// item 11): anonymous and authenticated `/version`, the identity, and a
+/// rules review per namespace, for a token and for a client certificate.
+#[tokio::test]
+async fn the_whole_test_uses_the_tls_stage_connection() -> Result<()> {
+    let env = KubeEnv::get();
+    let admin = env.admin_client().await;
+    let ns1 = env.namespace("ct-one-a").await;
+    let ns2 = env.namespace("ct-one-b").await;
+    let t = service_account_token(&admin, &ns1, "deployer").await?;
+    bind_cluster_admin(&admin, &ns1, "deployer").await?;
+    let ca = cluster_ca(env);
+    let l = leaf(
+        &ca,
+        "ct-one-admin",
+        &["system:masters"],
+        &[],
+        ExtendedKeyUsagePurpose::ClientAuth,
+        None,
+    );
+    let cases = [
+        ("token", token(&t)),
+        (
+            "client certificate",
+            client_cert(&l.cert_pem, &l.key.serialize_pem(), None),
+        ),
+    ];
+    for (what, auth) in cases {
+        let (url, count) = counting_forwarder(env).await;
+        let mut input = manual(&url, Some(&env.ca_pem), auth);
+        input.settings = ConnectionTestSettings {
+            namespaces: vec![ns1.clone(), ns2.clone()],
+            ..Default::default()
+        };
+        let r = run(input).await;
+        let pretty = json(&r);
+        assert_eq!(r.status, ConnectivityState::Success, "{what}: {pretty}");
+        assert_eq!(r.permissions.len(), 70, "{what}: {pretty}");
+        assert_eq!(
+            count.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "{what}: the test opened more than one connection"
+        );
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn service_account_without_bindings_is_partial_with_rules_and_commands() -> Result<()> {
     let env = KubeEnv::get();

@@ -242,6 +242,22 @@ impl Store {
         manager_id: &str,
         connection_id: &str,
     ) -> Result<DelegateRecord> {
+        self.register_delegate_within(token, reg, manager_id, connection_id, u32::MAX)
+            .await
+    }
+
+    /// [`Store::register_delegate`], where one token may have at most
+    /// `max_per_token` delegates: a new name past that is refused
+    /// ([`StoreError::Conflict`]) with what to do; names it already has
+    /// reconnect as before.
+    pub async fn register_delegate_within(
+        &self,
+        token: &DelegateTokenRecord,
+        reg: &Registration,
+        manager_id: &str,
+        connection_id: &str,
+        max_per_token: u32,
+    ) -> Result<DelegateRecord> {
         reg.validate()?;
         let now = now_ms();
         let tags = serde_json::to_string(&reg.tags).unwrap_or_else(|_| "[]".into());
@@ -274,6 +290,24 @@ impl Store {
                 .execute(tx.conn())
                 .await?;
             existing = None;
+        }
+        if existing.is_none() && max_per_token < u32::MAX {
+            // Managers sharing PostgreSQL: two registrations at once must not
+            // both see room for one more.
+            self.db()
+                .pg_lock_named(tx.conn(), &format!("delegates-of-token/{}", token.id))
+                .await?;
+            let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM delegates WHERE token_id = $1")
+                .bind(&token.id)
+                .fetch_one(tx.conn())
+                .await?
+                .try_get("n")?;
+            if n >= i64::from(max_per_token) {
+                return Err(StoreError::conflict(format!(
+                    "the delegate token '{}' (id {}) already has {n} delegates, the most one delegate token may register on this manager (--max-delegates-per-token {max_per_token}), so the new delegate '{}' is refused. Run it with the --name of a delegate this token already has (`tether delegate list`), create another delegate token for it (`tether delegate token create`), or raise the limit; delegates not seen for --delegate-expiry are removed by themselves",
+                    token.name, token.id, reg.name
+                )));
+            }
         }
         let id = match existing {
             Some(r) => {

@@ -36,8 +36,20 @@ impl TestCa {
         }
     }
 
+    /// A server certificate for `127.0.0.1` and its key, both PEM (for a
+    /// `tether server --tls-cert-file/--tls-key-file`).
+    pub fn server_pem(&self) -> (String, String) {
+        let (cert, key) = self.issue();
+        (cert, key.serialize_pem())
+    }
+
     /// A server certificate for `127.0.0.1`, and its PKCS#8 key (DER).
     fn server_cert(&self) -> (String, Vec<u8>) {
+        let (cert, key) = self.issue();
+        (cert, key.serialize_der())
+    }
+
+    fn issue(&self) -> (String, KeyPair) {
         let key = KeyPair::generate().expect("server key");
         let mut params =
             CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("server params");
@@ -49,7 +61,7 @@ impl TestCa {
         let cert = params
             .signed_by(&key, &self.issuer)
             .expect("server certificate");
-        (cert.pem(), key.serialize_der())
+        (cert.pem(), key)
     }
 }
 

@@ -111,19 +111,38 @@
       $('#sl-error').hidden = true;
       const { items, total } = r.data;
       if (!items.length) {
-        tbody.replaceChildren(el('tr', {}, el('td', { colspan: '5', class: 'muted' }, s ? 'No secret matches.' : 'No secrets in this scope yet.')));
+        tbody.replaceChildren(el('tr', {}, el('td', { colspan: '6', class: 'muted' }, s ? 'No secret matches.' : 'No secrets in this scope yet.')));
       } else {
         tbody.replaceChildren(...items.map((x) => el('tr', { 'data-id': x.identifier },
           el('td', { class: 'name' }, el('strong', { title: x.name }, x.name)),
           el('td', {}, el('code', { class: 'id', title: refPrefix + x.identifier }, refPrefix + x.identifier)),
           el('td', { class: 'muted' }, x.description || ''),
+          el('td', { class: 'secret-use' }, ...useSummary(x)),
           el('td', {}, T.time(x.lastModifiedAt)),
-          el('td', {}, el('button', { type: 'button', class: 'danger small', 'aria-label': 'Delete secret ' + x.name, onclick: () => askDelete(x) }, 'Delete')))));
+          el('td', { class: 'actions' },
+            el('button', { type: 'button', class: 'secondary small', 'aria-label': 'Who may use secret ' + x.name, onclick: () => editAccess(x) }, 'Access'),
+            ' ',
+            el('button', { type: 'button', class: 'danger small', 'aria-label': 'Delete secret ' + x.name, onclick: () => askDelete(x) }, 'Delete')))));
       }
       const from = total ? page * limit + 1 : 0;
       $('#s-page-info').textContent = total ? from + '–' + Math.min(total, (page + 1) * limit) + ' of ' + total : '';
       $('#s-prev').disabled = page === 0;
       $('#s-next').disabled = (page + 1) * limit >= total;
+    }
+
+    // "org/a, project/a/b" -> ['org/a', 'project/a/b']
+    const words = (v) => v.split(/[\s,]+/).filter(Boolean);
+    function useSummary(x) {
+      const grants = x.usableFrom || [];
+      const hosts = x.allowedHosts || [];
+      return [
+        el('div', {}, grants.length
+          ? ['this scope and ', ...grants.flatMap((g, i) => [i ? ', ' : '', el('code', {}, g)])]
+          : el('span', { class: 'muted' }, 'this scope only')),
+        el('div', { class: 'muted' }, hosts.length
+          ? ['sent only to ', ...hosts.flatMap((h, i) => [i ? ', ' : '', el('code', {}, h)])]
+          : 'sent to any host'),
+      ];
     }
 
     form.addEventListener('submit', async (e) => {
@@ -132,6 +151,10 @@
       const value = $('#s-value');
       const body = { name: name.value.trim(), identifier: identifier.value.trim(), value: value.value };
       if ($('#s-description').value.trim()) body.description = $('#s-description').value.trim();
+      const grants = words($('#s-usable-from').value);
+      if (grants.length) body.usableFrom = grants;
+      const hosts = words($('#s-allowed-hosts').value);
+      if (hosts.length) body.allowedHosts = hosts;
       let bad = false;
       const nm = T.validateName(body.name);
       if (nm) { T.setFieldError(name.closest('[data-field]'), nm); bad = true; }
@@ -147,6 +170,40 @@
       page = 0;
       load();
       name.focus();
+    });
+
+    const accessDialog = $('#s-access-dialog');
+    const accessForm = $('#s-access-form');
+    let editing = null;
+    function editAccess(x) {
+      editing = x;
+      T.clearErrors(accessForm);
+      $('#s-access-id').textContent = refPrefix + x.identifier;
+      $('#sa-usable-from').value = (x.usableFrom || []).join(', ');
+      $('#sa-allowed-hosts').value = (x.allowedHosts || []).join(', ');
+      accessDialog.showModal();
+      $('#sa-usable-from').focus();
+    }
+    $('#sa-cancel').addEventListener('click', () => accessDialog.close());
+    accessForm.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      T.clearErrors(accessForm);
+      // Name, description and tags as they are; the value is not sent, so it stays.
+      const body = {
+        name: editing.name,
+        tags: editing.tags || {},
+        usableFrom: words($('#sa-usable-from').value),
+        allowedHosts: words($('#sa-allowed-hosts').value),
+      };
+      if (editing.description) body.description = editing.description;
+      const btn = $('#sa-save');
+      btn.disabled = true;
+      const r = await T.api('PUT', '/secrets/' + T.enc(editing.identifier), { json: body });
+      btn.disabled = false;
+      if (!r.ok) { T.showErrors(accessForm, r.error, $('#sa-error')); return; }
+      accessDialog.close();
+      T.toast('Who may use “' + r.data.name + '” saved.');
+      load();
     });
 
     const dialog = $('#s-delete-dialog');

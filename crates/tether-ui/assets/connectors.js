@@ -99,7 +99,11 @@
       if (key === 'history' && !historyLoaded) loadHistory();
       if (key === 'yaml' && yamlText === null) loadYaml();
       if (key === 'builds') loadBuilds();
+      if (key === 'kube') loadAudit();
     });
+    for (const b of T.$$('[data-copy]')) {
+      b.addEventListener('click', (e) => T.copy($('#' + b.dataset.copy).textContent, e.currentTarget));
+    }
 
     function row(label, ...value) {
       return [el('dt', {}, label), el('dd', {}, ...value)];
@@ -178,6 +182,8 @@
         ...row('Created', T.when(r.data.createdAt)),
         ...row('Last modified', T.when(r.data.lastModifiedAt)));
       showLatest(st.status === 'PENDING');
+      const mode = (c.spec.proxy && c.spec.proxy.mode) || 'Connector';
+      $('#d-kube-mode').textContent = 'Mode ' + mode + ': ' + (MODES[mode] || '');
       return r.data;
     }
 
@@ -270,6 +276,36 @@
         } catch (_) { /* the end event */ }
       }
       out.textContent = lines.join('\n');
+    }
+
+    // Kubernetes API: the mode, and the recent audit entries (GET .../audit, admins only).
+    const MODES = {
+      Connector: 'Requests run as the connector\'s own account. Impersonate-* headers (kubectl --as) are refused.',
+      Impersonate: 'Requests run as tether:<token name> with groups tether:authenticated and tether:project:… so the cluster\'s RBAC decides per caller. Impersonate-* headers (kubectl --as) are refused.',
+    };
+    async function loadAudit() {
+      const tbody = $('#d-audit-body');
+      const cols = 9;
+      const note = (text) => tbody.replaceChildren(el('tr', {}, el('td', { colspan: String(cols), class: 'muted' }, text)));
+      const r = await T.api('GET', '/audit?connector=' + T.enc(id) + '&limit=25');
+      if (!r.ok) {
+        note(r.status === 403
+          ? 'Only admins of this scope see the audit log (tether audit list --connector ' + id + ').'
+          : 'The audit log could not be read: ' + r.error.message);
+        return;
+      }
+      const items = r.data.items || [];
+      if (!items.length) { note('No request has gone through this connector yet.'); return; }
+      tbody.replaceChildren(...items.map((a) => el('tr', {},
+        el('td', {}, T.time(a.startedAt)),
+        el('td', {}, a.caller),
+        el('td', {}, a.session ? a.verb + ' (' + a.session + ' session)' : a.verb),
+        el('td', {}, el('code', {}, a.resource || a.path)),
+        el('td', {}, [a.namespace, a.name].filter(Boolean).join(' / ') || el('span', { class: 'muted' }, '—')),
+        el('td', {}, String(a.status), a.error ? el('div', { class: 'small diagnosis' }, a.error) : null),
+        el('td', {}, T.duration(a.durationMs)),
+        el('td', {}, a.bytesIn + ' / ' + a.bytesOut),
+        el('td', {}, a.delegateId ? T.delegateRef(null, a.delegateId) : el('span', { class: 'muted' }, '—')))));
     }
 
     // YAML view and edit.

@@ -6,8 +6,11 @@
   const { el } = T;
   const STAGES = [
     ['url', 'URL'], ['dns', 'DNS'], ['tcp', 'TCP'], ['tls', 'TLS'],
+    ['token', 'Cloud token'],
     ['authentication', 'Authentication'], ['authorization', 'Authorization'],
   ];
+  // The cloud token stage is only in the reports of EKS, GKE and AKS connectors.
+  const OPTIONAL_STAGES = ['token'];
   const stageLabel = (n) => (STAGES.find((s) => s[0] === n) || [n, n])[1];
   const ICON = { passed: '✓', failed: '✕', skipped: '–', waiting: '…' };
   const SOURCES = {
@@ -18,6 +21,7 @@
     oidcIdToken: "read from the OIDC ID token's claims",
     basicAuthUsername: 'the basic-auth username',
     delegateLabel: "the delegate's identity",
+    cloudIdentity: 'the cloud identity the token was made for',
   };
 
   /**
@@ -70,7 +74,7 @@
         el('span', {}, el('span', { class: 'spinner', 'aria-hidden': 'true' }),
           message || 'A delegate is testing the connection… ', counter)),
       el('ol', { class: 'stages', 'aria-label': 'Stages' },
-        STAGES.map(([, label]) => el('li', { class: 'stage-waiting' },
+        STAGES.filter(([n]) => !OPTIONAL_STAGES.includes(n)).map(([, label]) => el('li', { class: 'stage-waiting' },
           el('span', { class: 'stage-icon', 'aria-hidden': 'true' }, ICON.waiting),
           el('span', { class: 'stage-name' }, label),
           el('span', { class: 'stage-time' }, ''),
@@ -119,7 +123,7 @@
     const byName = {};
     for (const s of r.stages || []) byName[s.name] = s;
     parts.push(el('ol', { class: 'stages', 'aria-label': 'Stages', id: 'report-stages' },
-      STAGES.map(([name]) => {
+      STAGES.filter(([n]) => byName[n] || !OPTIONAL_STAGES.includes(n)).map(([name]) => {
         const s = byName[name] || { name, status: 'skipped', detail: 'not reached' };
         return el('li', { class: 'stage-' + s.status, 'data-stage': name, 'data-status': s.status },
           el('span', { class: 'stage-icon', 'aria-hidden': 'true' }, ICON[s.status] || '?'),

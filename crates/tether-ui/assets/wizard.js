@@ -161,6 +161,13 @@
         T.setFieldError(field($('#oidc-issuer')), 'enter the issuer URL');
         ok = false;
       }
+      const required = {
+        EKS: [['eks-region', 'enter the AWS region, e.g. eu-west-1'], ['eks-cluster', 'enter the EKS cluster name, as aws eks list-clusters prints it']],
+        AKS: [['aks-tenant', 'enter the Entra ID tenant id']],
+      }[authType.value] || [];
+      for (const [id, msg] of required) {
+        if (!v(id)) { T.setFieldError(field($('#' + id)), msg); ok = false; }
+      }
       if (!ok) {
         const bad = $('#step-2 [aria-invalid="true"]');
         if (bad) bad.focus();
@@ -201,6 +208,30 @@
           opt(s, 'oidcSecretRef', v('oidc-client-secret'));
           { const scopes = v('oidc-scopes').split(/[\s,]+/).filter(Boolean); if (scopes.length) s.oidcScopes = scopes; }
           opt(s, 'caCertRef', v('oidc-ca'));
+          break;
+        case 'EKS':
+          s.region = v('eks-region');
+          s.clusterName = v('eks-cluster');
+          opt(s, 'accessKeyIdRef', v('eks-key-id'));
+          opt(s, 'secretAccessKeyRef', v('eks-secret-key'));
+          opt(s, 'sessionTokenRef', v('eks-session'));
+          opt(s, 'roleArn', v('eks-role'));
+          opt(s, 'externalId', v('eks-external-id'));
+          opt(s, 'stsEndpoint', v('eks-sts'));
+          opt(s, 'eksEndpoint', v('eks-api'));
+          opt(s, 'caCertRef', v('eks-ca'));
+          break;
+        case 'GKE':
+          opt(s, 'serviceAccountKeyRef', v('gke-key'));
+          opt(s, 'caCertRef', v('gke-ca'));
+          break;
+        case 'AKS':
+          s.tenantId = v('aks-tenant');
+          opt(s, 'clientId', v('aks-client-id'));
+          opt(s, 'clientIdRef', v('aks-client-id-ref'));
+          opt(s, 'clientSecretRef', v('aks-secret'));
+          opt(s, 'authorityHost', v('aks-authority'));
+          opt(s, 'caCertRef', v('aks-ca'));
           break;
       }
       return s;
@@ -415,6 +446,18 @@
             $('#oidc-username').value = s.oidcUsername || '';
             setPicker('oidc-username-ref', s.oidcUsernameRef); setPicker('oidc-client-secret', s.oidcSecretRef);
             $('#oidc-scopes').value = [].concat(s.oidcScopes || []).join(', '); setPicker('oidc-ca', s.caCertRef); break;
+          case 'EKS':
+            $('#eks-region').value = s.region || ''; $('#eks-cluster').value = s.clusterName || '';
+            setPicker('eks-key-id', s.accessKeyIdRef); setPicker('eks-secret-key', s.secretAccessKeyRef);
+            setPicker('eks-session', s.sessionTokenRef); $('#eks-role').value = s.roleArn || '';
+            $('#eks-external-id').value = s.externalId || ''; $('#eks-sts').value = s.stsEndpoint || '';
+            $('#eks-api').value = s.eksEndpoint || ''; setPicker('eks-ca', s.caCertRef); break;
+          case 'GKE':
+            setPicker('gke-key', s.serviceAccountKeyRef); setPicker('gke-ca', s.caCertRef); break;
+          case 'AKS':
+            $('#aks-tenant').value = s.tenantId || ''; $('#aks-client-id').value = s.clientId || '';
+            setPicker('aks-client-id-ref', s.clientIdRef); setPicker('aks-secret', s.clientSecretRef);
+            $('#aks-authority').value = s.authorityHost || ''; setPicker('aks-ca', s.caCertRef); break;
         }
       }
       state.selectors = (c.spec.delegateSelectors || []).slice();

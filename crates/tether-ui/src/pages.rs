@@ -594,6 +594,36 @@ fn auth_fields() -> Markup {
             (text_field("oidc-scopes", &format!("{AUTH}.oidcScopes"), "Scopes", false, "Comma-separated, e.g. openid, email.", ""))
             (ca("oidc"))
         }
+        div .auth-group data-auth="EKS" hidden {
+            p .help { "tether makes the token aws-iam-authenticator accepts (a presigned STS GetCallerIdentity); no aws CLI on the delegate." }
+            (text_field("eks-region", &format!("{AUTH}.region"), "Region", true, "The cluster's AWS region, as in its endpoint.", "eu-west-1"))
+            (text_field("eks-cluster", &format!("{AUTH}.clusterName"), "Cluster name", true, "As aws eks list-clusters prints it.", ""))
+            (secret_picker("eks-key-id", &format!("{AUTH}.accessKeyIdRef"), "Access key id", false,
+                "With the secret access key. Leave both empty to use the delegate's own AWS identity (IRSA or EKS Pod Identity)."))
+            (secret_picker("eks-secret-key", &format!("{AUTH}.secretAccessKeyRef"), "Secret access key", false, "With the access key id."))
+            (secret_picker("eks-session", &format!("{AUTH}.sessionTokenRef"), "Session token", false, "Only for temporary keys."))
+            (text_field("eks-role", &format!("{AUTH}.roleArn"), "Role to assume", false, "Assumed with the keys (or the delegate's identity) before the token is made.", "arn:aws:iam::123456789012:role/NAME"))
+            (text_field("eks-external-id", &format!("{AUTH}.externalId"), "External id", false, "Sent with the role, when its trust policy asks for one.", ""))
+            (text_field("eks-sts", &format!("{AUTH}.stsEndpoint"), "STS endpoint", false, "Only for a private STS endpoint; the regional one by default.", "https://"))
+            (text_field("eks-api", &format!("{AUTH}.eksEndpoint"), "EKS API endpoint", false, "Only for a private EKS API endpoint; the test uses it to tell an unknown cluster name.", "https://"))
+            (ca("eks"))
+        }
+        div .auth-group data-auth="GKE" hidden {
+            p .help { "tether exchanges the key for an OAuth2 access token itself; no gke-gcloud-auth-plugin on the delegate." }
+            (secret_picker("gke-key", &format!("{AUTH}.serviceAccountKeyRef"), "Service account key", false,
+                "The JSON key file of a Google service account. Leave empty to use the delegate's own identity (the GKE metadata server)."))
+            (ca("gke"))
+        }
+        div .auth-group data-auth="AKS" hidden {
+            p .help { "tether asks Entra ID for a token for the AKS server application itself; no kubelogin on the delegate, and it works with local accounts disabled." }
+            (text_field("aks-tenant", &format!("{AUTH}.tenantId"), "Tenant id", true, "The Entra ID (Azure AD) tenant of the cluster.", ""))
+            (text_field("aks-client-id", &format!("{AUTH}.clientId"), "Client id", false, "The application (client) id of the service principal; or take it from a secret below.", ""))
+            (secret_picker("aks-client-id-ref", &format!("{AUTH}.clientIdRef"), "Client id from a secret", false, "Instead of the plain client id."))
+            (secret_picker("aks-secret", &format!("{AUTH}.clientSecretRef"), "Client secret", false,
+                "Leave empty to use the delegate's own identity (AKS workload identity)."))
+            (text_field("aks-authority", &format!("{AUTH}.authorityHost"), "Authority host", false, "Only for a sovereign cloud; https://login.microsoftonline.com by default.", "https://"))
+            (ca("aks"))
+        }
     }
 }
 
@@ -796,6 +826,9 @@ fn wizard(viewer: &Viewer, scope: &Scope, identifier: Option<&str>) -> Markup {
                                 option value="UsernamePassword" { "Username and password" }
                                 option value="ClientKeyCert" { "Client key and certificate" }
                                 option value="OpenIdConnect" { "OpenID Connect" }
+                                option value="EKS" { "Amazon EKS (AWS IAM)" }
+                                option value="GKE" { "Google GKE (service account)" }
+                                option value="AKS" { "Azure AKS (Entra ID)" }
                             }
                             (field_error("c-auth-type"))
                         }
@@ -958,8 +991,17 @@ pub(crate) async fn connector(
         ("test", "Connection test"),
         ("history", "History"),
         ("builds", "Builds"),
+        ("kube", "Kubernetes API"),
         ("yaml", "YAML"),
     ];
+    let kubeconfig = format!(
+        "tether connector kubeconfig {id}{} --ttl 1h > kubeconfig",
+        cli_scope(&scope)
+    );
+    let grant = format!(
+        "tether token create --name ci --role viewer --kube-access{}",
+        cli_scope(&scope)
+    );
     let main = html! {
         (breadcrumbs(&scope, &[("Connectors", Some(format!("{prefix}/connectors"))), (id, None)]))
         div .page-head {
@@ -1013,6 +1055,33 @@ pub(crate) async fn connector(
                 }
                 pre #d-build-log .build-log hidden {}
             }
+            section #panel-kube role="tabpanel" aria-labelledby="tab-kube" .panel hidden {
+                h2 { "Use this cluster from kubectl, helm or any Kubernetes client" }
+                p { "Requests go to the manager, which passes them to the cluster through a delegate chosen by this connector's selectors; the caller never holds the cluster's credentials." }
+                ol {
+                    li {
+                        "A tether API token with the " code { "kubeAccess" } " grant (a role alone never gives access to clusters). An admin of this scope creates one:"
+                        div .code-block { pre #d-kube-grant { (grant) } button type="button" .secondary .small data-copy="d-kube-grant" { "Copy" } }
+                    }
+                    li {
+                        "With that token, print a kubeconfig whose own token is limited to this connector and expires:"
+                        div .code-block { pre #d-kube-cmd { (kubeconfig) } button type="button" .secondary .small data-copy="d-kube-cmd" { "Copy" } }
+                        "then " code { "kubectl --kubeconfig kubeconfig get pods" } ". It works from a CI job too."
+                    }
+                }
+                p #d-kube-mode .muted {}
+                h3 { "Recent requests through this connector" }
+                div .table-wrap {
+                    table #d-audit .data {
+                        caption .visually-hidden { "Audit log of this connector" }
+                        thead { tr {
+                            th scope="col" { "When" } th scope="col" { "Caller" } th scope="col" { "Verb" } th scope="col" { "Resource" }
+                            th scope="col" { "Namespace / name" } th scope="col" { "Status" } th scope="col" { "Duration" } th scope="col" { "Bytes in / out" } th scope="col" { "Delegate" }
+                        } }
+                        tbody #d-audit-body { tr { td colspan="9" .muted { "Loading…" } } }
+                    }
+                }
+            }
             section #panel-yaml role="tabpanel" aria-labelledby="tab-yaml" .panel hidden {
                 div .field data-field="yaml" {
                     label for="d-yaml" { "Connector YAML" }
@@ -1038,6 +1107,15 @@ pub(crate) async fn connector(
         }
     };
     app_page(&viewer, &scope, Kind::Connector, Some(id), id, main).into_response()
+}
+
+/// The CLI's scope flags for `scope` (` --org O --project P`).
+fn cli_scope(scope: &Scope) -> String {
+    match scope {
+        Scope::Account => String::new(),
+        Scope::Org(o) => format!(" --org {o}"),
+        Scope::Project { org, project } => format!(" --org {org} --project {project}"),
+    }
 }
 
 pub(crate) async fn delegates(
@@ -1144,6 +1222,7 @@ pub(crate) async fn secrets(
                         input #s-description type="text" autocomplete="off" aria-describedby="s-description-error";
                         (field_error("s-description"))
                     }
+                    (secret_use_fields("s"))
                     div .field data-field="value" {
                         label for="s-value" { "Value" }
                         textarea #s-value rows="5" spellcheck="false" autocomplete="off" aria-describedby="s-value-help s-value-error" {}
@@ -1168,15 +1247,28 @@ pub(crate) async fn secrets(
                         caption .visually-hidden { "Secrets" }
                         thead { tr {
                             th scope="col" { "Name" } th scope="col" { "Reference" } th scope="col" { "Description" }
+                            th scope="col" { "Who may use it" }
                             th scope="col" { "Last modified" } th scope="col" { span .visually-hidden { "Actions" } }
                         } }
-                        tbody #secrets-body { tr { td colspan="5" .muted { "Loading…" } } }
+                        tbody #secrets-body { tr { td colspan="6" .muted { "Loading…" } } }
                     }
                 }
                 nav #s-pager .pager aria-label="Pages" {
                     button #s-prev type="button" disabled { "← Previous" }
                     span #s-page-info aria-live="polite" {}
                     button #s-next type="button" disabled { "Next →" }
+                }
+            }
+        }
+        dialog #s-access-dialog aria-labelledby="s-access-title" {
+            h2 #s-access-title { "Who may use " code #s-access-id {} }
+            p .muted { "Using a secret is a permission of its own: whoever controls a connector's URLs receives its value. The value itself stays as it is." }
+            form #s-access-form novalidate {
+                (secret_use_fields("sa"))
+                p #sa-error .form-error role="alert" hidden {}
+                div .actions {
+                    button #sa-save type="submit" .primary { "Save" }
+                    button #sa-cancel type="button" .secondary { "Cancel" }
                 }
             }
         }
@@ -1191,6 +1283,36 @@ pub(crate) async fn secrets(
         }
     };
     app_page(&viewer, &scope, Kind::Secrets, None, "Secrets", main).into_response()
+}
+
+/// A secret's use grants (`usableFrom`) and host binding (`allowedHosts`),
+/// with ids prefixed by `p`.
+fn secret_use_fields(p: &str) -> Markup {
+    let id = |s: &str| format!("{p}-{s}");
+    html! {
+        div .field data-field="usableFrom" {
+            label for=(id("usable-from")) { "Usable from" span .optional { " (optional)" } }
+            input id=(id("usable-from")) type="text" autocomplete="off" spellcheck="false"
+                aria-describedby=(format!("{} {}", id("usable-from-help"), id("usable-from-error")));
+            p id=(id("usable-from-help")) .help {
+                "Scopes below this one whose connectors may use it too: " code { "org/ORG" }
+                " (the org and its projects) or " code { "project/ORG/PROJECT" }
+                ", separated by commas or spaces. Empty: only connectors of this scope."
+            }
+            (field_error(&id("usable-from")))
+        }
+        div .field data-field="allowedHosts" {
+            label for=(id("allowed-hosts")) { "Allowed hosts" span .optional { " (optional)" } }
+            input id=(id("allowed-hosts")) type="text" autocomplete="off" spellcheck="false"
+                aria-describedby=(format!("{} {}", id("allowed-hosts-help"), id("allowed-hosts-error")));
+            p id=(id("allowed-hosts-help")) .help {
+                "The only hosts the value may be sent to (" code { "api.example.com" } ", "
+                code { "10.0.0.1:6443" } ", " code { "*.example.com" }
+                "), separated by commas or spaces: every URL a connector using it dials must match. Empty: any host."
+            }
+            (field_error(&id("allowed-hosts")))
+        }
+    }
 }
 
 /// Name, id (following the name) and description of a new org or project.

@@ -339,3 +339,84 @@ async fn sign_in_sends_the_browser_only_to_paths_of_this_site() {
         );
     }
 }
+
+/// The recovery for an operator who lost every admin token (issue 10, item
+/// 5): `tether server admin-token` on the manager host, with the server's
+/// database and key, prints a new account admin token once and stores only its
+/// hash. Where there is no database or key it creates none.
+#[tokio::test]
+async fn an_operator_who_lost_every_admin_token_recovers_on_the_manager_host() {
+    for (backend, server) in servers().await {
+        let mut cmd = std::process::Command::new(bin());
+        cmd.args(["server", "admin-token", "--name", "recovered", "--data-dir"])
+            .arg(&server.data_dir)
+            .env_remove("TETHER_KEK");
+        if let Some(url) = &server.database_url {
+            cmd.args(["--database-url", url]);
+        }
+        let out = cmd.output().unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{backend}: {said}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let token = said
+            .split_whitespace()
+            .find(|w| w.starts_with(tether_store::TOKEN_PREFIX))
+            .unwrap_or_else(|| panic!("{backend}: no token in {said}"))
+            .to_string();
+        assert_ne!(token, server.admin_token, "{backend}");
+        // The running manager takes it at once, as an account admin.
+        let http = client();
+        let me: Value = http
+            .get(format!("{}/api/v1/whoami", server.url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(me["name"], "recovered", "{backend}: {me}");
+        assert_eq!(me["role"], "admin", "{backend}: {me}");
+        assert!(me.get("orgIdentifier").is_none(), "{backend}: {me}");
+        let (s, v) = post_json(
+            &server,
+            &token,
+            "/api/v1/tokens",
+            json!({"name": "made by the recovered admin", "role": "admin"}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{backend}: {v}");
+        // Shown once: not written to the admin-token file, not in the database.
+        let file =
+            std::fs::read_to_string(server.data_dir.join(tether_store::ADMIN_TOKEN_FILE_NAME))
+                .unwrap_or_default();
+        assert!(!file.contains(&token), "{backend}");
+        if server.database_url.is_none() {
+            for name in ["tether.db", "tether.db-wal"] {
+                let bytes = std::fs::read(server.data_dir.join(name)).unwrap_or_default();
+                assert!(
+                    !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+                    "{backend}: the token is in {name} in clear"
+                );
+            }
+        }
+    }
+    // A directory without a database: refused, and nothing is created.
+    let empty = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["server", "admin-token", "--data-dir"])
+        .arg(empty.path())
+        .env_remove("TETHER_KEK")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no tether database") && err.contains("--data-dir"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0);
+}

@@ -10,6 +10,8 @@
 //! delegate is not connected to, and a delegate killed mid-watch.
 
 mod common;
+#[path = "kube_proxy/streams.rs"]
+mod streams;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -352,10 +354,19 @@ struct Watch {
 
 impl Watch {
     fn start(k: &Path, kubeconfig: &Path, ns: &str) -> Result<Watch> {
+        Watch::spawn(
+            k,
+            kubeconfig,
+            &["get", "configmaps", "-n", ns, "--watch", "-o", "name"],
+        )
+    }
+
+    /// Any kubectl command whose output lines are watched.
+    fn spawn(k: &Path, kubeconfig: &Path, args: &[&str]) -> Result<Watch> {
         let mut child = Command::new(k)
             .arg("--kubeconfig")
             .arg(kubeconfig)
-            .args(["get", "configmaps", "-n", ns, "--watch", "-o", "name"])
+            .args(args)
             .env_remove("KUBECONFIG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

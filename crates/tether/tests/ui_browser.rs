@@ -1647,3 +1647,345 @@ fn orgs_and_projects_are_created_in_the_ui_and_project_setup_leads_to_connectors
         b.close().await
     })
 }
+
+#[test]
+fn the_connector_page_says_how_to_get_a_kubeconfig_and_shows_its_audit_log() -> Result<()> {
+    run(async {
+        let server = TetherServer::start(bin(), &["--retest-interval", "0"])?;
+        api_secret(&server, "tok", "not-a-token").await?;
+        api_connector(
+            &server,
+            "Kube prod",
+            "kubeprod",
+            "https://127.0.0.1:1",
+            json!({"serviceAccountTokenRef": "tok"}),
+        )
+        .await?;
+        let (s, created) = api_send(
+            &server,
+            reqwest::Method::POST,
+            "/tokens",
+            Some(json!({"name": "ci-job", "role": "viewer", "kubeAccess": true})),
+        )
+        .await?;
+        ensure!(s.is_success(), "token: {s} {created}");
+        let ci = created["value"].as_str().context("token value")?;
+        // No delegate carries it: a 503, and an audit entry for it.
+        let r = reqwest::Client::new()
+            .get(format!(
+                "{}/k8s/connectors/kubeprod/api/v1/namespaces/web/pods",
+                server.url
+            ))
+            .bearer_auth(ci)
+            .send()
+            .await?;
+        ensure!(r.status() == 503, "{}", r.status());
+        // Entries are written as each request ends: ask until it is in (bounded).
+        let deadline = Instant::now() + WAIT;
+        while api_get(&server, "/audit?connector=kubeprod").await?["items"]
+            .as_array()
+            .is_none_or(|i| i.is_empty())
+        {
+            ensure!(Instant::now() < deadline, "no audit entry");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        let Some(mut b) = Browser::start("kube_api_tab", &server.url).await? else {
+            return Ok(());
+        };
+        b.login(&server.admin_token).await?;
+        b.goto("/connectors/kubeprod").await?;
+        b.wait_for("#tab-kube").await?;
+        b.click("#tab-kube").await?;
+        b.until(
+            "the audit entry",
+            "document.querySelector('#d-audit-body').innerText.includes('ci-job')",
+            WAIT,
+        )
+        .await?;
+        b.shot("connector-kube-api").await?;
+        let cmd = b.text("#d-kube-cmd").await?;
+        ensure!(
+            cmd.contains("tether connector kubeconfig kubeprod --ttl 1h"),
+            "{cmd}"
+        );
+        let grant = b.text("#d-kube-grant").await?;
+        ensure!(grant.contains("--kube-access"), "{grant}");
+        let row = b.text("#d-audit-body tr").await?;
+        for want in ["ci-job", "list", "pods", "web", "503"] {
+            ensure!(row.contains(want), "the audit row lacks {want}: {row}");
+        }
+        ensure!(
+            b.text("#d-kube-mode").await?.contains("Connector"),
+            "the proxy mode is not shown"
+        );
+        b.close().await
+    })
+}
+
+/// A secret's use grants and host binding (issue 10, item 1) are set when it
+/// is created, shown in the list, and changed in the Access dialog, with the
+/// API's field errors next to their field.
+#[test]
+fn the_secrets_page_shows_and_edits_who_may_use_a_secret() -> Result<()> {
+    run(async {
+        let server = TetherServer::start(bin(), &[])?;
+        for (path, body) in [
+            (
+                "/orgs",
+                json!({"name": "payments", "identifier": "payments"}),
+            ),
+            (
+                "/orgs/payments/projects",
+                json!({"name": "web", "identifier": "web"}),
+            ),
+        ] {
+            let (s, v) = api_send(&server, reqwest::Method::POST, path, Some(body)).await?;
+            ensure!(s.is_success(), "{path}: {s} {v}");
+        }
+        let Some(mut b) = Browser::start("secret_access", &server.url).await? else {
+            return Ok(());
+        };
+        b.login(&server.admin_token).await?;
+        b.goto("/secrets").await?;
+        b.wait_for("#secret-form").await?;
+        b.check_labels().await?;
+        b.fill("#s-name", "shared token").await?;
+        b.fill("#s-value", "tether-ui-access-value-0123").await?;
+        b.fill("#s-usable-from", "org/payments").await?;
+        b.fill("#s-allowed-hosts", "127.0.0.1, *.example.com")
+            .await?;
+        b.click("#secret-form button[type=submit]").await?;
+        b.until(
+            "the new secret with its grants in the list",
+            "(document.querySelector('#secrets-body tr[data-id=shared_token] .secret-use') || {}).textContent?.includes('org/payments')",
+            WAIT,
+        )
+        .await?;
+        let shown = b
+            .text("#secrets-body tr[data-id=shared_token] .secret-use")
+            .await?;
+        ensure!(
+            shown.contains("this scope and org/payments")
+                && shown.contains("sent only to 127.0.0.1, *.example.com"),
+            "{shown}"
+        );
+        b.shot("created").await?;
+        let v = api_get(&server, "/secrets/shared_token").await?;
+        ensure!(v["usableFrom"] == json!(["org/payments"]), "{v}");
+        ensure!(
+            v["allowedHosts"] == json!(["127.0.0.1", "*.example.com"]),
+            "{v}"
+        );
+
+        // A grant to a project that does not exist: the API's error at the field.
+        b.click("#secrets-body tr[data-id=shared_token] button.secondary")
+            .await?;
+        b.until(
+            "the access dialog, filled in",
+            "document.querySelector('#s-access-dialog').open && document.querySelector('#sa-usable-from').value === 'org/payments'",
+            WAIT,
+        )
+        .await?;
+        b.check_labels().await?;
+        b.fill("#sa-usable-from", "project/payments/nope").await?;
+        b.click("#sa-save").await?;
+        b.until(
+            "the error next to 'Usable from'",
+            "!document.querySelector('#sa-usable-from-error').hidden",
+            WAIT,
+        )
+        .await?;
+        let err = b.text("#sa-usable-from-error").await?;
+        ensure!(err.contains("does not exist"), "{err}");
+        b.shot("grant-error").await?;
+
+        // Grant the project instead and drop the host binding.
+        b.fill("#sa-usable-from", "project/payments/web").await?;
+        b.fill("#sa-allowed-hosts", "").await?;
+        b.click("#sa-save").await?;
+        b.until(
+            "the list to show the new grant",
+            "!document.querySelector('#s-access-dialog').open && (document.querySelector('#secrets-body tr[data-id=shared_token] .secret-use') || {}).textContent?.includes('project/payments/web')",
+            WAIT,
+        )
+        .await?;
+        let shown = b
+            .text("#secrets-body tr[data-id=shared_token] .secret-use")
+            .await?;
+        ensure!(shown.contains("sent to any host"), "{shown}");
+        let v = api_get(&server, "/secrets/shared_token").await?;
+        ensure!(v["usableFrom"] == json!(["project/payments/web"]), "{v}");
+        ensure!(v["allowedHosts"] == json!([]), "{v}");
+        ensure!(v["name"] == "shared token", "{v}");
+        ensure!(
+            !b.source().await?.contains("tether-ui-access-value-0123"),
+            "the value is in the page"
+        );
+        b.shot("edited").await?;
+        b.close().await
+    })
+}
+
+/// An EKS connector made in the wizard (its own form: region, cluster name,
+/// keys from secrets, the endpoints) is tested through a real delegate against
+/// the API server whose token webhook checks the token with botocore; the
+/// report shows the cloud token stage. Editing it fills the same form.
+#[test]
+fn the_wizard_makes_an_eks_connector_whose_report_shows_the_cloud_token() -> Result<()> {
+    use tether_testenv::cloud::*;
+    run(async {
+        let w = CloudWorld::get();
+        let server = TetherServer::start(bin(), &[])?;
+        let work = tempfile::tempdir()?;
+        cli_ok(
+            &server,
+            &["org", "create", "Default", "--identifier", "default"],
+            None,
+        );
+        cli_ok(
+            &server,
+            &[
+                "project",
+                "create",
+                "Web",
+                "--org",
+                "default",
+                "--identifier",
+                "web",
+            ],
+            None,
+        );
+        for (id, value) in [
+            ("cluster_ca", w.kube.ca_pem.as_str()),
+            ("aws_key_id", AWS_CI_KEY_ID),
+            ("aws_secret", AWS_CI_SECRET),
+        ] {
+            cli_ok(
+                &server,
+                &[
+                    "secret",
+                    "create",
+                    "--name",
+                    id,
+                    "--identifier",
+                    id,
+                    "--org",
+                    "default",
+                    "--project",
+                    "web",
+                ],
+                Some(value),
+            );
+        }
+        let token = cli_ok(
+            &server,
+            &["delegate", "token", "create", "--name", "aws"],
+            None,
+        );
+        let delegate = Delegate::start(&server, work.path(), "aws-1", "aws", token.trim())?;
+        let Some(mut b) = Browser::start("wizard_eks", &server.url).await? else {
+            return Ok(());
+        };
+        b.login(&server.admin_token).await?;
+        b.goto("/orgs/default/projects/web/connectors/new").await?;
+        b.wait_for("#c-name").await?;
+        b.fill("#c-name", "prod eks").await?;
+        b.click("#step-1 button[type=submit]").await?;
+        b.until("step 2", "!document.querySelector('#step-2').hidden", WAIT)
+            .await?;
+        b.fill("#c-master-url", &w.kube.url).await?;
+        b.select("#c-auth-type", "EKS").await?;
+        b.until(
+            "the EKS form",
+            "!document.querySelector('.auth-group[data-auth=EKS]').hidden && document.querySelector('.auth-group[data-auth=ServiceAccount]').hidden",
+            WAIT,
+        )
+        .await?;
+        // Required fields are asked for before anything is sent.
+        b.click("#step-2 button[type=submit]").await?;
+        b.until(
+            "the region to be asked for",
+            "!document.querySelector('#eks-region-error').hidden",
+            WAIT,
+        )
+        .await?;
+        b.fill("#eks-region", AWS_REGION).await?;
+        b.fill("#eks-cluster", EKS_CLUSTER).await?;
+        b.until(
+            "the secrets in the pickers",
+            "[...document.querySelectorAll('#eks-key-id option')].some(o => o.value === 'aws_key_id')",
+            WAIT,
+        )
+        .await?;
+        b.select("#eks-key-id", "aws_key_id").await?;
+        b.select("#eks-secret-key", "aws_secret").await?;
+        b.fill("#eks-sts", &w.url(0, "/sts")).await?;
+        b.fill("#eks-api", &w.url(0, "/eks")).await?;
+        b.select("#eks-ca", "cluster_ca").await?;
+        b.check_labels().await?;
+        b.shot("eks-details").await?;
+        b.click("#step-2 button[type=submit]").await?;
+        b.until("step 3", "!document.querySelector('#step-3').hidden", WAIT)
+            .await?;
+        b.click("input[name=delegates][value=tags]").await?;
+        b.fill("#c-selector-input", "aws").await?;
+        b.click("#c-selector-add").await?;
+        b.until(
+            "the delegate among the matching ones",
+            "document.querySelector('#matching-delegates') && document.querySelector('#matching-delegates').innerText.includes('aws-1')",
+            Duration::from_secs(60),
+        )
+        .await
+        .with_context(|| std::fs::read_to_string(&delegate.1).unwrap_or_default())?;
+        b.click("#save-continue").await?;
+        b.until(
+            "the test result",
+            "document.querySelector('#test-report .report-head .badge') && !document.querySelector('#test-report .badge-pending')",
+            Duration::from_secs(120),
+        )
+        .await?;
+        b.shot("eks-report").await?;
+        let status = b.text("#test-report .report-head .badge").await?;
+        ensure!(
+            status == "SUCCESS",
+            "the connection test says {status}: {}",
+            b.text("#test-report").await?
+        );
+        let token_stage = b
+            .text("#report-stages li[data-stage=token]")
+            .await
+            .context("the report has no cloud token stage")?;
+        ensure!(
+            token_stage.contains("Cloud token")
+                && token_stage.contains("arn:aws:iam::111122223333:user/ci"),
+            "{token_stage}"
+        );
+        let passed = b
+            .js("return document.querySelectorAll('#report-stages [data-status=passed]').length;")
+            .await?;
+        ensure!(passed == json!(7), "every stage passes, got {passed}");
+        let text = b.text("#test-report").await?;
+        ensure!(
+            !text.contains(AWS_CI_SECRET),
+            "the secret key is in the report"
+        );
+
+        // The stored document is the EKS one, and editing fills the same form.
+        let c = api_get(&server, "/orgs/default/projects/web/connectors/prod_eks").await?;
+        let spec = &c["connector"]["spec"]["credential"]["spec"]["auth"];
+        ensure!(spec["type"] == "EKS", "{c}");
+        ensure!(spec["spec"]["secretAccessKeyRef"] == "aws_secret", "{c}");
+        ensure!(spec["spec"]["clusterName"] == EKS_CLUSTER, "{c}");
+        b.goto("/orgs/default/projects/web/connectors/prod_eks/edit")
+            .await?;
+        b.click("#step-1 button[type=submit]").await?;
+        b.until(
+            "the EKS form, filled in",
+            "document.querySelector('#c-auth-type').value === 'EKS' && document.querySelector('#eks-cluster').value === 'tether-test' && document.querySelector('#eks-secret-key').value === 'aws_secret'",
+            WAIT,
+        )
+        .await?;
+        b.close().await
+    })
+}

@@ -21,6 +21,7 @@ use kube::Client;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
+use super::conn::Connection;
 use super::diagnosis::{self, AuthKind, CertFields, Failure, UnauthorizedContext};
 use super::net::Endpoint;
 use super::oidc::{self, error_chain, OidcRequest};
@@ -56,6 +57,8 @@ pub(crate) struct AuthInput<'a> {
     pub server_cert_sans: Vec<String>,
     pub timeout: Duration,
     pub now: i64,
+    /// The TLS stage's connection, which every call here uses.
+    pub connection: Connection,
 }
 
 struct Prepared {
@@ -366,18 +369,66 @@ fn version_of(ep: &Endpoint, a: &Answer) -> Result<String, Failure> {
         })
 }
 
-fn client_for(input: &AuthInput<'_>, credentials: Credentials) -> Result<Client, Failure> {
+fn access_for(input: &AuthInput<'_>, credentials: Credentials) -> ClusterAccess {
     let mut access = ClusterAccess::new(input.endpoint.url.clone(), credentials);
     access.ca_pem = input.ca_pem.map(str::to_string);
     access.connect_timeout = input.timeout;
     access.read_timeout = input.timeout;
-    access.client().map_err(|e| {
-        diagnosis::request_failed(
-            &input.endpoint.display,
-            "building the Kubernetes client",
-            &error_chain(&e),
-        )
-    })
+    access
+}
+
+fn build_failed(input: &AuthInput<'_>, error: &dyn std::error::Error) -> Failure {
+    diagnosis::request_failed(
+        &input.endpoint.display,
+        "building the Kubernetes client",
+        &error_chain(error),
+    )
+}
+
+/// A client with `credentials` on the TLS stage's connection.
+fn client_for(input: &AuthInput<'_>, credentials: Credentials) -> Result<Client, Failure> {
+    let config = access_for(input, credentials)
+        .config()
+        .map_err(|e| build_failed(input, &e))?;
+    input
+        .connection
+        .client(&config)
+        .map_err(|e| build_failed(input, &e))
+}
+
+/// A client on a connection of its own: only for an anonymous call when the
+/// shared connection presents a client certificate.
+fn own_client_for(input: &AuthInput<'_>, credentials: Credentials) -> Result<Client, Failure> {
+    access_for(input, credentials)
+        .client()
+        .map_err(|e| build_failed(input, &e))
+}
+
+/// The client certificate to present in the TLS handshake, when the
+/// credentials are one that can be used: a certificate that cannot is
+/// diagnosed by the authentication stage before any call is made.
+pub(crate) fn tls_identity(
+    source: &AuthSource<'_>,
+) -> Option<std::sync::Arc<rustls::sign::CertifiedKey>> {
+    let (cert_pem, key_pem, passphrase) = match source {
+        AuthSource::Resolved(ResolvedAuth::ClientCert {
+            cert_pem,
+            key_pem,
+            passphrase,
+        }) => (cert_pem.as_str(), key_pem, passphrase.as_ref()),
+        AuthSource::Delegate {
+            credentials: Credentials::ClientCert { cert_pem, key_pem },
+            ..
+        } => (cert_pem.as_str(), key_pem, None),
+        _ => return None,
+    };
+    let certs = pem::certificates(cert_pem).ok()?;
+    let key = pem::client_key(
+        key_pem.expose_secret(),
+        passphrase.map(|p| p.expose_secret()),
+    )
+    .ok()?;
+    client_cert::certified_key(certs, key.der.clone_key()).ok()
 }
 
 pub(crate) struct AuthOutcome {
@@ -407,9 +458,24 @@ pub(crate) async fn authenticate(
 
     // Is it Kubernetes, and which version? (Anonymous: independent of the credentials.)
     let anonymous = client_for(&input, Credentials::Anonymous)?;
-    let a = call(&anonymous, http::Method::GET, "/version", None)
+    let mut a = call(&anonymous, http::Method::GET, "/version", None)
         .await
         .map_err(|e| transport_failure(ep, "GET /version", &e, input.timeout))?;
+    let presents_cert = matches!(prepared.credentials, Credentials::ClientCert { .. });
+    if a.status == 401 && presents_cert {
+        // The connection's client certificate was refused; ask anonymously
+        // elsewhere for the version the diagnosis names.
+        if let Ok(b) = call(
+            &own_client_for(&input, Credentials::Anonymous)?,
+            http::Method::GET,
+            "/version",
+            None,
+        )
+        .await
+        {
+            a = b;
+        }
+    }
     match a.status {
         200..=299 => knowledge.server_version = Some(version_of(ep, &a)?),
         401 | 403 => {} // anonymous access is off: ask again with the credentials

@@ -13,12 +13,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::StreamExt as _;
 use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, ResourceRule, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
-    SelfSubjectRulesReview, SelfSubjectRulesReviewSpec,
+    ResourceRule, SelfSubjectRulesReview, SelfSubjectRulesReviewSpec,
 };
 use kube::api::PostParams;
 use kube::{Api, Client};
 use tether_domain::ConnectionTestSettings;
+
+use crate::access::{self, rule_yaml, split_subresource, Access};
 
 use super::diagnosis::{self, Failure, Reason};
 use super::oidc::error_chain;
@@ -58,41 +59,6 @@ fn triples(settings: &ConnectionTestSettings) -> Vec<Triple> {
         }
     }
     out
-}
-
-/// `pods/log` -> (`pods`, Some(`log`)).
-fn split_subresource(resource: &str) -> (&str, Option<&str>) {
-    match resource.split_once('/') {
-        Some((r, s)) => (r, Some(s)),
-        None => (resource, None),
-    }
-}
-
-async fn review(client: &Client, t: &Triple) -> Result<Verdict, kube::Error> {
-    let (resource, subresource) = split_subresource(&t.resource);
-    let review = SelfSubjectAccessReview {
-        spec: SelfSubjectAccessReviewSpec {
-            resource_attributes: Some(ResourceAttributes {
-                namespace: Some(t.namespace.clone()),
-                verb: Some(t.verb.clone()),
-                group: Some(t.group.clone()),
-                resource: Some(resource.to_string()),
-                subresource: subresource.map(str::to_string),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let out = Api::<SelfSubjectAccessReview>::all(client.clone())
-        .create(&PostParams::default(), &review)
-        .await?;
-    let status = out.status.unwrap_or_default();
-    let reason = status
-        .reason
-        .filter(|r| !r.is_empty())
-        .or(status.evaluation_error.filter(|e| !e.is_empty()));
-    Ok((status.allowed, reason))
 }
 
 /// The rules of one namespace, when the API server says they are complete.
@@ -209,21 +175,6 @@ pub(crate) fn verify_command(
     cmd
 }
 
-fn yaml_list(items: &[&str]) -> String {
-    let quoted: Vec<String> = items.iter().map(|s| format!("\"{s}\"")).collect();
-    format!("[{}]", quoted.join(", "))
-}
-
-/// The RBAC rule (a YAML list item of a Role's `rules`).
-pub(crate) fn rule_yaml(group: &str, resources: &[&str], verbs: &[&str]) -> String {
-    format!(
-        "- apiGroups: {}\n  resources: {}\n  verbs: {}\n",
-        yaml_list(&[group]),
-        yaml_list(resources),
-        yaml_list(verbs)
-    )
-}
-
 /// A Role and RoleBinding granting everything missing in one namespace.
 fn role_manifest(
     namespace: &str,
@@ -329,24 +280,22 @@ pub(crate) async fn check(
                 .and_then(|r| decide(r, t))
         })
         .collect();
-    let undecided: Vec<(usize, Triple)> = wanted
-        .iter()
-        .cloned()
-        .enumerate()
-        .filter(|(i, _)| ordered[*i].is_none())
+    let undecided: Vec<usize> = (0..wanted.len())
+        .filter(|i| ordered[*i].is_none())
         .collect();
     let access_reviews = undecided.len();
-    // Each future owns its client handle and triple: a closure borrowing them
-    // makes the future non-`Send` for some callers (a higher-ranked lifetime
-    // that `tokio::spawn` cannot prove), and both are cheap to clone.
-    let results: Vec<(usize, Result<Verdict, kube::Error>)> =
-        futures::stream::iter(undecided.into_iter().map(|(i, t)| {
-            let client = client.clone();
-            async move { (i, review(&client, &t).await) }
-        }))
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
+    let questions: Vec<Access> = undecided
+        .iter()
+        .map(|i| {
+            let t = &wanted[*i];
+            Access::new(&t.verb, &t.group, &t.resource, Some(&t.namespace))
+        })
+        .collect();
+    let asked = access::can_i_all(client, questions).await;
+    let results = undecided
+        .into_iter()
+        .zip(asked)
+        .map(|(i, (_, r))| (i, r.map(|v| (v.allowed, v.reason))));
     for (i, r) in results {
         match r {
             Ok(v) => ordered[i] = Some(v),
@@ -548,18 +497,6 @@ mod tests {
         assert!(
             verify_command("list", "", "pods", "a", Some(&oidc)).contains("--as='https://idp#a b'")
         );
-    }
-
-    #[test]
-    fn rules_are_rbac_yaml() {
-        assert_eq!(
-            rule_yaml("", &["pods"], &["get"]),
-            "- apiGroups: [\"\"]\n  resources: [\"pods\"]\n  verbs: [\"get\"]\n"
-        );
-        let parsed: serde_yaml::Value =
-            serde_yaml::from_str(&rule_yaml("apps", &["deployments"], &["get", "patch"])).unwrap();
-        assert_eq!(parsed[0]["apiGroups"][0], "apps");
-        assert_eq!(parsed[0]["verbs"][1], "patch");
     }
 
     #[test]

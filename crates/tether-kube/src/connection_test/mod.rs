@@ -26,6 +26,7 @@
 mod api;
 mod authz;
 mod cloud;
+mod conn;
 mod diagnosis;
 mod identity;
 mod net;
@@ -43,7 +44,6 @@ use tether_domain::ConnectionTestSettings;
 
 use crate::client::ClusterAccess;
 
-pub(crate) use authz::rule_yaml;
 pub use diagnosis::{unauthorized_hints, AuthKind, Reason, UnauthorizedContext};
 pub(crate) use oidc::error_chain;
 pub use pem::{diagnose_ca_pem, PemProblem};

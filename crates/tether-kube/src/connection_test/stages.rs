@@ -10,7 +10,7 @@ use tether_domain::connector::{ConnectivityError, ConnectivityState};
 
 use super::api::{self, AuthInput, AuthSource, Knowledge};
 use super::diagnosis::{self, Failure, Reason};
-use super::{authz, cloud, net, tls};
+use super::{authz, cloud, conn, net, tls};
 use super::{
     ConnectionReport, ResolvedAuth, StageName, StageReport, StageStatus, TestInput, TestTarget,
 };
@@ -114,20 +114,22 @@ async fn stages(input: &TestInput, runner: &mut Runner, out: &mut Outcome) -> Re
         .stage(StageName::Tcp, &ep.display, net::connect(&ep, &addrs))
         .await?;
     let https_url = ep.url.clone();
-    let tls_outcome = runner
+    let identity = api::tls_identity(&source);
+    let (tls_outcome, tls_stream) = runner
         .stage(StageName::Tls, &ep.display, async {
-            let o = tls::probe(
+            let (o, stream) = tls::probe(
                 stream,
                 &ep.host,
                 &ep.display,
                 &https_url,
                 ca_pem,
                 delegate_ca,
+                identity,
                 now,
             )
             .await?;
             let detail = o.detail.clone();
-            Ok((o, detail))
+            Ok(((o, stream), detail))
         })
         .await?;
     out.knowledge.warnings.extend(tls_outcome.warnings.clone());
@@ -150,7 +152,12 @@ async fn stages(input: &TestInput, runner: &mut Runner, out: &mut Outcome) -> Re
         None => source,
     };
 
+    // Every API call from here on goes over the TLS stage's connection.
+    let connection = conn::Connection::open(tls_stream)
+        .await
+        .map_err(|e| diagnosis::request_failed(&ep.display, "starting HTTP/1.1", &e.to_string()))?;
     let auth_input = AuthInput {
+        connection,
         endpoint: &ep,
         ca_pem,
         source,

@@ -269,10 +269,13 @@ impl ServerCertVerifier for RecordingVerifier {
 
 /// A stream that keeps the first bytes the server sent, to recognise a server
 /// that answers in plain HTTP (or anything else that is not TLS).
-struct Recording<S> {
+pub(crate) struct Recording<S> {
     inner: S,
     first: Vec<u8>,
 }
+
+/// The TLS connection of the TLS stage, which the later stages' API calls reuse.
+pub(crate) type ApiStream = tokio_rustls::client::TlsStream<Recording<TcpStream>>;
 
 const KEEP: usize = 16;
 
@@ -342,7 +345,11 @@ fn printable(bytes: &[u8]) -> String {
     format!("'{s}'")
 }
 
-/// Does the handshake on `stream` and inspects the server's certificate.
+/// Does the handshake on `stream` and inspects the server's certificate; on
+/// success the TLS connection is returned too, for the API calls of the later
+/// stages. `identity` is the client certificate to present when the server asks
+/// (ClientKeyCert), so that the same connection can authenticate.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn probe(
     stream: TcpStream,
     host: &url::Host<String>,
@@ -350,8 +357,9 @@ pub(crate) async fn probe(
     https_url: &str,
     ca_pem: Option<&str>,
     delegate: Option<&str>,
+    identity: Option<Arc<rustls::sign::CertifiedKey>>,
     now: i64,
-) -> Result<TlsOutcome, Failure> {
+) -> Result<(TlsOutcome, ApiStream), Failure> {
     let (roots, trust_source) = trust(ca_pem, delegate)?;
     let provider = provider();
     let inner = if roots.is_empty() {
@@ -369,25 +377,30 @@ pub(crate) async fn probe(
         provider: provider.clone(),
         seen: seen.clone(),
     });
-    let config = ClientConfig::builder_with_provider(provider)
+    let mut config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| diagnosis::tls_failed(endpoint, &e.to_string()))?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
+    if let Some(identity) = identity {
+        config.client_auth_cert_resolver = crate::client_cert::presenting(identity);
+    }
+    // Only HTTP/1.1 is spoken on this connection.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let name = server_name(host).map_err(|e| diagnosis::invalid_url(https_url, &e))?;
     let host_str = match host {
         url::Host::Ipv6(ip) => ip.to_string(),
         other => other.to_string(),
     };
 
-    let mut recording = Recording {
+    let recording = Recording {
         inner: stream,
         first: Vec::new(),
     };
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    // `connect` takes the stream by value; keep what it read through a reference.
-    let result = connector.connect(name, &mut recording).await;
+    // On failure the stream comes back, with what the server sent first.
+    let result = connector.connect(name, recording).into_fallible().await;
     let seen = seen
         .lock()
         .map(|mut s| std::mem::take(&mut *s))
@@ -421,13 +434,16 @@ pub(crate) async fn probe(
                 if cert.sans.is_empty() { "none".to_string() } else { cert.sans.join(", ") },
                 trust_source.via()
             );
-            Ok(TlsOutcome {
-                cert,
-                detail,
-                warnings,
-            })
+            Ok((
+                TlsOutcome {
+                    cert,
+                    detail,
+                    warnings,
+                },
+                tls,
+            ))
         }
-        Err(io_err) => Err(classify(
+        Err((io_err, recording)) => Err(classify(
             io_err,
             &recording.first,
             seen.error,

@@ -13,16 +13,14 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use futures::{stream, StreamExt};
-use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
-};
-use kube::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{Discovery, Scope};
 use kube::{Api, Client};
 use serde_json::Value;
 
 use super::{DeployRequest, Manifest, Problem};
+use crate::access::{self, Access};
 use crate::onboarding::apply::FIELD_MANAGER;
 
 /// An object with everything needed to apply it.
@@ -63,15 +61,7 @@ impl Resolved {
 }
 
 /// A permission the deploy needs.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Permission {
-    pub verb: String,
-    pub group: String,
-    /// `pods`, `pods/log`.
-    pub resource: String,
-    /// `None`: cluster-scoped.
-    pub namespace: Option<String>,
-}
+pub type Permission = Access;
 
 fn gvk(m: &Manifest) -> GroupVersionKind {
     let (group, version) = match m.api_version.rsplit_once('/') {
@@ -260,6 +250,11 @@ pub fn required_permissions(
             }
             add("get", "", "pods/log", ns, "logs of failing containers");
         }
+        if o.manifest.kind == "PersistentVolumeClaim" {
+            for verb in ["list", "watch"] {
+                add(verb, "", "events", ns, "claim events");
+            }
+        }
     }
     for verb in ["list", "create", "patch"] {
         add(
@@ -273,35 +268,10 @@ pub fn required_permissions(
     out
 }
 
-async fn review(client: &Client, p: &Permission) -> Result<bool, kube::Error> {
-    let (resource, subresource) = match p.resource.split_once('/') {
-        Some((r, s)) => (r.to_string(), Some(s.to_string())),
-        None => (p.resource.clone(), None),
-    };
-    let review = SelfSubjectAccessReview {
-        spec: SelfSubjectAccessReviewSpec {
-            resource_attributes: Some(ResourceAttributes {
-                namespace: p.namespace.clone(),
-                verb: Some(p.verb.clone()),
-                group: Some(p.group.clone()),
-                resource: Some(resource),
-                subresource,
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let out = Api::<SelfSubjectAccessReview>::all(client.clone())
-        .create(&PostParams::default(), &review)
-        .await?;
-    Ok(out.status.is_some_and(|s| s.allowed))
-}
-
 /// The RBAC rule granting `verbs` on `resource`, as a Role's (or, without a
 /// namespace, a ClusterRole's) `rules` item.
 pub fn rule_for(group: &str, resource: &str, verbs: &[&str]) -> String {
-    crate::connection_test::rule_yaml(group, &[resource], verbs)
+    access::rule_yaml(group, &[resource], verbs)
 }
 
 /// Checks every permission; a problem per missing one (verbs of one resource
@@ -310,25 +280,14 @@ pub async fn check_permissions(
     client: &Client,
     needed: &BTreeMap<Permission, Vec<String>>,
 ) -> Vec<Problem> {
-    let results: Vec<(Permission, Result<bool, kube::Error>)> =
-        stream::iter(needed.keys().cloned())
-            .map(|p| {
-                let client = client.clone();
-                async move {
-                    let r = review(&client, &p).await;
-                    (p, r)
-                }
-            })
-            .buffer_unordered(8)
-            .collect()
-            .await;
+    let results = access::can_i_all(client, needed.keys().cloned().collect()).await;
     // (group, resource, namespace) -> missing verbs
     let mut missing: BTreeMap<(String, String, Option<String>), Vec<String>> = BTreeMap::new();
     let mut problems = Vec::new();
     for (p, r) in results {
         match r {
-            Ok(true) => {}
-            Ok(false) => missing
+            Ok(v) if v.allowed => {}
+            Ok(_) => missing
                 .entry((p.group.clone(), p.resource.clone(), p.namespace.clone()))
                 .or_default()
                 .push(p.verb.clone()),

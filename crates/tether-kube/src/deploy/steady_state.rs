@@ -5,10 +5,14 @@
 //! heal end the deploy at once with a diagnosis and a fix:
 //! ErrImagePull/ImagePullBackOff, CrashLoopBackOff (exit code and the last log
 //! lines), CreateContainerConfigError (the missing ConfigMap/Secret/key),
-//! Unschedulable, OOMKilled, a failing readiness probe, and a Deployment's
-//! `ProgressDeadlineExceeded`.
+//! Unschedulable, OOMKilled, a failing readiness probe, a Job's or Pod's
+//! failed container (exit code and last log lines), a claim no volume will
+//! come for, and a Deployment's `ProgressDeadlineExceeded` (told apart from
+//! the deploy's own `--timeout`, which says what was still waiting). Only
+//! pods of the template being deployed are diagnosed: an older ReplicaSet's
+//! failing pods, which the rollout replaces, are not a failure of it.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,10 +22,11 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::api::LogParams;
+use kube::api::{ListParams, LogParams};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use super::preflight::Resolved;
 use super::{Problem, Progress};
@@ -203,11 +208,15 @@ pub fn service(s: &Service) -> Verdict {
     }
 }
 
+/// The objects not steady yet, with what they last said.
+type Waiting = Arc<Mutex<BTreeMap<String, String>>>;
+
 /// Watches one object until its verdict is ready or failed.
 async fn watch_object<K>(
     api: Api<K>,
     o: &Resolved,
     progress: &Progress,
+    waiting: &Waiting,
     verdict: fn(&K) -> Verdict,
 ) -> Result<String, Problem>
 where
@@ -225,10 +234,12 @@ where
         match stream.try_next().await {
             Ok(Some(obj)) => match verdict(&obj) {
                 Verdict::Ready(m) => {
+                    waiting.lock().unwrap().remove(&label);
                     progress.emit("steady", format!("{label}: {m}"));
                     return Ok(m);
                 }
                 Verdict::Progressing(m) => {
+                    waiting.lock().unwrap().insert(label.clone(), m.clone());
                     if m != last {
                         progress.state(&label, "progress", format!("{label}: {m}"));
                         last = m;
@@ -270,15 +281,72 @@ fn selector_string(s: &LabelSelector) -> Option<String> {
     )
 }
 
-/// The pod selector of a workload, when it has one.
-fn pod_selector(o: &Resolved) -> Option<String> {
+/// How to watch the pods of a workload, and the pod template they run (for
+/// a Pod, the Pod itself): `None` for kinds without pods.
+fn pod_watch(o: &Resolved) -> Option<(watcher::Config, Value)> {
     let spec = &o.manifest.object["spec"];
-    let sel: LabelSelector = serde_json::from_value(spec["selector"].clone()).ok()?;
     match o.manifest.kind.as_str() {
-        "Deployment" | "StatefulSet" | "DaemonSet" => selector_string(&sel),
-        "Job" => None,
+        "Deployment" | "StatefulSet" | "DaemonSet" => {
+            let sel: LabelSelector = serde_json::from_value(spec["selector"].clone()).ok()?;
+            Some((
+                watcher::Config::default().labels(&selector_string(&sel)?),
+                spec["template"].clone(),
+            ))
+        }
+        // The job controller labels its pods with the job's name.
+        "Job" => Some((
+            watcher::Config::default().labels(&format!("job-name={}", o.manifest.name)),
+            spec["template"].clone(),
+        )),
+        "Pod" => Some((
+            watcher::Config::default().fields(&format!("metadata.name={}", o.manifest.name)),
+            o.manifest.object.clone(),
+        )),
         _ => None,
     }
+}
+
+/// `want` is contained in `have`: every field of `want` is in `have` with a
+/// contained value (the API server only adds defaults), lists item by item.
+fn contained(want: &Value, have: &Value) -> bool {
+    match (want, have) {
+        (Value::Object(w), Value::Object(h)) => w
+            .iter()
+            .all(|(k, v)| v.is_null() || h.get(k).is_some_and(|hv| contained(v, hv))),
+        (Value::Array(w), Value::Array(h)) => {
+            w.len() == h.len() && w.iter().zip(h).all(|(a, b)| contained(a, b))
+        }
+        (w, h) => w == h,
+    }
+}
+
+/// The pod runs the containers of `template` (an older ReplicaSet's pods,
+/// still failing during a rollout that replaces them, do not). Containers
+/// are compared field by field as the manifest writes them, except
+/// `resources`, whose quantities the API server rewrites (`0.5` -> `500m`).
+fn runs_template(p: &Pod, template: &Value) -> bool {
+    let Ok(have) = serde_json::to_value(p.spec.clone().unwrap_or_default()) else {
+        return true;
+    };
+    ["containers", "initContainers"].iter().all(|field| {
+        let Some(want) = template["spec"][field].as_array() else {
+            return true;
+        };
+        want.iter().all(|w| {
+            let name = &w["name"];
+            let Some(h) = have[field]
+                .as_array()
+                .and_then(|l| l.iter().find(|c| &c["name"] == name))
+            else {
+                return false;
+            };
+            let mut w = w.clone();
+            if let Some(o) = w.as_object_mut() {
+                o.remove("resources");
+            }
+            contained(&w, h)
+        })
+    })
 }
 
 /// Why a pod will not become ready without a change, if it will not.
@@ -375,11 +443,53 @@ pub async fn diagnose_pod(client: &Client, p: &Pod) -> Option<(&'static str, Str
     None
 }
 
+/// What the failed containers of a pod said: exit code, reason, last log
+/// lines ("" when none terminated with an error).
+pub async fn terminated_detail(client: &Client, p: &Pod) -> String {
+    let name = p.metadata.name.clone().unwrap_or_default();
+    let ns = p.metadata.namespace.clone().unwrap_or_default();
+    // Owned before any await: a borrowed iterator held across one makes the
+    // future non-`Send` for `tokio::spawn` (a higher-ranked lifetime).
+    let failed: Vec<(String, i32, String)> = p
+        .status
+        .iter()
+        .flat_map(|s| {
+            s.init_container_statuses
+                .iter()
+                .flatten()
+                .chain(s.container_statuses.iter().flatten())
+        })
+        .filter_map(|cs| {
+            let t = cs.state.as_ref()?.terminated.as_ref()?;
+            (t.exit_code != 0).then(|| {
+                (
+                    cs.name.clone(),
+                    t.exit_code,
+                    t.reason.clone().unwrap_or_default(),
+                )
+            })
+        })
+        .collect();
+    let mut out = String::new();
+    for (container, code, reason) in failed {
+        let logs = logs_of(client, &ns, &name, &container, false).await;
+        out.push_str(&format!(
+            "; container {container} of pod {name} exited with code {code} ({reason}){logs}"
+        ));
+    }
+    out
+}
+
 async fn last_logs(client: &Client, ns: &str, pod: &str, container: &str) -> String {
+    logs_of(client, ns, pod, container, true).await
+}
+
+/// The last log lines of a container (`previous`: of its last run).
+async fn logs_of(client: &Client, ns: &str, pod: &str, container: &str, previous: bool) -> String {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let params = LogParams {
         container: Some(container.to_string()),
-        previous: true,
+        previous,
         tail_lines: Some(10),
         ..Default::default()
     };
@@ -400,12 +510,12 @@ async fn last_logs(client: &Client, ns: &str, pod: &str, container: &str) -> Str
 async fn watch_pods(
     client: Client,
     ns: String,
-    selector: String,
+    (config, template): (watcher::Config, Value),
     progress: Progress,
     tracked: Arc<Mutex<BTreeSet<String>>>,
 ) -> Problem {
     let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let mut stream = watcher(api, watcher::Config::default().labels(&selector))
+    let mut stream = watcher(api, config)
         .default_backoff()
         .applied_objects()
         .boxed();
@@ -450,6 +560,9 @@ async fn watch_pods(
                 }
             }
             None => progress.emit("pod", format!("pod {ns}/{name}: {phase}")),
+        }
+        if !runs_template(&p, &template) {
+            continue;
         }
         if let Some((reason, message, fix)) = diagnose_pod(&client, &p).await {
             return Problem::general().with(reason, message, fix);
@@ -529,6 +642,11 @@ async fn watch_events(
             ),
             serde_json::json!({ "reason": reason, "involvedObject": oname, "count": count, "uid": e.metadata.uid }),
         );
+        if obj.kind.as_deref() == Some("PersistentVolumeClaim") {
+            if let Some(p) = unbindable_claim(&ns, &oname, &reason, &message) {
+                return p;
+            }
+        }
         if reason == "Unhealthy"
             && message.starts_with("Readiness probe failed")
             && count >= READINESS_FAILURES
@@ -540,6 +658,100 @@ async fn watch_events(
             );
         }
     }
+}
+
+/// A claim no volume will come for: no PersistentVolume matches and no
+/// StorageClass is set (nothing would provision one), or its class does not
+/// exist. A claim waiting for a provisioner or its first consumer waits on.
+fn unbindable_claim(ns: &str, name: &str, reason: &str, message: &str) -> Option<Problem> {
+    let fix = match reason {
+        "FailedBinding" if message.contains("no storage class is set") => {
+            "create a PersistentVolume that matches the claim (size, access modes), or set spec.storageClassName to a class with a provisioner (`kubectl get storageclass`; this cluster may have none)"
+        }
+        "ProvisioningFailed" if message.contains("not found") => {
+            "set spec.storageClassName to a class that exists (`kubectl get storageclass`)"
+        }
+        _ => return None,
+    };
+    Some(Problem::general().with(
+        "VOLUME_UNAVAILABLE",
+        format!("PersistentVolumeClaim {ns}/{name} will not be bound: {message}"),
+        fix,
+    ))
+}
+
+/// A failed Job or Pod, with what its failed containers said.
+async fn with_pod_detail(
+    r: Result<String, Problem>,
+    client: &Client,
+    ns: &str,
+    selector: &str,
+) -> Result<String, Problem> {
+    let Err(mut p) = r else { return r };
+    if p.reason != "JOB_FAILED" && p.reason != "POD_FAILED" {
+        return Err(p);
+    }
+    let params = if selector.starts_with("metadata.name=") {
+        ListParams::default().fields(selector)
+    } else {
+        ListParams::default().labels(selector)
+    };
+    if let Ok(pods) = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&params)
+        .await
+    {
+        // The last pod that failed says the most.
+        let mut pods = pods.items;
+        pods.sort_by_key(|p| p.metadata.creation_timestamp.clone());
+        for pod in pods.iter().rev() {
+            let detail = terminated_detail(client, pod).await;
+            if !detail.is_empty() {
+                p.message.push_str(&detail);
+                break;
+            }
+        }
+    }
+    Err(p)
+}
+
+/// The step timeout, told apart from a Deployment's own deadline: what was
+/// still waiting, and for Deployments that the cluster had not given up
+/// (their `progressDeadlineSeconds` would say PROGRESS_DEADLINE_EXCEEDED).
+fn timed_out(
+    objects: &[Resolved],
+    timeout: Duration,
+    waiting: &BTreeMap<String, String>,
+) -> Problem {
+    let mut still = Vec::new();
+    for o in objects {
+        let label = o.label();
+        let Some(state) = waiting.get(&label) else {
+            continue;
+        };
+        let mut line = format!("{label}: {state}");
+        if o.manifest.kind == "Deployment" {
+            let deadline = o.manifest.object["spec"]["progressDeadlineSeconds"]
+                .as_u64()
+                .unwrap_or(600);
+            line.push_str(&format!(
+                " (its progressDeadlineSeconds, {deadline}s, had not run out)"
+            ));
+        }
+        still.push(line);
+    }
+    let what = if still.is_empty() {
+        "the watches had not answered yet".to_string()
+    } else {
+        format!("still waiting: {}", still.join("; "))
+    };
+    Problem::general().with(
+        "TIMEOUT",
+        format!(
+            "not steady within {}s, the deploy's --timeout; {what}",
+            timeout.as_secs()
+        ),
+        "if it was only slow, raise --timeout; otherwise see the progress and pod events above for what it waits for",
+    )
 }
 
 /// Waits until every object is steady, or the first failure, or `timeout`.
@@ -555,12 +767,12 @@ pub async fn wait(
     let mut namespaces: BTreeSet<String> = BTreeSet::new();
     let mut names = BTreeSet::new();
     for o in objects {
-        if let (Some(ns), Some(sel)) = (&o.namespace, pod_selector(o)) {
+        if let (Some(ns), Some(watch)) = (&o.namespace, pod_watch(o)) {
             diagnostics.push(
                 watch_pods(
                     client.clone(),
                     ns.clone(),
-                    sel,
+                    watch,
                     progress.clone(),
                     tracked.clone(),
                 )
@@ -571,7 +783,7 @@ pub async fn wait(
         // account may list and watch them there).
         let workload = matches!(
             o.manifest.kind.as_str(),
-            "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "Pod"
+            "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "Pod" | "PersistentVolumeClaim"
         );
         if let (Some(ns), true) = (&o.namespace, workload) {
             namespaces.insert(ns.clone());
@@ -594,6 +806,8 @@ pub async fn wait(
             .boxed(),
         );
     }
+    let waiting: Waiting = Arc::default();
+    let waiting = &waiting;
     let checks = objects
         .iter()
         .filter_map(|o| {
@@ -604,6 +818,7 @@ pub async fn wait(
                     Api::<Deployment>::namespaced(c, &ns),
                     o,
                     progress,
+                    waiting,
                     deployment,
                 )
                 .boxed(),
@@ -611,6 +826,7 @@ pub async fn wait(
                     Api::<StatefulSet>::namespaced(c, &ns),
                     o,
                     progress,
+                    waiting,
                     stateful_set,
                 )
                 .boxed(),
@@ -618,25 +834,50 @@ pub async fn wait(
                     Api::<DaemonSet>::namespaced(c, &ns),
                     o,
                     progress,
+                    waiting,
                     daemon_set,
                 )
                 .boxed(),
-                ("batch", "Job") => {
-                    watch_object(Api::<Job>::namespaced(c, &ns), o, progress, job).boxed()
+                ("batch", "Job") => async move {
+                    let r = watch_object(
+                        Api::<Job>::namespaced(c.clone(), &ns),
+                        o,
+                        progress,
+                        waiting,
+                        job,
+                    )
+                    .await;
+                    with_pod_detail(r, &c, &ns, &format!("job-name={}", o.manifest.name)).await
                 }
-                ("", "Pod") => {
-                    watch_object(Api::<Pod>::namespaced(c, &ns), o, progress, pod).boxed()
+                .boxed(),
+                ("", "Pod") => async move {
+                    let r = watch_object(
+                        Api::<Pod>::namespaced(c.clone(), &ns),
+                        o,
+                        progress,
+                        waiting,
+                        pod,
+                    )
+                    .await;
+                    with_pod_detail(r, &c, &ns, &format!("metadata.name={}", o.manifest.name)).await
                 }
+                .boxed(),
                 ("", "PersistentVolumeClaim") => watch_object(
                     Api::<PersistentVolumeClaim>::namespaced(c, &ns),
                     o,
                     progress,
+                    waiting,
                     pvc,
                 )
                 .boxed(),
-                ("", "Service") => {
-                    watch_object(Api::<Service>::namespaced(c, &ns), o, progress, service).boxed()
-                }
+                ("", "Service") => watch_object(
+                    Api::<Service>::namespaced(c, &ns),
+                    o,
+                    progress,
+                    waiting,
+                    service,
+                )
+                .boxed(),
                 _ => return None,
             };
             Some(f)
@@ -649,20 +890,56 @@ pub async fn wait(
         }
         future::select_all(diagnostics).await.0
     };
+    let window = objects.iter().any(available_at_start);
     let run = async {
+        tokio::pin!(failing);
         tokio::select! {
-            r = all => r.map(|_| ()),
-            p = failing => Err(p),
+            r = all => r?,
+            p = &mut failing => return Err(p),
+        };
+        if window {
+            progress.emit(
+                "progress",
+                format!(
+                    "watching the pods for {}s: a workload without a readiness probe or minReadySeconds counts as available as soon as its process starts",
+                    STARTUP_WINDOW.as_secs()
+                ),
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(STARTUP_WINDOW) => {}
+                p = &mut failing => return Err(p),
+            }
         }
+        Ok(())
     };
     match tokio::time::timeout(timeout, run).await {
         Ok(r) => r,
-        Err(_) => Err(Problem::general().with(
-            "TIMEOUT",
-            format!("not steady within {}s (the deploy's --timeout)", timeout.as_secs()),
-            "see the last progress lines for what was still waiting; raise --timeout if it was only slow",
-        )),
+        Err(_) => Err(timed_out(objects, timeout, &waiting.lock().unwrap())),
     }
+}
+
+/// How long the pods of a workload that Kubernetes calls available the
+/// moment its container starts are still watched for a crash.
+const STARTUP_WINDOW: Duration = Duration::from_secs(5);
+
+/// A long-running workload whose pods count as available as soon as their
+/// containers start: no readiness probe on any container and no
+/// `minReadySeconds`. A container that exits at once is then "available"
+/// for an instant (as `kubectl rollout status` would say), so the deploy
+/// keeps watching its pods for [`STARTUP_WINDOW`] before calling it steady.
+fn available_at_start(o: &Resolved) -> bool {
+    let spec = &o.manifest.object["spec"];
+    let pod_spec = match o.manifest.kind.as_str() {
+        "Deployment" | "StatefulSet" | "DaemonSet" => &spec["template"]["spec"],
+        "Pod" => spec,
+        _ => return false,
+    };
+    if spec["minReadySeconds"].as_u64().unwrap_or(0) > 0 {
+        return false;
+    }
+    pod_spec["containers"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().all(|c| c["readinessProbe"].is_null()))
 }
 
 #[cfg(test)]
@@ -705,6 +982,23 @@ mod tests {
             )),
             Verdict::Failed("PROGRESS_DEADLINE_EXCEEDED", _, _)
         ));
+    }
+
+    #[test]
+    fn pods_of_an_older_template_are_told_apart() {
+        let template = json!({"spec": {"containers": [{"name": "c", "image": "app:2", "args": ["b"], "resources": {"limits": {"cpu": "0.5"}}}]}});
+        let pod = |image: &str, args: &[&str]| -> Pod {
+            serde_json::from_value(json!({"spec": {"containers": [{
+                "name": "c", "image": image, "args": args,
+                "imagePullPolicy": "IfNotPresent", "terminationMessagePath": "/dev/termination-log",
+                "resources": {"limits": {"cpu": "500m"}}
+            }]}}))
+            .unwrap()
+        };
+        assert!(runs_template(&pod("app:2", &["b"]), &template));
+        assert!(!runs_template(&pod("app:1", &["b"]), &template));
+        assert!(!runs_template(&pod("app:2", &["a"]), &template));
+        assert!(!runs_template(&pod("app:2", &["b", "c"]), &template));
     }
 
     #[test]

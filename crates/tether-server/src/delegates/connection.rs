@@ -151,7 +151,13 @@ async fn session(broker: Arc<Broker>, token: DelegateTokenRecord, socket: WebSoc
     let connection_id = random_id();
     let record = match broker
         .store
-        .register_delegate(&token, &registration, &broker.manager_id, &connection_id)
+        .register_delegate_within(
+            &token,
+            &registration,
+            &broker.manager_id,
+            &connection_id,
+            broker.config.max_delegates_per_token,
+        )
         .await
     {
         Ok(r) => r,

@@ -54,6 +54,9 @@ pub struct BrokerConfig {
     /// A delegate not seen this long (disconnected, holding no task) is
     /// removed, and its name is free again.
     pub delegate_expiry: Duration,
+    /// How many delegates (names) one delegate token may register; a new
+    /// name past that is refused with what to do.
+    pub max_delegates_per_token: u32,
 }
 
 impl Default for BrokerConfig {
@@ -64,6 +67,7 @@ impl Default for BrokerConfig {
             max_attempts: 3,
             reconnect_grace: Duration::from_secs(5),
             delegate_expiry: Duration::from_secs(7 * 24 * 3600),
+            max_delegates_per_token: 1000,
         }
     }
 }

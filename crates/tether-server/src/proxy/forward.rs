@@ -534,7 +534,7 @@ fn respond(
         };
         let upstream = hyper::upgrade::on(&mut answer);
         let (parts, _) = answer.into_parts();
-        tokio::spawn(splice(client, upstream, open, audit));
+        tokio::spawn(super::splice::splice(client, upstream, open, audit));
         return Ok(Response::from_parts(parts, Body::empty()));
     }
     let (mut parts, incoming) = answer.into_parts();
@@ -550,34 +550,6 @@ fn respond(
         _open: Some(open),
     };
     Ok(Response::from_parts(parts, Body::new(body)))
-}
-
-/// Copies both ways between the client's and the cluster's upgraded
-/// connections until either side closes or the token is revoked.
-async fn splice(
-    client: hyper::upgrade::OnUpgrade,
-    upstream: hyper::upgrade::OnUpgrade,
-    open: OwnedStreamGuard,
-    audit: AuditGuard,
-) {
-    let (c, u) = tokio::join!(client, upstream);
-    let (mut c, mut u) = match (c, u) {
-        (Ok(c), Ok(u)) => (TokioIo::new(c), TokioIo::new(u)),
-        (Err(e), _) | (_, Err(e)) => {
-            audit.fail(format!("the upgrade failed: {e}"));
-            return;
-        }
-    };
-    tokio::select! {
-        r = tokio::io::copy_bidirectional(&mut c, &mut u) => match r {
-            Ok((to_cluster, to_client)) => {
-                audit.counters.bytes_in.store(to_cluster, std::sync::atomic::Ordering::Relaxed);
-                audit.counters.bytes_out.store(to_client, std::sync::atomic::Ordering::Relaxed);
-            }
-            Err(e) => audit.fail(format!("the session ended with an error: {e}")),
-        },
-        _ = open.cancel.cancelled() => audit.fail("ended: the caller's token was revoked or expired"),
-    }
 }
 
 #[cfg(test)]

@@ -4,12 +4,14 @@
 //! - `tunnels`: the delegates' tunnels (`/api/v1/delegates/tunnel`).
 //! - `streams`: open streams by token, ended when the token is revoked.
 //! - `body`: streamed, counted, cancellable bodies.
+//! - `splice`: upgraded sessions (exec, attach, port-forward), counted.
 //! - `audit`: what each request's audit entry says.
 //! - `status`: failures as Kubernetes `Status` objects.
 
 pub mod audit;
 mod body;
 pub mod forward;
+mod splice;
 pub mod status;
 pub mod streams;
 pub mod tunnels;

@@ -108,17 +108,21 @@ pub async fn start_agent(manager: &Manager, api: &Api, name: &str, tags: &str) -
     let token_file = manager.data_dir.with_extension(format!("{name}.token"));
     std::fs::write(&token_file, token)?;
     let log = std::fs::File::create(manager.data_dir.with_extension(format!("{name}.log")))?;
-    let child = Command::new(bin())
-        .args([
-            "delegate",
-            "run",
-            "--manager",
-            &manager.url,
-            "--name",
-            name,
-            "--tags",
-            tags,
-        ])
+    let mut command = Command::new(bin());
+    command.args([
+        "delegate",
+        "run",
+        "--manager",
+        &manager.url,
+        "--name",
+        name,
+        "--tags",
+        tags,
+    ]);
+    if let Some(ca) = &manager.ca_file {
+        command.arg("--ca-file").arg(ca);
+    }
+    let child = command
         .env("TETHER_DELEGATE_TOKEN_FILE", &token_file)
         .env_remove("TETHER_DELEGATE_TOKEN")
         .env_remove("TETHER_LOG")

@@ -5,6 +5,7 @@
 //!   cargo bench -p tether --bench delegates                   # everything
 //!   cargo bench -p tether --bench delegates -- fleet          # 1 + 2 only
 //!   cargo bench -p tether --bench delegates -- dispatch agent connection-test
+//!   cargo bench -p tether --bench delegates -- proxy
 //!
 //! - `fleet`: N simulated delegates (TETHER_BENCH_DELEGATES, default 10000)
 //!   speaking the real protocol over one WebSocket each against a real
@@ -25,6 +26,11 @@
 //!   then tests per second through one delegate. Uses the control plane named by
 //!   TETHER_TEST_KUBE_DIR (`scripts/kube-testenv up`) or starts one.
 //!
+//! - `proxy`: the Kubernetes API through the manager (HTTPS) and a real
+//!   delegate against the API server directly, interleaved: GET latency, a
+//!   large list and a port-forward download, RSS with 1,000 watches open
+//!   (TETHER_BENCH_WATCHES) and a watch event's extra delay (see proxy.rs).
+//!
 //! Also: TETHER_BENCH_BATCH (500) delegates are started at a time while the
 //! fleet fills; TETHER_BENCH_KEEP=1 keeps the fleet's data directory and the
 //! manager's log; TETHER_BENCH_MANAGER_LOG sets the managers' TETHER_LOG.
@@ -40,6 +46,7 @@ mod dispatch;
 mod failover;
 mod fleet;
 mod manager;
+mod proxy;
 mod sim;
 
 use std::time::Duration;
@@ -90,6 +97,13 @@ fn main() -> Result<()> {
                 heartbeat: env_duration("TETHER_BENCH_HEARTBEAT", "15s"),
                 window: env_duration("TETHER_BENCH_WINDOW", "60s"),
                 tokens: 10,
+            })
+            .await?;
+        }
+        if want("proxy") {
+            proxy::run(proxy::Params {
+                requests: env_or("TETHER_BENCH_PROXY_REQUESTS", 1000),
+                watches: env_or("TETHER_BENCH_WATCHES", 1000),
             })
             .await?;
         }

@@ -16,6 +16,8 @@ pub struct Manager {
     pub admin_token: String,
     pub data_dir: PathBuf,
     pub log_file: PathBuf,
+    /// The CA a delegate must trust when the manager serves https.
+    pub ca_file: Option<PathBuf>,
     child: Child,
 }
 
@@ -84,6 +86,7 @@ impl Manager {
             admin_token,
             data_dir: data_dir.to_path_buf(),
             log_file,
+            ca_file: None,
             child,
         })
     }
@@ -105,11 +108,14 @@ impl Manager {
     }
 
     pub fn api(&self) -> Api {
+        let mut http = reqwest::Client::builder().pool_max_idle_per_host(32);
+        if let Some(ca) = &self.ca_file {
+            let pem = std::fs::read(ca).expect("the manager's CA file");
+            http =
+                http.add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("a PEM CA"));
+        }
         Api {
-            http: reqwest::Client::builder()
-                .pool_max_idle_per_host(32)
-                .build()
-                .expect("http client"),
+            http: http.build().expect("http client"),
             base: self.url.clone(),
             token: self.admin_token.clone(),
         }

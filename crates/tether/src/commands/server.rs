@@ -1,6 +1,8 @@
 //! `tether server`: open the store, make sure there is a key and an admin token,
 //! serve the API until SIGINT/SIGTERM. `tether server rotate-key` re-encrypts
-//! every secret under a new key-encryption key.
+//! every secret under a new key-encryption key. `tether server admin-token`
+//! creates a new account admin token on the manager host, for an operator who
+//! lost every admin token.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -39,6 +41,10 @@ pub struct ServerArgs {
     /// removed from the list, and its name is free for another token.
     #[arg(long, env = "TETHER_DELEGATE_EXPIRY", default_value = "7d", value_parser = humantime::parse_duration)]
     delegate_expiry: std::time::Duration,
+    /// How many delegates one delegate token may register (each --name is
+    /// one); a new delegate past that is refused and told what to do.
+    #[arg(long, env = "TETHER_MAX_DELEGATES_PER_TOKEN", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    max_delegates_per_token: u32,
     #[command(flatten)]
     tests: super::connection_test::TestArgs,
     /// The http(s):// URL at which other managers sharing this database reach this
@@ -78,6 +84,20 @@ struct StoreArgs {
 enum ServerAction {
     /// Re-encrypt every secret under a new key-encryption key.
     RotateKey(RotateKeyArgs),
+    /// Create a new account admin API token (printed once, stored hashed),
+    /// for an operator who lost every admin token. Run it on the manager host
+    /// with the server's --data-dir / --database-url / --kek-file: only whoever
+    /// holds the database and its key can.
+    AdminToken(AdminTokenArgs),
+}
+
+#[derive(Debug, Args)]
+struct AdminTokenArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The new token's name (shown in `tether token list`).
+    #[arg(long, default_value = "recovery admin")]
+    name: String,
 }
 
 #[derive(Debug, Args)]
@@ -117,8 +137,10 @@ async fn open_store(args: &StoreArgs) -> Result<(Store, KekOrigin)> {
 }
 
 pub async fn run(args: ServerArgs) -> Result<ExitCode> {
-    if let Some(ServerAction::RotateKey(r)) = args.action {
-        return rotate_key(r).await;
+    match args.action {
+        Some(ServerAction::RotateKey(r)) => return rotate_key(r).await,
+        Some(ServerAction::AdminToken(a)) => return admin_token(a).await,
+        None => {}
     }
     init_logging();
     let (store, _) = open_store(&args.store).await?;
@@ -154,6 +176,7 @@ pub async fn run(args: ServerArgs) -> Result<ExitCode> {
             heartbeat_timeout: args.delegate_timeout.max(args.delegate_heartbeat * 2),
             reconnect_grace: args.delegate_reconnect_grace,
             delegate_expiry: args.delegate_expiry,
+            max_delegates_per_token: args.max_delegates_per_token,
             ..Default::default()
         },
     );
@@ -219,6 +242,46 @@ async fn rotate_key(args: RotateKeyArgs) -> Result<ExitCode> {
             );
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn admin_token(args: AdminTokenArgs) -> Result<ExitCode> {
+    let store_args = &args.store;
+    // A recovery opens what exists; it never creates a database or a key.
+    let db = store_args.data_dir.join(tether_store::SQLITE_FILE_NAME);
+    if store_args.database_url.is_none() && !db.exists() {
+        anyhow::bail!(
+            "there is no tether database at {}: run this on the manager host with the server's --data-dir (or --database-url for PostgreSQL)",
+            db.display()
+        );
+    }
+    let kek_in_env = std::env::var(KEK_ENV).is_ok_and(|v| !v.trim().is_empty());
+    let kek_in_dir = store_args.data_dir.join(tether_store::KEK_FILE_NAME);
+    if store_args.kek_file.is_none() && !kek_in_env && !kek_in_dir.exists() {
+        anyhow::bail!(
+            "no key-encryption key: neither --kek-file, ${KEK_ENV} nor {} is there. Give the server's key the way the server gets it",
+            kek_in_dir.display()
+        );
+    }
+    let (store, _) = open_store(store_args).await?;
+    let (record, token) = store
+        .create_token(
+            &args.name,
+            &tether_domain::scope::Scope::Account,
+            tether_store::Role::Admin,
+        )
+        .await?;
+    store.close().await;
+    // Printed once, to the terminal only; the database keeps its hash.
+    println!(
+        "New account admin API token '{}' (id {}; shown once, not stored):\n  {}",
+        record.name,
+        record.id,
+        token.expose()
+    );
+    eprintln!(
+        "Sign in with it (`tether login`), then revoke tokens you no longer trust with `tether token revoke ID`."
+    );
     Ok(ExitCode::SUCCESS)
 }
 

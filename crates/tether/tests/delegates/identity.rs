@@ -94,3 +94,43 @@ async fn registrations_are_bounded_and_unseen_delegates_expire() {
     let (_, list) = api.get(&format!("{PROJECT_A}/delegates")).await;
     assert_eq!(list, serde_json::json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delegate_token_registers_at_most_the_configured_number_of_delegates() {
+    let mut flags = FAST.to_vec();
+    flags.extend(["--max-delegates-per-token", "2"]);
+    let server = TetherServer::start(bin(), &flags).unwrap();
+    seed_projects(&server);
+    let api = Api::new(&server);
+    let (_, token) = api.delegate_token(PROJECT_A, "small").await;
+    let (_, other) = api.delegate_token(PROJECT_A, "other").await;
+    let mut first = Delegate::spawn(&server.url, &token, "d-1", &[]);
+    api.connected(PROJECT_A, "d-1", 0).await;
+    let _second = Delegate::spawn(&server.url, &token, "d-2", &[]);
+    api.connected(PROJECT_A, "d-2", 0).await;
+
+    // A third name with the same token: refused, and told why and what to do.
+    let mut third = Delegate::spawn(&server.url, &token, "d-3", &[]);
+    assert!(!third.exit().await.success(), "{}", third.log());
+    let log = third.log();
+    assert!(
+        log.contains("the delegate token 'small'")
+            && log.contains("already has 2 delegates")
+            && log.contains("--max-delegates-per-token 2")
+            && log.contains("tether delegate token create"),
+        "{log}"
+    );
+    assert!(!log.contains(&token), "no token value in: {log}");
+    let (s, _) = api.get(&format!("{PROJECT_A}/delegates/d-3")).await;
+    assert_eq!(s.as_u16(), 404, "the refused delegate is not listed");
+
+    // A name the token already has reconnects; another token has room of its own.
+    first.signal("KILL");
+    first.exit().await;
+    api.disconnected(PROJECT_A, "d-1").await;
+    let since = now_ms();
+    let _again = Delegate::spawn(&server.url, &token, "d-1", &[]);
+    api.connected(PROJECT_A, "d-1", since).await;
+    let _elsewhere = Delegate::spawn(&server.url, &other, "d-3", &[]);
+    api.connected(PROJECT_A, "d-3", 0).await;
+}

@@ -1,0 +1,544 @@
+//! The benchmark of the Kubernetes proxy (issue 12): requests through a real
+//! `tether server` (HTTPS) and a real `tether delegate run` against the same
+//! requests sent directly to the API server, interleaved in one run:
+//! - GET latency (p50, p99) and the added latency;
+//! - throughput of a large list, and of a port-forward download (kubectl
+//!   1.33, or the newest on this machine), through the proxy vs direct;
+//! - 1,000 watches open through one delegate: RSS of the manager and the
+//!   delegate, and the extra delay of a watch event against a direct watch.
+//!
+//! Uses the cluster named by TETHER_TEST_KUBE_DIR (or starts one); the
+//! port-forward needs its node. TETHER_BENCH_WATCHES changes the 1,000.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use serde_json::{json, Value};
+use tether_testenv::{bind_cluster_role, service_account_token, KubeEnv, TestCa};
+
+use crate::dispatch::start_agent;
+use crate::manager::{memory_kib, mib, percentile, sorted, Manager};
+
+pub struct Params {
+    pub requests: usize,
+    pub watches: usize,
+}
+
+/// One side of the comparison: a base URL and a client that trusts it.
+struct Side {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Side {
+    fn new(base: &str, ca_pem: &str, token: &str, max_idle: usize) -> Result<Side> {
+        Ok(Side {
+            http: reqwest::Client::builder()
+                .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes())?)
+                .http1_only()
+                .pool_max_idle_per_host(max_idle)
+                .build()?,
+            base: base.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+        })
+    }
+
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+
+    /// GETs `path`, reads the whole body; its length.
+    async fn fetch(&self, path: &str) -> Result<usize> {
+        let mut r = self.get(path).send().await?;
+        ensure!(r.status() == 200, "GET {path}: {}", r.status());
+        let mut n = 0;
+        while let Some(chunk) = r.chunk().await? {
+            n += chunk.len();
+        }
+        Ok(n)
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+pub async fn run(p: Params) -> Result<()> {
+    println!("\n## Kubernetes proxy: through manager (HTTPS) + one real delegate vs. direct to the API server");
+    let env = KubeEnv::get();
+    let admin = env.admin_client().await;
+    let ns = env.namespace("bench-proxy").await;
+    let sa_token = service_account_token(&admin, &ns, "proxy-sa").await?;
+    bind_cluster_role(&admin, &ns, "proxy-sa", "cluster-admin").await?;
+
+    let tmp = tempfile::tempdir()?;
+    let ca = TestCa::new("tether-bench-ca");
+    let (chain, key) = ca.server_pem();
+    let ca_file = tmp.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.pem)?;
+    std::fs::write(tmp.path().join("chain.pem"), chain)?;
+    std::fs::write(tmp.path().join("key.pem"), key)?;
+    let cert_arg = tmp.path().join("chain.pem").display().to_string();
+    let key_arg = tmp.path().join("key.pem").display().to_string();
+    let mut manager = Manager::start(
+        &tmp.path().join("data"),
+        0,
+        &[
+            "--tls-cert-file",
+            &cert_arg,
+            "--tls-key-file",
+            &key_arg,
+            "--retest-interval",
+            "0",
+            "--test-on-change=false",
+        ],
+    )?;
+    manager.ca_file = Some(ca_file.clone());
+    let api = manager.api();
+    api.post(
+        "/api/v1/secrets",
+        &json!({"name": "proxy_sa", "identifier": "proxy_sa", "value": sa_token}),
+    )
+    .await?;
+    api.post(
+        "/api/v1/secrets",
+        &json!({"name": "proxy_ca", "identifier": "proxy_ca", "value": env.ca_pem}),
+    )
+    .await?;
+    api.post(
+        "/api/v1/connectors",
+        &json!({"connector": {
+            "name": "bench proxy",
+            "identifier": "bench_proxy",
+            "type": "K8sCluster",
+            "spec": {
+                "delegateSelectors": ["proxy-bench"],
+                "credential": {"type": "ManualConfig", "spec": {
+                    "masterUrl": env.url,
+                    "auth": {"type": "ServiceAccount", "spec": {
+                        "serviceAccountTokenRef": "proxy_sa",
+                        "caCertRef": "proxy_ca"
+                    }}
+                }}
+            }
+        }}),
+    )
+    .await?;
+    let token = api
+        .post(
+            "/api/v1/tokens",
+            &json!({"name": "bench", "role": "viewer", "kubeAccess": true}),
+        )
+        .await?["value"]
+        .as_str()
+        .context("token value")?
+        .to_string();
+    let agent = start_agent(&manager, &api, "proxy-agent", "proxy-bench").await?;
+    let base = format!("{}/k8s/connectors/bench_proxy", manager.url);
+    // The tunnel opens right after registration: wait for the first answer.
+    let proxied = Side::new(&base, &ca.pem, &token, 64)?;
+    let direct = Side::new(&env.url, &env.ca_pem, &sa_token, 64)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while proxied.fetch("/version").await.is_err() {
+        ensure!(
+            Instant::now() < deadline,
+            "no answer through the proxy within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    latency(&proxied, &direct, &ns, p.requests).await?;
+    bulk_list(&admin, &proxied, &direct, &ns).await?;
+    if env.node.is_some() {
+        port_forward(env, &manager, &token, &ns, tmp.path()).await?;
+    } else {
+        println!("port-forward: skipped (the cluster has no node)");
+    }
+    watches(
+        &manager,
+        agent.child.id(),
+        &proxied,
+        &direct,
+        &ns,
+        p.watches,
+    )
+    .await?;
+    Ok(())
+}
+
+async fn latency(proxied: &Side, direct: &Side, ns: &str, n: usize) -> Result<()> {
+    let path = format!("/api/v1/namespaces/{ns}");
+    for _ in 0..50 {
+        proxied.fetch(&path).await?;
+        direct.fetch(&path).await?;
+    }
+    let (mut through, mut straight) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        let t = Instant::now();
+        proxied.fetch(&path).await?;
+        through.push(ms(t.elapsed()));
+        let t = Instant::now();
+        direct.fetch(&path).await?;
+        straight.push(ms(t.elapsed()));
+    }
+    let (through, straight) = (sorted(through), sorted(straight));
+    let (p50, p99) = (percentile(&through, 0.5), percentile(&through, 0.99));
+    let (d50, d99) = (percentile(&straight, 0.5), percentile(&straight, 0.99));
+    println!(
+        "GET {path} x{n} (keep-alive, interleaved): proxy p50 {p50:.2} ms p99 {p99:.2} ms; direct p50 {d50:.2} ms p99 {d99:.2} ms; added p50 {:.2} ms p99 {:.2} ms; ratio p50 {:.2}x",
+        p50 - d50,
+        p99 - d99,
+        p50 / d50
+    );
+    Ok(())
+}
+
+async fn bulk_list(admin: &kube::Client, proxied: &Side, direct: &Side, ns: &str) -> Result<()> {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let api: kube::Api<ConfigMap> = kube::Api::namespaced(admin.clone(), ns);
+    let blob = "x".repeat(100_000);
+    for i in 0..200 {
+        let cm = ConfigMap {
+            metadata: kube::api::ObjectMeta {
+                name: Some(format!("bulk-{i}")),
+                ..Default::default()
+            },
+            data: Some([("blob".to_string(), blob.clone())].into()),
+            ..Default::default()
+        };
+        api.create(&Default::default(), &cm).await?;
+    }
+    let path = format!("/api/v1/namespaces/{ns}/configmaps");
+    let size = direct.fetch(&path).await?;
+    proxied.fetch(&path).await?;
+    let (mut through, mut straight) = (Duration::ZERO, Duration::ZERO);
+    let rounds = 10;
+    for _ in 0..rounds {
+        let t = Instant::now();
+        ensure!(
+            proxied.fetch(&path).await? == size,
+            "the list through the proxy differs in size"
+        );
+        through += t.elapsed();
+        let t = Instant::now();
+        direct.fetch(&path).await?;
+        straight += t.elapsed();
+    }
+    let mbs = |d: Duration| (size * rounds) as f64 / d.as_secs_f64() / 1e6;
+    println!(
+        "list of 200 ConfigMaps ({:.1} MB) x{rounds}: proxy {:.0} MB/s, direct {:.0} MB/s: {:.0}% of direct",
+        size as f64 / 1e6,
+        mbs(through),
+        mbs(straight),
+        100.0 * mbs(through) / mbs(straight)
+    );
+    Ok(())
+}
+
+/// A running `kubectl port-forward`, killed when dropped.
+struct PortForward(Child, u16);
+
+impl PortForward {
+    fn start(kubectl: &Path, kubeconfig: &Path, ns: &str) -> Result<PortForward> {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(kubectl)
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["port-forward", "-n", ns, "pod/srv", ":8080"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let out = child.stdout.take().context("stdout")?;
+        for l in BufReader::new(out).lines() {
+            let l = l?;
+            if let Some(port) = l
+                .strip_prefix("Forwarding from 127.0.0.1:")
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|p| p.parse().ok())
+            {
+                return Ok(PortForward(child, port));
+            }
+        }
+        let _ = child.kill();
+        bail!("kubectl port-forward never said where it listens")
+    }
+}
+
+impl Drop for PortForward {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn newest_kubectl(env: &KubeEnv) -> PathBuf {
+    (27..=40)
+        .rev()
+        .map(|m| PathBuf::from(format!("/usr/lib/google-cloud-sdk/bin/kubectl.1.{m}")))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| env.bin_dir.join("kubectl"))
+}
+
+async fn port_forward(
+    env: &KubeEnv,
+    manager: &Manager,
+    token: &str,
+    ns: &str,
+    dir: &Path,
+) -> Result<()> {
+    use base64::Engine as _;
+    let node = env.node();
+    let pod = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: srv, namespace: {ns}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: srv
+    image: {}
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "mkdir -p /www && head -c 200000000 /dev/zero > /www/big && touch /tmp/ready && exec httpd -f -p 8080 -h /www"]
+    readinessProbe:
+      exec: {{command: ["test", "-f", "/tmp/ready"]}}
+      periodSeconds: 1
+"#,
+        node.busybox_image
+    );
+    let mut apply = env
+        .kubectl()
+        .args(["apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()?;
+    {
+        use std::io::Write;
+        apply
+            .stdin
+            .take()
+            .context("stdin")?
+            .write_all(pod.as_bytes())?;
+    }
+    ensure!(apply.wait()?.success(), "kubectl apply of the pod failed");
+    let ready = env
+        .kubectl()
+        .args([
+            "wait",
+            "-n",
+            ns,
+            "--for=condition=Ready",
+            "--timeout=180s",
+            "pod/srv",
+        ])
+        .stdout(Stdio::null())
+        .status()?;
+    ensure!(ready.success(), "the port-forward pod is not Ready");
+
+    let kubeconfig = dir.join("proxy.kubeconfig");
+    let ca = base64::engine::general_purpose::STANDARD.encode(std::fs::read(
+        manager.ca_file.as_ref().context("the manager's CA")?,
+    )?);
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster:\n    server: {}/k8s/connectors/bench_proxy\n    certificate-authority-data: {ca}\nusers:\n- name: t\n  user:\n    token: {token}\ncontexts:\n- name: t\n  context: {{cluster: t, user: t}}\ncurrent-context: t\n",
+            manager.url
+        ),
+    )?;
+    let kubectl = newest_kubectl(env);
+    let http = reqwest::Client::new();
+    let download = |port: u16| {
+        let http = http.clone();
+        async move {
+            let t = Instant::now();
+            let mut r = http
+                .get(format!("http://127.0.0.1:{port}/big"))
+                .send()
+                .await?;
+            let mut n = 0usize;
+            while let Some(c) = r.chunk().await? {
+                n += c.len();
+            }
+            ensure!(n == 200_000_000, "downloaded {n} bytes");
+            anyhow::Ok(t.elapsed())
+        }
+    };
+    let through_pf = PortForward::start(&kubectl, &kubeconfig, ns)?;
+    let direct_pf = PortForward::start(&kubectl, &env.kubeconfig, ns)?;
+    download(through_pf.1).await?;
+    download(direct_pf.1).await?;
+    let (mut through, mut straight) = (Duration::ZERO, Duration::ZERO);
+    let rounds = 3;
+    for _ in 0..rounds {
+        through += download(through_pf.1).await?;
+        straight += download(direct_pf.1).await?;
+    }
+    let mbs = |d: Duration| 200.0 * rounds as f64 / d.as_secs_f64();
+    println!(
+        "port-forward download of 200 MB x{rounds} ({}): proxy {:.0} MB/s, direct {:.0} MB/s: {:.0}% of direct",
+        kubectl.file_name().unwrap_or_default().to_string_lossy(),
+        mbs(through),
+        mbs(straight),
+        100.0 * mbs(through) / mbs(straight)
+    );
+    Ok(())
+}
+
+/// Reads one watch stream; sends (event name, arrival) for each line.
+fn follow(
+    side: &Side,
+    path: String,
+    tx: tokio::sync::mpsc::UnboundedSender<(usize, String, Instant)>,
+    who: usize,
+    opened: tokio::sync::mpsc::Sender<()>,
+) {
+    let req = side.get(&path);
+    tokio::spawn(async move {
+        let Ok(mut r) = req.send().await else { return };
+        if r.status() != 200 {
+            return;
+        }
+        let _ = opened.send(()).await;
+        let mut buf = Vec::new();
+        while let Ok(Some(c)) = r.chunk().await {
+            let now = Instant::now();
+            buf.extend_from_slice(&c);
+            while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=nl).collect();
+                if let Ok(v) = serde_json::from_slice::<Value>(&line) {
+                    if let Some(n) = v["object"]["metadata"]["name"].as_str() {
+                        let _ = tx.send((who, n.to_string(), now));
+                    }
+                }
+            }
+        }
+    });
+}
+
+async fn watches(
+    manager: &Manager,
+    delegate_pid: u32,
+    proxied: &Side,
+    direct: &Side,
+    ns: &str,
+    n: usize,
+) -> Result<()> {
+    let (m0, d0) = (memory_kib(manager.pid())?.0, memory_kib(delegate_pid)?.0);
+    let list: Value = proxied
+        .get(&format!("/api/v1/namespaces/{ns}/configmaps?limit=1"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .context("resourceVersion")?
+        .to_string();
+    let path = format!(
+        "/api/v1/namespaces/{ns}/configmaps?watch=true&resourceVersion={rv}&labelSelector=ev%3Dyes"
+    );
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (open_tx, mut open_rx) = tokio::sync::mpsc::channel(n + 1);
+    let many = Side {
+        http: reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(
+                manager.ca_file.as_ref().context("CA")?,
+            )?)?)
+            .http1_only()
+            .pool_max_idle_per_host(n)
+            .build()?,
+        base: proxied.base.clone(),
+        token: proxied.token.clone(),
+    };
+    let t = Instant::now();
+    follow(direct, path.clone(), tx.clone(), 0, open_tx.clone());
+    for i in 1..=n {
+        follow(&many, path.clone(), tx.clone(), i, open_tx.clone());
+    }
+    for k in 0..=n {
+        tokio::time::timeout(Duration::from_secs(120), open_rx.recv())
+            .await
+            .with_context(|| format!("only {k} of {} watches opened within 120 s", n + 1))?;
+    }
+    println!(
+        "{n} watches through one delegate opened in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (m1, d1) = (memory_kib(manager.pid())?.0, memory_kib(delegate_pid)?.0);
+    println!(
+        "RSS with {n} open watches: manager {:.1} MiB (idle {:.1}), delegate {:.1} MiB (idle {:.1})",
+        mib(m1),
+        mib(m0),
+        mib(d1),
+        mib(d0)
+    );
+
+    // Events: each reaches the direct watch and every proxied one.
+    let admin = crate::manager::Api {
+        http: direct.http.clone(),
+        base: direct.base.clone(),
+        token: direct.token.clone(),
+    };
+    let events = 10;
+    let mut extra = Vec::new();
+    for e in 0..events {
+        let name = format!("ev-{e}");
+        admin
+            .post(
+                &format!("/api/v1/namespaces/{ns}/configmaps"),
+                &json!({"metadata": {"name": name, "labels": {"ev": "yes"}}}),
+            )
+            .await?;
+        let mut direct_at = None;
+        let mut proxied_at = Vec::with_capacity(n);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while direct_at.is_none() || proxied_at.len() < n {
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .context("an event did not reach every watch within 60 s")?;
+            let Ok(Some((who, got, at))) = tokio::time::timeout(left, rx.recv()).await else {
+                bail!(
+                    "event {name} reached {} of {n} proxied watches",
+                    proxied_at.len()
+                );
+            };
+            if got != name {
+                continue;
+            }
+            if who == 0 {
+                direct_at = Some(at);
+            } else {
+                proxied_at.push(at);
+            }
+        }
+        let d = direct_at.unwrap();
+        extra.extend(
+            proxied_at
+                .iter()
+                .map(|p| if *p >= d { ms(*p - d) } else { -ms(d - *p) }),
+        );
+    }
+    let extra = sorted(extra);
+    println!(
+        "watch event extra delay (proxied arrival - direct arrival, {events} events x {n} watches): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        percentile(&extra, 0.5),
+        percentile(&extra, 0.99),
+        extra.last().copied().unwrap_or(f64::NAN)
+    );
+    let (m2, d2) = (memory_kib(manager.pid())?, memory_kib(delegate_pid)?);
+    println!(
+        "RSS after the events: manager {:.1} MiB (peak {:.1}), delegate {:.1} MiB (peak {:.1})",
+        mib(m2.0),
+        mib(m2.1),
+        mib(d2.0),
+        mib(d2.1)
+    );
+    Ok(())
+}
