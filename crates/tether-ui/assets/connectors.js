@@ -98,6 +98,7 @@
     const showTab = T.tabs($('.tabs'), (key) => {
       if (key === 'history' && !historyLoaded) loadHistory();
       if (key === 'yaml' && yamlText === null) loadYaml();
+      if (key === 'builds') loadBuilds();
       if (key === 'kube') loadAudit();
     });
     for (const b of T.$$('[data-copy]')) {
@@ -231,6 +232,50 @@
             onclick: () => { T.renderReport($('#d-history-report'), Object.assign({ delegateId: h.delegateId, delegateName: h.delegateName }, rep)); $('#d-history-report').scrollIntoView({ block: 'nearest' }); },
           }, 'View report') : null));
       }));
+    }
+
+    // Builds (GET .../builds; a build's log from its task events).
+    async function loadBuilds() {
+      const tbody = $('#d-builds-body');
+      const r = await T.api('GET', path + '/builds');
+      if (!r.ok) {
+        tbody.replaceChildren(el('tr', {}, el('td', { colspan: '7', class: 'muted' }, 'The builds could not be read: ' + r.error.message)));
+        return;
+      }
+      const items = r.data.items || [];
+      if (!items.length) {
+        tbody.replaceChildren(el('tr', {}, el('td', { colspan: '7', class: 'muted' }, 'No build yet. Run one with tether build run --connector ' + id + '.')));
+        return;
+      }
+      tbody.replaceChildren(...items.map((b) => {
+        const status = b.outcome || (b.state === 'failed' ? 'failed' : b.state);
+        return el('tr', {},
+          el('td', {}, T.time(b.createdAt)),
+          el('td', {}, T.badge(status)),
+          el('td', {}, T.duration(b.durationMs)),
+          el('td', {}, b.exitCode === null || b.exitCode === undefined ? el('span', { class: 'muted' }, '—') : String(b.exitCode)),
+          el('td', {}, el('code', {}, b.image || '')),
+          el('td', { class: 'small' }, b.summary ? T.inlineCode(b.summary) : ''),
+          el('td', {}, el('button', { type: 'button', class: 'small', onclick: () => showLog(b.taskId) }, 'View log')));
+      }));
+    }
+    async function showLog(taskId) {
+      const out = $('#d-build-log');
+      out.hidden = false;
+      out.textContent = 'Loading…';
+      // The task's events as Server-Sent Events; a finished task's stream ends.
+      const r = await T.api('GET', '/api/v1/tasks/' + T.enc(taskId) + '/events', { accept: 'text/event-stream', absolute: true });
+      if (!r.ok) { out.textContent = 'The log could not be read: ' + (r.error ? r.error.message : r.status); return; }
+      const lines = [];
+      for (const line of String(r.raw || r.data || '').split('\n')) {
+        if (!line.startsWith('data: ')) continue;
+        try {
+          const e = JSON.parse(line.slice(6));
+          if (e.kind === 'log') lines.push(e.message);
+          else if (e.kind) lines.push('# ' + e.kind + ': ' + e.message);
+        } catch (_) { /* the end event */ }
+      }
+      out.textContent = lines.join('\n');
     }
 
     // Kubernetes API: the mode, and the recent audit entries (GET .../audit, admins only).

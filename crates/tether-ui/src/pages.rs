@@ -990,6 +990,7 @@ pub(crate) async fn connector(
         ("overview", "Overview"),
         ("test", "Connection test"),
         ("history", "History"),
+        ("builds", "Builds"),
         ("kube", "Kubernetes API"),
         ("yaml", "YAML"),
     ];
@@ -1040,6 +1041,19 @@ pub(crate) async fn connector(
                     }
                 }
                 div #d-history-report .report {}
+            }
+            section #panel-builds role="tabpanel" aria-labelledby="tab-builds" .panel hidden {
+                div .table-wrap {
+                    table #d-builds .data {
+                        caption .visually-hidden { "Builds run through this connector" }
+                        thead { tr {
+                            th scope="col" { "Started" } th scope="col" { "Status" } th scope="col" { "Duration" }
+                            th scope="col" { "Exit code" } th scope="col" { "Image" } th scope="col" { "Summary" } th scope="col" { span .visually-hidden { "Log" } }
+                        } }
+                        tbody #d-builds-body { tr { td colspan="7" .muted { "Loading…" } } }
+                    }
+                }
+                pre #d-build-log .build-log hidden {}
             }
             section #panel-kube role="tabpanel" aria-labelledby="tab-kube" .panel hidden {
                 h2 { "Use this cluster from kubectl, helm or any Kubernetes client" }

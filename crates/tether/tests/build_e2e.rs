@@ -312,6 +312,67 @@ async fn builds_run_report_and_always_clean_up() -> Result<()> {
     ensure!(err.contains("the build succeeded"), "{err}");
     nothing_left(&admin, &ns, "success").await?;
 
+    // --- Pre-flight: the account may do nothing in `default`: refused, every
+    // missing rule named, nothing created.
+    let out = s.run(&[
+        "build",
+        "run",
+        "--connector",
+        "cluster",
+        "--namespace",
+        "default",
+        "--image",
+        IMAGE,
+        "--secret-env",
+        "TOKEN=account.build_token",
+        "--",
+        "true",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.code() == Some(125), "{:?}\n{err}", out.status);
+    ensure!(err.contains("MISSING_PERMISSION"), "{err}");
+    for needed in ["pods", "pods/log", "secrets"] {
+        ensure!(
+            err.contains(&format!("resources: [\"{needed}\"]")),
+            "no rule for {needed}:\n{err}"
+        );
+    }
+    nothing_left(&admin, "default", "pre-flight").await?;
+
+    // --- A secret bound to hosts cannot be a build's env: refused before any task.
+    let out = cli(
+        &s.server,
+        &s.server.admin_token,
+        &[
+            "secret",
+            "create",
+            "--name",
+            "bound",
+            "--identifier",
+            "bound",
+            "--allowed-host",
+            "example.com",
+        ],
+        Some("bound-value-123"),
+    );
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, out, err) = s.build(&[
+        "--image",
+        IMAGE,
+        "--secret-env",
+        "B=account.bound",
+        "--",
+        "true",
+    ]);
+    ensure!(
+        code != 0 && err.contains("SECRET_USE_DENIED") && err.contains("secretEnv.B"),
+        "exit {code}\n{out}\n{err}"
+    );
+
     // --- Failure, exiting at once after many lines: every line, in order, and its exit code.
     let (code, out, err) = s.build(&[
         "--image",

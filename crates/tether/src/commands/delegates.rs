@@ -362,6 +362,9 @@ pub enum TaskCommand {
         #[arg(short, long, value_enum, default_value_t)]
         output: OutputFormat,
     },
+    /// Cancel a task: a queued one fails at once, a running one is ended by
+    /// its delegate (a build deletes its objects first).
+    Cancel { id: String },
 }
 
 pub async fn task(cmd: TaskCommand) -> Result<()> {
@@ -377,6 +380,26 @@ pub async fn task(cmd: TaskCommand) -> Result<()> {
                     end["error"].as_str().unwrap_or("see `tether task get`")
                 ),
             }
+        }
+        TaskCommand::Cancel { id } => {
+            let t: Value = client
+                .json(
+                    Method::POST,
+                    &format!("/api/v1/tasks/{id}/cancel"),
+                    None,
+                    &[],
+                )
+                .await?;
+            println!(
+                "task {id}: {}",
+                match t["state"].as_str() {
+                    Some("assigned") =>
+                        "its delegate was asked to cancel it; follow it with `tether task events`",
+                    Some("failed") | Some("succeeded") => "finished",
+                    _ => "cancel requested",
+                }
+            );
+            Ok(())
         }
         TaskCommand::Get { id, output } => {
             let t: Value = client
