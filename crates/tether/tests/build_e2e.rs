@@ -373,18 +373,20 @@ async fn builds_run_report_and_always_clean_up() -> Result<()> {
         "exit {code}\n{out}\n{err}"
     );
 
-    // --- Failure, exiting at once after many lines: every line, in order, and its exit code.
+    // --- Failure, exiting at once after many lines: every line, in order, and
+    // its exit code. More lines than a task may send events (2000): log lines
+    // travel joined, on a byte budget of their own.
     let (code, out, err) = s.build(&[
         "--image",
         IMAGE,
         "--",
         "sh",
         "-c",
-        "for i in $(seq 1 300); do echo line-$i; done; exit 7",
+        "for i in $(seq 1 5000); do echo line-$i; done; exit 7",
     ]);
     ensure!(code == 7, "exit {code}\n{out}\n{err}");
     let lines: Vec<&str> = out.lines().collect();
-    let want: Vec<String> = (1..=300).map(|i| format!("line-{i}")).collect();
+    let want: Vec<String> = (1..=5000).map(|i| format!("line-{i}")).collect();
     ensure!(lines == want, "log lines differ:\n{out}\n{err}");
     ensure!(err.contains("exit code 7"), "{err}");
     nothing_left(&admin, &ns, "failure").await?;

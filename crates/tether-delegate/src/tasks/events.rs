@@ -7,6 +7,12 @@
 //! the same key replace one not yet sent (a rollout reports its latest state,
 //! not every step), and a task emits at most [`MAX_EVENTS_PER_TASK`]; past
 //! that one `truncated` event says so and the rest are dropped.
+//!
+//! Log lines (kind `log`, a build's output) have a budget of their own, in
+//! bytes ([`MAX_LOG_BYTES_PER_TASK`], GitLab's default job log limit), so a
+//! chatty build neither starves the task's other events nor loses its end to
+//! the event count: consecutive lines not yet sent travel as one event of up to
+//! [`LOG_CHUNK`] bytes (lines joined by `\n`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,6 +26,15 @@ use tokio::sync::Notify;
 pub const MAX_EVENTS_PER_TASK: u64 = 2000;
 /// Longest message sent; longer ones are cut.
 const MAX_MESSAGE: usize = 2048;
+/// The kind of a log line.
+pub const LOG: &str = "log";
+/// Log bytes one attempt may send; past them one `truncated` event says so.
+pub const MAX_LOG_BYTES_PER_TASK: usize = 4 << 20;
+/// The most log bytes one event carries (the manager stores up to 4096 a message).
+pub const LOG_CHUNK: usize = 4000;
+/// What a log line costs of the budget at least, so that a trickle of empty
+/// lines, each sent alone, is bounded in events too.
+const MIN_LOG_COST: usize = 64;
 
 #[derive(Default)]
 struct TaskLog {
@@ -29,7 +44,11 @@ struct TaskLog {
     unsent: Vec<(Option<String>, TaskEvent)>,
     /// Sent, not acknowledged.
     unacked: Vec<TaskEvent>,
+    /// Events other than log lines, counted against MAX_EVENTS_PER_TASK.
+    counted: u64,
     truncated: bool,
+    log_bytes: usize,
+    log_truncated: bool,
 }
 
 /// The events of every task this delegate runs, waiting to be sent or acknowledged.
@@ -94,18 +113,48 @@ impl Outbox {
                     return; // coalesced: nothing new to wake for
                 }
             }
-            if log.truncated {
-                return;
-            }
-            let (kind, message, data) = if log.next_seq + 1 >= MAX_EVENTS_PER_TASK {
-                log.truncated = true;
-                (
-                    "truncated".to_string(),
-                    format!("more than {MAX_EVENTS_PER_TASK} events: the rest of this task's events are not recorded; its result is"),
-                    None,
-                )
+            let (kind, message, data) = if kind == LOG && key.is_none() {
+                if log.log_truncated {
+                    return;
+                }
+                let cost = (message.len() + 1).max(MIN_LOG_COST);
+                if log.log_bytes + cost > MAX_LOG_BYTES_PER_TASK {
+                    log.log_truncated = true;
+                    (
+                        "truncated".to_string(),
+                        format!("the log is longer than {} MiB: the rest of it is not recorded; the task goes on and its result is", MAX_LOG_BYTES_PER_TASK >> 20),
+                        None,
+                    )
+                } else {
+                    log.log_bytes += cost;
+                    if let Some((None, last)) = log.unsent.last_mut() {
+                        if last.kind == LOG
+                            && last.data.is_none()
+                            && data.is_none()
+                            && last.message.len() + 1 + message.len() <= LOG_CHUNK
+                        {
+                            last.message.push('\n');
+                            last.message.push_str(&message);
+                            return; // joined to an event already waiting
+                        }
+                    }
+                    (kind.to_string(), message, data)
+                }
             } else {
-                (kind.to_string(), message, data)
+                if log.truncated {
+                    return;
+                }
+                log.counted += 1;
+                if log.counted >= MAX_EVENTS_PER_TASK {
+                    log.truncated = true;
+                    (
+                        "truncated".to_string(),
+                        format!("more than {MAX_EVENTS_PER_TASK} events: the rest of this task's events are not recorded; its result is"),
+                        None,
+                    )
+                } else {
+                    (kind.to_string(), message, data)
+                }
             };
             log.next_seq += 1;
             let event = TaskEvent {
@@ -288,6 +337,52 @@ mod tests {
             "{:?}",
             ev.last()
         );
+    }
+
+    #[test]
+    fn log_lines_travel_joined_and_have_a_byte_budget_of_their_own() {
+        let o = Arc::new(Outbox::default());
+        let e = o.emitter("t", 1);
+        // More lines than the event count allows: none is lost.
+        let n = MAX_EVENTS_PER_TASK as usize * 3;
+        for i in 0..n {
+            e.emit(LOG, &format!("line-{i}"), None);
+        }
+        e.emit("info", "after the log", None);
+        let ev = events(&o.take_unsent()[0]);
+        let lines: Vec<String> = ev
+            .iter()
+            .filter(|(_, m)| m.starts_with("line-"))
+            .flat_map(|(_, m)| m.split('\n').map(str::to_string).collect::<Vec<_>>())
+            .collect();
+        assert_eq!(
+            lines,
+            (0..n).map(|i| format!("line-{i}")).collect::<Vec<_>>()
+        );
+        assert!(ev.iter().all(|(_, m)| m.len() <= LOG_CHUNK));
+        assert!(ev.len() < n / 100, "{} events for {n} lines", ev.len());
+        assert_eq!(ev.last().unwrap().1, "after the log");
+
+        // Past the byte budget: one truncated event, and the task's other
+        // events still go.
+        let line = "x".repeat(1000);
+        for _ in 0..(MAX_LOG_BYTES_PER_TASK / 1000 + 10) {
+            e.emit(LOG, &line, None);
+        }
+        e.emit("result", "exit code 0", None);
+        let ev = events(&o.take_unsent()[0]);
+        let truncated: Vec<_> = ev
+            .iter()
+            .filter(|(_, m)| m.contains("not recorded"))
+            .collect();
+        assert_eq!(truncated.len(), 1, "{truncated:?}");
+        assert_eq!(ev.last().unwrap().1, "exit code 0");
+        let sent: usize = ev
+            .iter()
+            .filter(|(_, m)| m.starts_with('x'))
+            .map(|(_, m)| m.len())
+            .sum();
+        assert!(sent <= MAX_LOG_BYTES_PER_TASK, "{sent}");
     }
 
     #[test]
