@@ -17,15 +17,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use futures_util::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, ResourceQuota, Secret};
 use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
 use kube::api::{ListParams, ObjectMeta, PostParams};
+use kube::runtime::wait::await_condition;
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
 use serde_json::Value;
 use tether_testenv::{service_account_token, KubeEnv, TetherServer};
 
 use common::{bin, cli};
+
+/// How long the quota controller may take to count a new quota.
+const WAIT_QUOTA: Duration = Duration::from_secs(60);
 
 const SECRET_VALUE: &str = "s3cr3t-build-value-9f2c";
 const IMAGE: &str = "tether-test/busybox:1";
@@ -480,6 +484,43 @@ async fn builds_run_report_and_always_clean_up() -> Result<()> {
     ensure!(err.contains("IMAGE_PULL"), "{err}");
     ensure!(err.contains("does-not-exist"), "{err}");
     nothing_left(&admin, &ns, &format!("missing image\n{err}")).await?;
+
+    // --- A workspace no volume will come for (the test cluster has no
+    // StorageClass): diagnosed as such, not a timeout; the claim is deleted too.
+    let (code, out, err) = s.build(&["--image", IMAGE, "--workspace", "64Mi", "--", "true"]);
+    ensure!(code == 125, "exit {code}\n{out}\n{err}");
+    ensure!(err.contains("PVC_NOT_BOUND"), "{err}");
+    ensure!(err.contains("StorageClass"), "the fix is not named: {err}");
+    nothing_left(&admin, &ns, &format!("unbound workspace\n{err}")).await?;
+
+    // --- Admission denied: a quota of no pods in the namespace refuses the
+    // build's Pod; the reason is the cluster's, and nothing is left.
+    let quotas: Api<ResourceQuota> = Api::namespaced(admin.clone(), &ns);
+    let quota: ResourceQuota = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "no-pods"},
+        "spec": {"hard": {"pods": "0"}}
+    }))?;
+    quotas.create(&PostParams::default(), &quota).await?;
+    // The quota admission counts from the status the quota controller writes.
+    tokio::time::timeout(
+        WAIT_QUOTA,
+        await_condition(quotas.clone(), "no-pods", |q: Option<&ResourceQuota>| {
+            q.and_then(|q| q.status.as_ref())
+                .and_then(|s| s.hard.as_ref())
+                .is_some_and(|h| h.contains_key("pods"))
+        }),
+    )
+    .await
+    .context("the quota controller never counted the quota")??;
+    let (code, out, err) = s.build(&["--image", IMAGE, "--", "true"]);
+    quotas.delete("no-pods", &Default::default()).await?;
+    ensure!(code == 125, "exit {code}\n{out}\n{err}");
+    ensure!(err.contains("ADMISSION_DENIED"), "{err}");
+    ensure!(
+        err.contains("quota"),
+        "the cluster's reason is not named: {err}"
+    );
+    nothing_left(&admin, &ns, &format!("admission denied\n{err}")).await?;
 
     // --- Timeout: the cluster's deadline ends it, exit 124.
     let (code, out, err) = s.build(&["--image", IMAGE, "--timeout", "3s", "--", "sleep", "600"]);
