@@ -1006,7 +1006,7 @@ fn a_wrong_token_shows_the_401_diagnosis_next_to_the_test() -> Result<()> {
 
         // The referenced secret cannot be deleted: the 409 explains why.
         b.goto("/secrets").await?;
-        b.click("#secrets-body tr[data-id=stale_token] button")
+        b.click("#secrets-body tr[data-id=stale_token] button.danger")
             .await?;
         b.click("#s-delete-confirm").await?;
         b.until(
