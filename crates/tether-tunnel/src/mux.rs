@@ -72,7 +72,7 @@ impl Tunnel {
         side: Side,
     ) -> (
         Tunnel,
-        mpsc::Receiver<TunnelStream>,
+        mpsc::UnboundedReceiver<TunnelStream>,
         tokio::task::JoinHandle<Result<(), TunnelError>>,
     )
     where
@@ -84,7 +84,10 @@ impl Tunnel {
         };
         let conn = yamux::Connection::new(io, config(), mode);
         let (open_tx, open_rx) = mpsc::channel(64);
-        let (in_tx, in_rx) = mpsc::channel(64);
+        // Unbounded in name only: every queued item is a live yamux stream,
+        // and yamux caps those at MAX_STREAMS. A bounded queue dropped streams
+        // when a burst (1,000 watches opened at once) outran the acceptor.
+        let (in_tx, in_rx) = mpsc::unbounded_channel();
         let closed = Arc::new(AtomicBool::new(false));
         let flag = closed.clone();
         let task = tokio::spawn(async move {
@@ -134,7 +137,7 @@ impl Tunnel {
 async fn drive<T>(
     mut conn: yamux::Connection<T>,
     mut open_rx: mpsc::Receiver<OpenRequest>,
-    in_tx: mpsc::Sender<TunnelStream>,
+    in_tx: mpsc::UnboundedSender<TunnelStream>,
 ) -> Result<(), TunnelError>
 where
     T: AsyncRead + AsyncWrite + Unpin,
@@ -178,7 +181,7 @@ where
         loop {
             match conn.poll_next_inbound(cx) {
                 Poll::Ready(Some(Ok(s))) => {
-                    if in_tx.try_send(s.compat()).is_err() {
+                    if in_tx.send(s.compat()).is_err() {
                         tracing::debug!("dropped an inbound tunnel stream nobody accepts");
                     }
                 }

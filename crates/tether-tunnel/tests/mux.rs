@@ -9,7 +9,7 @@ use tokio_util::compat::TokioAsyncReadCompatExt;
 
 fn pair() -> (
     Tunnel,
-    tokio::sync::mpsc::Receiver<tether_tunnel::TunnelStream>,
+    tokio::sync::mpsc::UnboundedReceiver<tether_tunnel::TunnelStream>,
     Tunnel,
 ) {
     let (a, b) = tokio::io::duplex(64 * 1024);
@@ -45,6 +45,55 @@ async fn many_streams_echo_independently() {
     }
     for t in tasks {
         t.await.unwrap();
+    }
+}
+
+/// A burst of streams the acceptor has not taken yet is queued, not dropped
+/// (a bounded queue of 64 lost a third of 1,000 watches opened at once).
+#[tokio::test]
+async fn a_burst_of_streams_waits_for_the_acceptor() {
+    const STREAMS: usize = 200;
+    let (manager, mut incoming, _delegate) = pair();
+    let (opened_tx, mut opened_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut tasks = Vec::new();
+    for i in 0..STREAMS {
+        let m = manager.clone();
+        let opened = opened_tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut s = m.open().await.unwrap();
+            s.write_all(format!("{i}\n").as_bytes()).await.unwrap();
+            s.flush().await.unwrap();
+            let _ = opened.send(());
+            let mut back = Vec::new();
+            s.read_to_end(&mut back).await.unwrap();
+            assert_eq!(back, format!("{i}\n").into_bytes(), "stream {i}");
+        }));
+    }
+    // Every stream is open and has sent its line before anything is accepted.
+    for _ in 0..STREAMS {
+        opened_rx.recv().await.unwrap();
+    }
+    tokio::spawn(async move {
+        while let Some(mut s) = incoming.recv().await {
+            tokio::spawn(async move {
+                let mut line = Vec::new();
+                let mut b = [0u8; 1];
+                while s.read(&mut b).await.unwrap_or(0) == 1 {
+                    line.push(b[0]);
+                    if b[0] == b'\n' {
+                        break;
+                    }
+                }
+                let _ = s.write_all(&line).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(30), t)
+            .await
+            .expect("a stream was never answered: it was dropped")
+            .unwrap();
     }
 }
 

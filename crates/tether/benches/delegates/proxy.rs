@@ -411,7 +411,15 @@ fn follow(
         let mut r = match req.send().await {
             Ok(r) if r.status() == 200 => r,
             Ok(r) => {
-                eprintln!("watch {who}: {}", r.status());
+                let status = r.status();
+                let why: String = r
+                    .text()
+                    .await
+                    .unwrap_or_default()
+                    .chars()
+                    .take(300)
+                    .collect();
+                eprintln!("watch {who}: {status} {why}");
                 return;
             }
             Err(e) => {
