@@ -13,7 +13,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use futures_util::{StreamExt, TryStreamExt};
@@ -23,7 +23,6 @@ use kube::api::{ListParams, ObjectMeta, PostParams};
 use kube::runtime::wait::await_condition;
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
-use serde_json::Value;
 use tether_testenv::{service_account_token, KubeEnv, TetherServer};
 
 use common::{bin, cli};
@@ -119,19 +118,7 @@ impl Setup {
     }
 
     fn wait_connected(&self, name: &str) -> Result<()> {
-        // No event tells a client that a delegate connected: poll the list.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let list: Value = serde_json::from_str(&self.ok(&["delegate", "list", "-o", "json"])?)?;
-            if list.as_array().is_some_and(|a| {
-                a.iter()
-                    .any(|d| d["connected"] == true && d["name"] == name)
-            }) {
-                return Ok(());
-            }
-            ensure!(Instant::now() < deadline, "delegate {name} did not connect");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        common::wait_delegate_connected(&self.server, Some(name))
     }
 
     /// Starts `tether build run` in the background; returns the child and
@@ -219,38 +206,13 @@ async fn start(env: &KubeEnv, admin: &Client, ns: &str) -> Result<Setup> {
         ns: ns.to_string(),
     };
     s.start_delegate("d1")?;
-    for (id, value) in [
-        ("cluster_ca", env.ca_pem.as_str()),
-        ("cluster_token", token.as_str()),
-        ("build_token", SECRET_VALUE),
-    ] {
-        let out = cli(
-            &s.server,
-            &s.server.admin_token,
-            &["secret", "create", "--name", id, "--identifier", id],
-            Some(value),
-        );
-        ensure!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let connector = format!(
-        "connector:\n  name: cluster\n  identifier: cluster\n  type: K8sCluster\n  spec:\n    delegateSelectors: [build]\n    credential:\n      type: ManualConfig\n      spec:\n        masterUrl: {}\n        auth:\n          type: ServiceAccount\n          spec:\n            serviceAccountTokenRef: account.cluster_token\n            caCertRef: account.cluster_ca\n",
-        env.url
-    );
-    let out = cli(
+    common::cluster_connector(
         &s.server,
-        &s.server.admin_token,
-        &["connector", "apply", "-f", "-"],
-        Some(&connector),
-    );
-    ensure!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        env,
+        &token,
+        "build",
+        &[("build_token", SECRET_VALUE)],
+    )?;
     s.wait_connected("d1")?;
     Ok(s)
 }

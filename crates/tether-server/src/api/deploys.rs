@@ -88,15 +88,10 @@ pub async fn create(
     caller.authorize(&state, &path.scope, Role::Editor).await?;
     let identifier = path.param("identifier").to_string();
     let record = state.store.get_connector(&path.scope, &identifier).await?;
-    for r in record.connector.secret_refs() {
-        state
-            .store
-            .resolve_secret_ref(&path.scope, r.reference)
-            .await
-            .map_err(|e| {
-                ApiError::bad_request(format!("{}: {e}; nothing was sent to a delegate", r.field))
-            })?;
-    }
+    // The connector's secrets as the store resolves them (use grants and host
+    // binding checked, like a build's or a test's): refused here, before any
+    // delegate, and only delegates that may receive them are eligible.
+    let carried = payload::connector_carries(&state.store, &path.scope, &record.connector).await?;
     if body.manifests.is_empty() && body.rollback_to.is_none() {
         return Err(
             ApiError::bad_request("no manifests: pass at least one file").with_field("manifests"),
@@ -118,7 +113,7 @@ pub async fn create(
         .submit(
             payload::DEPLOY,
             &path.scope,
-            json!({ "scope": path.scope.key(), "connector": identifier, "request": request }),
+            json!({ "scope": path.scope.key(), "connector": identifier, "request": request, "secretAccess": carried }),
             record.connector.spec.delegate_selectors.clone(),
             // Pre-flight and the release record on top of the steady-state limit.
             timeout + Duration::from_secs(120),

@@ -3,10 +3,8 @@
 //! the deploy benchmark start from.
 
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
-use serde_json::Value;
 use tether_testenv::{KubeEnv, TetherServer};
 
 use super::{bin, cli};
@@ -99,49 +97,7 @@ pub fn start(env: &KubeEnv, token: &str) -> Result<Setup> {
         delegate,
         dir,
     };
-    for (id, value) in [
-        ("cluster_ca", env.ca_pem.as_str()),
-        ("cluster_token", token),
-    ] {
-        let out = cli(
-            &s.server,
-            &s.server.admin_token,
-            &["secret", "create", "--name", id, "--identifier", id],
-            Some(value),
-        );
-        ensure!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let connector = format!(
-        "connector:\n  name: cluster\n  identifier: cluster\n  type: K8sCluster\n  spec:\n    delegateSelectors: [deploy]\n    credential:\n      type: ManualConfig\n      spec:\n        masterUrl: {}\n        auth:\n          type: ServiceAccount\n          spec:\n            serviceAccountTokenRef: account.cluster_token\n            caCertRef: account.cluster_ca\n",
-        env.url
-    );
-    let out = cli(
-        &s.server,
-        &s.server.admin_token,
-        &["connector", "apply", "-f", "-"],
-        Some(&connector),
-    );
-    ensure!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // No event tells a client that a delegate connected: poll the list.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let list: Value = serde_json::from_str(&s.ok(&["delegate", "list", "-o", "json"])?)?;
-        if list
-            .as_array()
-            .is_some_and(|a| a.iter().any(|d| d["connected"] == true))
-        {
-            break;
-        }
-        ensure!(Instant::now() < deadline, "the delegate did not connect");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    super::cluster_connector(&s.server, env, token, "deploy", &[])?;
+    super::wait_delegate_connected(&s.server, None)?;
     Ok(s)
 }

@@ -119,3 +119,76 @@ pub const FIXTURES: &[(&str, &str)] = &[
     ("oidc.json", "oidc_cluster"),
     ("inherit.yaml", "in_cluster"),
 ];
+
+/// Secrets `cluster_ca` and `cluster_token` (plus `extra` secrets, by
+/// identifier and value) and a connector `cluster` to the test cluster with
+/// that service-account token, run by delegates tagged `selector`.
+pub fn cluster_connector(
+    server: &TetherServer,
+    env: &tether_testenv::KubeEnv,
+    token: &str,
+    selector: &str,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    let base = [
+        ("cluster_ca", env.ca_pem.as_str()),
+        ("cluster_token", token),
+    ];
+    for (id, value) in base.iter().chain(extra) {
+        let out = cli(
+            server,
+            &server.admin_token,
+            &["secret", "create", "--name", id, "--identifier", id],
+            Some(value),
+        );
+        anyhow::ensure!(
+            out.status.success(),
+            "secret {id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let connector = format!(
+        "connector:\n  name: cluster\n  identifier: cluster\n  type: K8sCluster\n  spec:\n    delegateSelectors: [{selector}]\n    credential:\n      type: ManualConfig\n      spec:\n        masterUrl: {}\n        auth:\n          type: ServiceAccount\n          spec:\n            serviceAccountTokenRef: account.cluster_token\n            caCertRef: account.cluster_ca\n",
+        env.url
+    );
+    let out = cli(
+        server,
+        &server.admin_token,
+        &["connector", "apply", "-f", "-"],
+        Some(&connector),
+    );
+    anyhow::ensure!(
+        out.status.success(),
+        "connector: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// Waits (up to a minute) until a delegate named `name` (any, when `None`)
+/// is connected. No event tells a client that a delegate connected: this
+/// polls the list.
+pub fn wait_delegate_connected(server: &TetherServer, name: Option<&str>) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let out = cli(
+            server,
+            &server.admin_token,
+            &["delegate", "list", "-o", "json"],
+            None,
+        );
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if list.as_array().is_some_and(|a| {
+            a.iter()
+                .any(|d| d["connected"] == true && name.is_none_or(|n| d["name"] == n))
+        }) {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "delegate {} did not connect",
+            name.unwrap_or("(any)")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
