@@ -6,7 +6,9 @@
 //! (visible to the command, absent from the Pod object, the delegate's log,
 //! the manager's log and store), a sidecar service answering the build, an
 //! image that does not exist (diagnosed), a timeout, Ctrl-C (cancel), and
-//! the delegate killed with SIGKILL mid-build (the next attempt cleans up).
+//! the delegate killed with SIGKILL mid-build: the build is reported
+//! `DELEGATE_LOST` at once and its clean-up is handed to another delegate, or
+//! waits (queued, no deadline) until the only delegate is back.
 
 mod common;
 
@@ -114,6 +116,14 @@ impl Setup {
             .stderr(Stdio::from(log))
             .spawn()?;
         self.delegates.lock().unwrap().push(child);
+        Ok(())
+    }
+
+    /// SIGKILL to the `i`th delegate started.
+    fn kill_delegate(&self, i: usize) -> Result<()> {
+        let mut ds = self.delegates.lock().unwrap();
+        ds[i].kill()?;
+        ds[i].wait()?;
         Ok(())
     }
 
@@ -508,19 +518,132 @@ async fn builds_run_report_and_always_clean_up() -> Result<()> {
     ensure!(code == Some(130), "exit {code:?}\n{}", lines.join("\n"));
     nothing_left(&admin, &ns, "cancel").await?;
 
-    // --- The delegate killed mid-build: the next delegate deletes what it left.
+    // --- The delegate killed mid-build: reported lost, and the other
+    // delegate deletes what it left.
     let (mut child, rx) = s.spawn_build(&["--image", IMAGE, "--", "sleep", "600"])?;
     wait_line(&rx, ": running")?;
     s.start_delegate("d2")?;
     s.wait_connected("d2")?;
-    {
-        let mut ds = s.delegates.lock().unwrap();
-        ds[0].kill()?; // SIGKILL
-        ds[0].wait()?;
-    }
+    s.kill_delegate(0)?;
     let lines = wait_line(&rx, "DELEGATE_LOST")?;
     let code = child.wait()?.code();
     ensure!(code == Some(125), "exit {code:?}\n{}", lines.join("\n"));
-    nothing_left(&admin, &ns, "delegate killed").await?;
+    let cleanup = cleanup_task(&lines)?;
+    s.ok(&["task", "events", &cleanup])?;
+    all_gone(&admin, &ns).await?;
     Ok(())
+}
+
+/// The only delegate killed mid-build: the build is reported `DELEGATE_LOST`
+/// without waiting for any delegate; its objects stay (no delegate can reach
+/// the cluster) while the clean-up waits queued; the delegate restarted with
+/// the same name and token runs it, and every object goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_builds_clean_up_waits_for_a_delegate() -> Result<()> {
+    let env = KubeEnv::get();
+    env.node();
+    let admin = env.admin_client().await;
+    let ns = env.namespace("build-lost").await;
+    let s = start(env, &admin, &ns).await?;
+    let (mut child, rx) = s.spawn_build(&[
+        "--image",
+        IMAGE,
+        "--secret-env",
+        "TOKEN=account.build_token",
+        "--",
+        "sleep",
+        "600",
+    ])?;
+    wait_line(&rx, ": running")?;
+    s.kill_delegate(0)?;
+    let lines = wait_line(&rx, "DELEGATE_LOST")?;
+    let code = child.wait()?.code();
+    ensure!(code == Some(125), "exit {code:?}\n{}", lines.join("\n"));
+    let cleanup = cleanup_task(&lines)?;
+
+    // Nobody to clean up yet: the objects are there, the clean-up queued.
+    let lp = ListParams::default().labels("tether.dev/build");
+    let pods = Api::<Pod>::namespaced(admin.clone(), &ns).list(&lp).await?;
+    let secrets = Api::<Secret>::namespaced(admin.clone(), &ns)
+        .list(&lp)
+        .await?;
+    ensure!(
+        pods.items.len() == 1 && secrets.items.len() == 1,
+        "the lost build's pod and secret should still be there"
+    );
+    let task: serde_json::Value =
+        serde_json::from_str(&s.ok(&["task", "get", &cleanup, "-o", "json"])?)?;
+    ensure!(task["state"] == "queued", "{task}");
+    ensure!(task["kind"] == "buildCleanup", "{task}");
+    let builds = s.ok(&["build", "list", "--connector", "cluster", "-o", "json"])?;
+    ensure!(
+        builds.contains("DELEGATE_LOST") && builds.contains("\"failed\""),
+        "{builds}"
+    );
+
+    // The same delegate back (same name, same token): it runs the clean-up.
+    s.start_delegate("d1")?;
+    s.ok(&["task", "events", &cleanup])?;
+    all_gone(&admin, &ns).await?;
+    let task: serde_json::Value =
+        serde_json::from_str(&s.ok(&["task", "get", &cleanup, "-o", "json"])?)?;
+    ensure!(task["state"] == "succeeded", "{task}");
+    ensure!(
+        task["output"]["cleanup"]["deleted"]
+            .as_array()
+            .is_some_and(|d| d.len() == 2),
+        "the pod and the secret: {task}"
+    );
+    Ok(())
+}
+
+/// The clean-up task named in the CLI's `DELEGATE_LOST` line.
+fn cleanup_task(lines: &[String]) -> Result<String> {
+    let line = lines
+        .iter()
+        .find(|l| l.contains("DELEGATE_LOST"))
+        .context("no DELEGATE_LOST line")?;
+    let id = line
+        .split("clean-up task ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .with_context(|| format!("no clean-up task named: {line}"))?;
+    Ok(id.to_string())
+}
+
+/// Waits, watching each, until every object labelled as a build's in `ns` is
+/// gone (the clean-up may still be finishing when its task is reported).
+async fn all_gone(admin: &Client, ns: &str) -> Result<()> {
+    async fn gone<K>(api: Api<K>) -> Result<()>
+    where
+        K: kube::Resource
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+        K::DynamicType: Default,
+    {
+        let lp = ListParams::default().labels("tether.dev/build");
+        for o in api.list(&lp).await?.items {
+            let name = kube::ResourceExt::name_any(&o);
+            let uid = kube::ResourceExt::uid(&o).unwrap_or_default();
+            tokio::time::timeout(
+                Duration::from_secs(120),
+                await_condition(
+                    api.clone(),
+                    &name,
+                    kube::runtime::conditions::is_deleted(&uid),
+                ),
+            )
+            .await
+            .with_context(|| format!("{name} was not deleted"))??;
+        }
+        Ok(())
+    }
+    gone(Api::<Pod>::namespaced(admin.clone(), ns)).await?;
+    gone(Api::<Secret>::namespaced(admin.clone(), ns)).await?;
+    gone(Api::<PersistentVolumeClaim>::namespaced(admin.clone(), ns)).await?;
+    nothing_left(admin, ns, "lost build").await
 }

@@ -88,6 +88,8 @@ async fn tasks_held_by_a_delegate(env: TestEnv) {
                 timeout_ms: 1_000,
                 max_attempts: 3,
                 deadline_ms: 60_000,
+                connector: None,
+                on_lost: None,
             })
             .await
             .unwrap();

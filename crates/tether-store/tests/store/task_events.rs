@@ -51,6 +51,8 @@ async fn events_are_stored_once_in_order_by_their_holder(env: TestEnv) {
             timeout_ms: 1_000,
             max_attempts: 3,
             deadline_ms: 60_000,
+            connector: None,
+            on_lost: None,
         })
         .await
         .unwrap();
