@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use futures_util::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, ResourceQuota, Secret};
-use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding, RoleRef, Subject};
 use kube::api::{ListParams, ObjectMeta, PostParams};
 use kube::runtime::wait::await_condition;
 use kube::runtime::{watcher, WatchStreamExt};
@@ -69,22 +69,20 @@ impl Setup {
         Ok(String::from_utf8(out.stdout)?)
     }
 
-    fn build_args<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
-        let mut args = vec![
-            "build",
-            "run",
-            "--connector",
-            "cluster",
-            "--namespace",
-            &self.ns,
-        ];
+    fn build_args<'a>(&'a self, ns: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec!["build", "run", "--connector", "cluster", "--namespace", ns];
         args.extend(extra);
         args
     }
 
-    /// `tether build run ...`: exit code, stdout, stderr.
+    /// `tether build run ...` in the test's namespace: exit code, stdout, stderr.
     fn build(&self, extra: &[&str]) -> (i32, String, String) {
-        let out = self.run(&self.build_args(extra));
+        self.build_in(&self.ns, extra)
+    }
+
+    /// `tether build run ...` in namespace `ns`.
+    fn build_in(&self, ns: &str, extra: &[&str]) -> (i32, String, String) {
+        let out = self.run(&self.build_args(ns, extra));
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -135,7 +133,7 @@ impl Setup {
     /// a receiver of its stderr lines.
     fn spawn_build(&self, extra: &[&str]) -> Result<(Child, std::sync::mpsc::Receiver<String>)> {
         let mut cmd = self.server.cli(bin(), &self.server.admin_token);
-        cmd.args(self.build_args(extra))
+        cmd.args(self.build_args(&self.ns, extra))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -187,6 +185,32 @@ async fn grant_edit(admin: &Client, ns: &str, sa: &str) -> Result<()> {
         }]),
     };
     Api::<RoleBinding>::namespaced(admin.clone(), ns)
+        .create(&PostParams::default(), &binding)
+        .await?;
+    Ok(())
+}
+
+/// Lets service account `sa` of `ns` read namespaces (a ClusterRole shared by
+/// the test runs, bound for this namespace's account).
+async fn grant_namespace_reads(admin: &Client, ns: &str, sa: &str) -> Result<()> {
+    let role: ClusterRole = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "tether-test-read-namespaces"},
+        "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]}],
+    }))?;
+    match Api::<ClusterRole>::all(admin.clone())
+        .create(&PostParams::default(), &role)
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => return Err(e.into()),
+    }
+    let binding: ClusterRoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": format!("{ns}-{sa}-read-namespaces")},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "tether-test-read-namespaces"},
+        "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}],
+    }))?;
+    Api::<ClusterRoleBinding>::all(admin.clone())
         .create(&PostParams::default(), &binding)
         .await?;
     Ok(())
@@ -290,22 +314,18 @@ async fn builds_run_report_and_always_clean_up() -> Result<()> {
 
     // --- Pre-flight: the account may do nothing in `default`: refused, every
     // missing rule named, nothing created.
-    let out = s.run(&[
-        "build",
-        "run",
-        "--connector",
-        "cluster",
-        "--namespace",
+    let (code, _, err) = s.build_in(
         "default",
-        "--image",
-        IMAGE,
-        "--secret-env",
-        "TOKEN=account.build_token",
-        "--",
-        "true",
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    ensure!(out.status.code() == Some(125), "{:?}\n{err}", out.status);
+        &[
+            "--image",
+            IMAGE,
+            "--secret-env",
+            "TOKEN=account.build_token",
+            "--",
+            "true",
+        ],
+    );
+    ensure!(code == 125, "exit {code}\n{err}");
     ensure!(err.contains("MISSING_PERMISSION"), "{err}");
     for needed in ["pods", "pods/log", "secrets"] {
         ensure!(
@@ -314,6 +334,22 @@ async fn builds_run_report_and_always_clean_up() -> Result<()> {
         );
     }
     nothing_left(&admin, "default", "pre-flight").await?;
+
+    // --- A namespace that does not exist: said so, with the fix (the
+    // account may read namespaces; one that may not is told what it lacks).
+    grant_namespace_reads(&admin, &ns, "builder").await?;
+    let (code, _, err) = s.build_in(&format!("{ns}-missing"), &["--image", IMAGE, "--", "true"]);
+    ensure!(code == 125, "exit {code}\n{err}");
+    ensure!(
+        err.contains("NAMESPACE_NOT_FOUND") && err.contains("kubectl create namespace"),
+        "{err}"
+    );
+    Api::<ClusterRoleBinding>::all(admin.clone())
+        .delete(
+            &format!("{ns}-builder-read-namespaces"),
+            &Default::default(),
+        )
+        .await?;
 
     // --- A secret bound to hosts cannot be a build's env: refused before any task.
     let out = cli(

@@ -72,7 +72,7 @@ impl Ended {
 }
 
 /// Why the cluster refused to create an object of the build.
-fn create_problem(kind: &str, e: &kube::Error) -> Problem {
+fn create_problem(kind: &str, ns: &str, e: &kube::Error) -> Problem {
     match e {
         kube::Error::Api(s) if s.code == 403 || s.code == 422 || s.code == 400 => {
             let fix = if s.message.contains("quota") {
@@ -97,6 +97,9 @@ fn create_problem(kind: &str, e: &kube::Error) -> Problem {
                 fix,
             )
         }
+        kube::Error::Api(s) if s.code == 404 && s.message.starts_with("namespaces ") => {
+            super::preflight::namespace_not_found(ns)
+        }
         other => Problem::general().with(
             "CREATE_FAILED",
             format!("cannot create the build's {kind}: {other}"),
@@ -116,18 +119,18 @@ async fn create(
         Api::<Secret>::namespaced(client.clone(), ns)
             .create(&pp, s)
             .await
-            .map_err(|e| create_problem("Secret", &e))?;
+            .map_err(|e| create_problem("Secret", ns, &e))?;
     }
     if let Some(c) = &o.workspace {
         Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns)
             .create(&pp, c)
             .await
-            .map_err(|e| create_problem("PersistentVolumeClaim", &e))?;
+            .map_err(|e| create_problem("PersistentVolumeClaim", ns, &e))?;
     }
     Api::<Pod>::namespaced(client.clone(), ns)
         .create(&pp, &o.pod)
         .await
-        .map_err(|e| create_problem("Pod", &e))?;
+        .map_err(|e| create_problem("Pod", ns, &e))?;
     Ok(())
 }
 

@@ -3,8 +3,7 @@
 //! other connectors ran.
 
 use serde_json::json;
-use tether_domain::delegate_protocol::Registration;
-use tether_store::{FollowUp, NewTask, Store, TaskState};
+use tether_store::{FollowUp, NewTask, TaskState};
 
 use crate::common::*;
 
@@ -12,23 +11,6 @@ both_backends!(
     a_lost_task_fails_and_queues_its_follow_up,
     a_connectors_newest_tasks_whatever_others_ran
 );
-
-async fn register(s: &Store, name: &str) -> String {
-    let (token, _) = s.create_delegate_token(name, &project()).await.unwrap();
-    let reg = Registration {
-        protocol: 1,
-        name: name.into(),
-        tags: vec![],
-        version: "0".into(),
-        hostname: "h".into(),
-        in_cluster: false,
-        capacity: 1,
-    };
-    s.register_delegate(&token, &reg, "m", "c")
-        .await
-        .unwrap()
-        .id
-}
 
 fn task(kind: &str, connector: &str, on_lost: Option<FollowUp>) -> NewTask {
     NewTask {
@@ -47,7 +29,7 @@ fn task(kind: &str, connector: &str, on_lost: Option<FollowUp>) -> NewTask {
 async fn a_lost_task_fails_and_queues_its_follow_up(env: TestEnv) {
     let s = &env.store;
     setup_scopes(s).await;
-    let d = register(s, "d").await;
+    let d = register_delegate(s, &project(), "d").await;
     let follow = FollowUp {
         kind: "buildCleanup".into(),
         payload: json!({ "connector": "c", "namespace": "ns" }),
