@@ -133,6 +133,9 @@ pub enum Completion {
     Stale,
 }
 
+/// The deadline of a task that waits until a delegate runs it (a follow-up).
+const NO_DEADLINE: i64 = i64::MAX;
+
 const COLUMNS: &str = "id, kind, scope_key, payload, selectors, timeout_ms, state, attempt, max_attempts, delegate_id, lease_expires_at, output, error, history, created_at, updated_at, deadline_at, connector";
 
 fn task_from_row(r: &AnyRow) -> Result<TaskRecord> {
@@ -260,12 +263,15 @@ impl Store {
             .collect()
     }
 
-    /// Queued tasks, oldest first.
+    /// Queued tasks, oldest first; follow-ups of lost tasks (no deadline)
+    /// after the others, so that follow-ups no delegate can take (their
+    /// connector's delegates are gone) never hide newer tasks from dispatch.
     pub async fn queued_tasks(&self, limit: u32) -> Result<Vec<TaskRecord>> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM tasks WHERE state = 'queued' ORDER BY created_at, id LIMIT $1"
+            "SELECT {COLUMNS} FROM tasks WHERE state = 'queued' ORDER BY CASE WHEN deadline_at = $2 THEN 1 ELSE 0 END, created_at, id LIMIT $1"
         ))
         .bind(i64::from(limit))
+        .bind(NO_DEADLINE)
         .fetch_all(&self.db().pool)
         .await?;
         rows.iter().map(task_from_row).collect()
@@ -512,7 +518,7 @@ impl Store {
                     connector: t.connector.clone(),
                     on_lost: None,
                 };
-                let next_id = insert_task(tx.conn(), &next, now, i64::MAX).await?;
+                let next_id = insert_task(tx.conn(), &next, now, NO_DEADLINE).await?;
                 (
                     TaskState::Failed,
                     Some(

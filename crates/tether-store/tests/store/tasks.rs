@@ -73,6 +73,17 @@ async fn a_lost_task_fails_and_queues_its_follow_up(env: TestEnv) {
     assert_eq!(next.max_attempts, 50);
     assert_eq!(next.timeout_ms, 120_000);
 
+    // Dispatch sees other queued tasks first, however old the follow-up.
+    let later = s.create_task(task("deploy", "c", None)).await.unwrap();
+    let order: Vec<String> = s
+        .queued_tasks(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(order, [plain.id.clone(), later.id.clone(), next.id.clone()]);
+
     // No deadline: a year on, with no delegate ever connected, it still waits.
     let year = 365 * 24 * 3_600_000;
     s.expire_task_deadlines(next.created_at + year)
