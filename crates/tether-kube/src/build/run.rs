@@ -73,7 +73,7 @@ impl Ended {
 }
 
 /// Why the cluster refused to create an object of the build.
-fn create_problem(kind: &str, e: &kube::Error) -> Problem {
+fn create_problem(kind: &str, ns: &str, e: &kube::Error) -> Problem {
     match e {
         kube::Error::Api(s) if s.code == 403 || s.code == 422 || s.code == 400 => {
             let fix = if s.message.contains("quota") {
@@ -98,6 +98,9 @@ fn create_problem(kind: &str, e: &kube::Error) -> Problem {
                 fix,
             )
         }
+        kube::Error::Api(s) if s.code == 404 && s.message.starts_with("namespaces ") => {
+            super::preflight::namespace_not_found(ns)
+        }
         other => Problem::general().with(
             "CREATE_FAILED",
             format!("cannot create the build's {kind}: {other}"),
@@ -117,18 +120,18 @@ async fn create(
         let api = Api::<Secret>::namespaced(client.clone(), ns);
         retrying(|| api.create(&pp, s))
             .await
-            .map_err(|e| create_problem("Secret", &e))?;
+            .map_err(|e| create_problem("Secret", ns, &e))?;
     }
     if let Some(c) = &o.workspace {
         let api = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns);
         retrying(|| api.create(&pp, c))
             .await
-            .map_err(|e| create_problem("PersistentVolumeClaim", &e))?;
+            .map_err(|e| create_problem("PersistentVolumeClaim", ns, &e))?;
     }
     let api = Api::<Pod>::namespaced(client.clone(), ns);
     retrying(|| api.create(&pp, &o.pod))
         .await
-        .map_err(|e| create_problem("Pod", &e))?;
+        .map_err(|e| create_problem("Pod", ns, &e))?;
     Ok(())
 }
 
