@@ -7,6 +7,7 @@
 //!   stream) as an HTTP client for its API server, cached per credential set.
 //! - `serve`: one stream: its header, then HTTP/1.1, upgrades spliced.
 
+mod h2_pool;
 mod serve;
 mod upstream;
 

@@ -147,7 +147,8 @@ async fn forward(
             }
         }
     }
-    let mut resp = match up.client.request(Request::from_parts(parts, body)).await {
+    let upgrade = client_upgrade.is_some();
+    let mut resp = match up.send(Request::from_parts(parts, body), upgrade).await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(request = %request_id, error = %e, "the API server cannot be reached");
@@ -156,7 +157,7 @@ async fn forward(
                 &format!(
                     "the delegate cannot reach the API server at {}: {}",
                     up.base,
-                    error_chain(&e)
+                    error_chain(e.as_ref())
                 ),
                 &path,
             );
@@ -180,7 +181,7 @@ async fn forward(
             http_body_util::Empty::new().map_err(|e| match e {}).boxed(),
         );
     }
-    resp.map(|b| b.map_err(BoxError::from).boxed())
+    resp
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

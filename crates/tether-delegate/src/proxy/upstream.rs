@@ -2,16 +2,22 @@
 //! credentials (a header, or a client certificate in the TLS config), and no
 //! timeouts (watches and `logs -f` last as long as the caller wants).
 //! Built once per credential set and kept while used: TLS sessions and
-//! connections to the API server are reused across requests.
+//! connections to the API server are reused across requests: HTTP/2 when
+//! the server offers it (`h2_pool`), many requests per connection, and
+//! HTTP/1.1 for upgrades and for servers without HTTP/2.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use http::HeaderValue;
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response};
+use http_body_util::combinators::BoxBody;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -21,16 +27,45 @@ use secrecy::ExposeSecret;
 use tether_domain::proxy::ProxyStreamHeader;
 use tether_kube::Credentials;
 
+use super::h2_pool::{H2Pool, HttpsConnector, PoolError};
 use crate::tasks::connection_test;
 use crate::tasks::TaskContext;
 
 pub(crate) type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Incoming>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pub(crate) struct Upstream {
     /// The API server URL without a trailing `/` (it may have a path prefix).
     pub base: String,
     pub authorization: Option<HeaderValue>,
-    pub client: HttpsClient,
+    /// HTTP/1.1, one request per connection at a time.
+    http1: HttpsClient,
+    h2: H2Pool<Incoming>,
+    /// Set once the server declined HTTP/2.
+    http1_only: AtomicBool,
+}
+
+impl Upstream {
+    /// Sends `req` (an absolute URI to this API server): upgrades over
+    /// HTTP/1.1, everything else over HTTP/2 unless the server lacks it.
+    pub async fn send(
+        &self,
+        req: Request<Incoming>,
+        upgrade: bool,
+    ) -> Result<Response<BoxBody<Bytes, BoxError>>, BoxError> {
+        if !upgrade && !self.http1_only.load(Ordering::Relaxed) {
+            match self.h2.slot(req.uri()).await {
+                Ok(slot) => return Ok(slot.send(req).await?),
+                Err(PoolError::NotHttp2) => {
+                    tracing::debug!(base = %self.base, "the API server declined HTTP/2; using HTTP/1.1");
+                    self.http1_only.store(true, Ordering::Relaxed);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let resp = self.http1.request(req).await?;
+        Ok(resp.map(|b| b.map_err(BoxError::from).boxed()))
+    }
 }
 
 /// Unused entries go after this long.
@@ -96,9 +131,10 @@ fn build(header: &ProxyStreamHeader, ctx: &TaskContext) -> Result<Upstream, Stri
     http.set_nodelay(true);
     http.set_connect_timeout(Some(access.connect_timeout));
     let https = config
-        .rustls_https_connector_with_connector(http)
+        .rustls_https_connector_with_connector(http.clone())
         .map_err(|e| format!("the connector's TLS settings: {e}"))?;
-    let client = Client::builder(TokioExecutor::new()).build(https);
+    let http1 = Client::builder(TokioExecutor::new()).build(https);
+    let h2 = H2Pool::new(http2_connector(&config, http)?);
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let authorization = match &access.credentials {
         Credentials::Token(t) => Some(format!("Bearer {}", t.expose_secret())),
@@ -123,6 +159,33 @@ fn build(header: &ProxyStreamHeader, ctx: &TaskContext) -> Result<Upstream, Stri
     Ok(Upstream {
         base: access.url.trim_end_matches('/').to_string(),
         authorization,
-        client,
+        http1,
+        h2,
+        http1_only: AtomicBool::new(false),
     })
+}
+
+/// kube's connector offers only HTTP/1.1; this one offers both by ALPN, with
+/// the same TLS settings (CA, client certificate, server name).
+pub(crate) fn http2_connector(
+    config: &kube::Config,
+    http: HttpConnector,
+) -> Result<HttpsConnector, String> {
+    let tls = config
+        .rustls_client_config()
+        .map_err(|e| format!("the connector's TLS settings: {e}"))?;
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http();
+    let builder = match &config.tls_server_name {
+        Some(name) => {
+            builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(
+                name.clone()
+                    .try_into()
+                    .map_err(|e| format!("the connector's TLS server name: {e}"))?,
+            ))
+        }
+        None => builder,
+    };
+    Ok(builder.enable_all_versions().wrap_connector(http))
 }
