@@ -32,6 +32,12 @@ One HTTP server on 127.0.0.1 (its port is printed as `READY <port>`) serves:
   must be the pod's token; answers temporary credentials of the pod's role
   (which STS and the webhook then check with botocore like any other).
 
+- `/google/lifetime/<seconds>/token`: the token endpoint, issuing tokens
+  that live that long (a refresh test makes them outlive the client's
+  refresh margin by little).
+- `/counts`: how many requests each route has had (JSON), so a test can
+  await a token being fetched again.
+
 A path may start with `/skew/<seconds>/`: that request is judged by a clock
 that far ahead (a delegate whose clock is behind), and answered with that
 `Date`. The configuration is a JSON file (argv[1]). The server exits when its
@@ -66,6 +72,8 @@ LOCK = threading.Lock()
 TEMP = {}
 # Access tokens issued here: token -> {user, groups, exp}
 ISSUED = {}
+# Requests per route.
+COUNTS = {}
 AUTH_PARAMS = {
     "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
     "X-Amz-SignedHeaders", "X-Amz-Security-Token", "X-Amz-Signature",
@@ -233,6 +241,8 @@ class Handler(BaseHTTPRequestHandler):
             self.now += int(m.group(1))
         self.path_unskewed_full = path
         self.route = urlsplit(m.group(2) if m else path).path
+        with LOCK:
+            COUNTS[self.route] = COUNTS.get(self.route, 0) + 1
         n = int(self.headers.get("Content-Length") or 0)
         self.body = self.rfile.read(n) if n else b""
 
@@ -247,6 +257,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.metadata()
             elif self.route == "/aws/pod-identity":
                 self.pod_identity()
+            elif self.route == "/counts":
+                with LOCK:
+                    counts = dict(COUNTS)
+                self.reply(200, json.dumps(counts))
             else:
                 self.reply(404, "{}")
         except Rejected as r:
@@ -260,7 +274,9 @@ class Handler(BaseHTTPRequestHandler):
             elif self.route.startswith("/sts"):
                 self.sts_post()
             elif self.route == "/google/token":
-                self.google_token()
+                self.google_token(3599)
+            elif re.match(r"^/google/lifetime/\d+/token$", self.route):
+                self.google_token(int(self.route.split("/")[3]))
             elif re.match(r"^/entra/[^/]+/oauth2/v2\.0/token$", self.route):
                 self.entra_token()
             else:
@@ -359,7 +375,7 @@ class Handler(BaseHTTPRequestHandler):
             ISSUED[token] = {"user": email, "groups": ["system:authenticated"], "exp": self.now + 3599}
         self.reply(200, json.dumps({"access_token": token, "expires_in": 3599, "token_type": "Bearer"}))
 
-    def google_token(self):
+    def google_token(self, lifetime):
         form = dict(parse_qsl(self.body.decode()))
         if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
             raise Rejected(400, "unsupported_grant_type", "Invalid grant_type")
@@ -398,8 +414,8 @@ class Handler(BaseHTTPRequestHandler):
         token = "ya29." + secrets.token_urlsafe(40)
         with LOCK:
             ISSUED[token] = {"user": claims["iss"], "groups": ["system:authenticated"],
-                             "exp": self.now + 3599}
-        self.reply(200, json.dumps({"access_token": token, "expires_in": 3599, "token_type": "Bearer"}))
+                             "exp": self.now + lifetime}
+        self.reply(200, json.dumps({"access_token": token, "expires_in": lifetime, "token_type": "Bearer"}))
 
     # ---------------------------------------------------------------- Entra
     def entra_token(self):

@@ -108,6 +108,26 @@ impl CloudWorld {
         }
     }
 
+    /// How many requests the verifier has had at `route` (e.g.
+    /// `/google/token`), so a test can await a token being fetched.
+    pub fn requests(&self, route: &str) -> Result<u64> {
+        use std::io::Read as _;
+        let addr = self.verifier.trim_start_matches("http://");
+        let mut c = std::net::TcpStream::connect(addr)?;
+        write!(
+            c,
+            "GET /counts HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut text = String::new();
+        c.read_to_string(&mut text)?;
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .context("the verifier's /counts answer has no body")?;
+        let counts: serde_json::Value = serde_json::from_str(body)?;
+        Ok(counts[route].as_u64().unwrap_or(0))
+    }
+
     fn start() -> Result<CloudWorld> {
         let dir = tempfile::Builder::new()
             .prefix("tether-cloud.")
