@@ -35,6 +35,9 @@ One HTTP server on 127.0.0.1 (its port is printed as `READY <port>`) serves:
 - `/google/lifetime/<seconds>/token`: the token endpoint, issuing tokens
   that live that long (a refresh test makes them outlive the client's
   refresh margin by little).
+- `/issued` (POST `{"token", "user", "lifetime"}`): the token webhook accepts
+  `token` as `user` for `lifetime` seconds (an identity provider of a test,
+  e.g. an OpenID Connect issuer, registers the ID tokens it hands out).
 - `/counts`: how many requests each route has had (JSON), so a test can
   await a token being fetched again.
 
@@ -271,6 +274,12 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if self.route == "/webhook":
                 self.webhook()
+            elif self.route == "/issued":
+                t = json.loads(self.body)
+                with LOCK:
+                    ISSUED[t["token"]] = {"user": t["user"], "groups": ["system:authenticated"],
+                                          "exp": self.now + int(t["lifetime"])}
+                self.reply(200, "{}")
             elif self.route.startswith("/sts"):
                 self.sts_post()
             elif self.route == "/google/token":

@@ -3,11 +3,17 @@
 //! service-account key), AKS (client credentials), against the API server of
 //! `CloudWorld`, whose token webhook checks each token with botocore and
 //! google-auth; a client key encrypted with a passphrase against the same API
-//! server. And the refresh: a GKE token that outlives the delegate's refresh
-//! margin by two seconds is fetched again for a later request, while the
-//! delegate keeps its client for the connector.
+//! server; OpenID Connect (the password grant at an issuer of the test, whose
+//! ID tokens the webhook accepts). And the refresh: a GKE token and an ID
+//! token that outlive the delegate's refresh margin by two seconds are
+//! fetched again for a later request, while the delegate keeps its client for
+//! the connector.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use tether_testenv::cloud::*;
+use tether_testenv::{HttpsServer, TestCa};
 
 use super::*;
 
@@ -32,6 +38,88 @@ fn cloud_connector(id: &str, url: &str, auth: &str) -> String {
         auth:
 {auth}"
     )
+}
+
+/// `tether_kube::bearer::OIDC_REFRESH_MARGIN` (60 s) and two seconds.
+const OIDC_LIFETIME: u64 = 60 + 2;
+const OIDC_USER: &str = "oidc-bob";
+
+/// An OpenID Connect issuer on loopback (a certificate of `ca`): discovery,
+/// and the password grant for `bob`, whose ID tokens (with `exp`) live
+/// [`OIDC_LIFETIME`] seconds and are accepted by the API server's token
+/// webhook as [`OIDC_USER`] for that long. `grants` counts the tokens issued.
+async fn oidc_issuer(w: &'static CloudWorld, ca: &TestCa, grants: Arc<AtomicU64>) -> HttpsServer {
+    HttpsServer::start(
+        ca,
+        Arc::new(move |req| match (req.method.as_str(), req.path.as_str()) {
+            ("GET", "/.well-known/openid-configuration") => {
+                let h = req.header("host").unwrap_or_default();
+                (
+                    200,
+                    "application/json".into(),
+                    format!(r#"{{"issuer":"https://{h}","token_endpoint":"https://{h}/token"}}"#),
+                )
+            }
+            ("POST", "/token")
+                if req.body.contains("grant_type=password")
+                    && req.body.contains("username=bob&")
+                    && req.body.contains("password=bob-pw-9") =>
+            {
+                use base64::Engine as _;
+                let n = grants.fetch_add(1, Ordering::SeqCst);
+                let exp = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs()
+                    + OIDC_LIFETIME;
+                let e = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+                let id_token = format!(
+                    "{}.{}.c2ln",
+                    e(r#"{"alg":"RS256"}"#),
+                    e(&format!(
+                        r#"{{"sub":"bob","aud":"kubernetes","exp":{exp},"jti":"{n}"}}"#
+                    ))
+                );
+                match w.accept_token(&id_token, OIDC_USER, OIDC_LIFETIME) {
+                    Ok(()) => (
+                        200,
+                        "application/json".into(),
+                        format!(r#"{{"token_type":"Bearer","id_token":"{id_token}"}}"#),
+                    ),
+                    Err(e) => (500, "text/plain".into(), e.to_string()),
+                }
+            }
+            ("POST", "/token") => (
+                400,
+                "application/json".into(),
+                r#"{"error":"invalid_grant","error_description":"Invalid user credentials"}"#
+                    .into(),
+            ),
+            _ => (404, "text/plain".into(), "not found".into()),
+        }),
+    )
+    .await
+}
+
+/// Requests through `kubeconfig` until `fetched()` grows past what it was:
+/// the delegate, which keeps its client for the connector, made a new token
+/// for a later request. Every request must succeed.
+fn refreshed(k: &Path, kc: &Path, what: &str, fetched: &dyn Fn() -> Result<u64>) -> Result<()> {
+    let first = fetched()?;
+    ensure!(first >= 1, "the short-lived {what} token was never fetched");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut requests = 0;
+    while fetched()? <= first {
+        ensure!(
+            Instant::now() < deadline,
+            "after {requests} requests in 30 s the delegate still uses the {what} token it fetched first (it should refresh it before expiry)"
+        );
+        kubectl_ok(k, kc, &["get", "namespaces", "default", "-o", "name"])?;
+        requests += 1;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    kubectl_ok(k, kc, &["get", "namespaces", "default", "-o", "name"])?;
+    Ok(())
 }
 
 /// `openssl pkcs8 -topk8 -v2 aes-256-cbc`: the key as kubectl users encrypt it.
@@ -114,6 +202,27 @@ async fn cloud_and_encrypted_key_connectors_through_the_proxy() -> Result<()> {
     let short_route = format!("/google/lifetime/{GKE_SHORT_LIFETIME}/token");
     short_key["token_uri"] = Value::String(format!("{}{short_route}", w.verifier));
     let short_key = short_key.to_string();
+    let idp_ca = TestCa::new("tether-test-idp");
+    let grants = Arc::new(AtomicU64::new(0));
+    let idp = oidc_issuer(w, &idp_ca, grants.clone()).await;
+    let out = w
+        .kube
+        .kubectl()
+        .args([
+            "create",
+            "clusterrolebinding",
+            OIDC_USER,
+            "--clusterrole=cluster-admin",
+        ])
+        .arg(format!("--user={OIDC_USER}"))
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // One caCertRef for the API server and the issuer: both CAs.
+    let both_cas = format!("{}{}", w.kube.ca_pem, idp_ca.pem);
     for (id, value) in [
         ("cluster_ca", w.kube.ca_pem.as_str()),
         ("aws_key_id", AWS_CI_KEY_ID),
@@ -124,6 +233,9 @@ async fn cloud_and_encrypted_key_connectors_through_the_proxy() -> Result<()> {
         ("client_cert", w.kube.admin_cert_pem.as_str()),
         ("client_key", encrypted.as_str()),
         ("key_passphrase", passphrase),
+        ("both_cas", both_cas.as_str()),
+        ("oidc_client", "kubernetes"),
+        ("oidc_password", "bob-pw-9"),
     ] {
         let mut args = vec!["secret", "create", "--name", id, "--identifier", id];
         args.extend(SCOPE);
@@ -177,6 +289,17 @@ async fn cloud_and_encrypted_key_connectors_through_the_proxy() -> Result<()> {
             caCertRef: cluster_ca
 "
     .to_string();
+    let oidc = format!(
+        "          type: OpenIdConnect
+          spec:
+            oidcIssuerUrl: {}
+            oidcClientIdRef: oidc_client
+            oidcPasswordRef: oidc_password
+            oidcUsername: bob
+            caCertRef: both_cas
+",
+        idp.url
+    );
     // Who the API server says each one is (the webhook's user, or the
     // client certificate's common name, see scripts/kube-testenv).
     let connectors = [
@@ -186,6 +309,7 @@ async fn cloud_and_encrypted_key_connectors_through_the_proxy() -> Result<()> {
         ("aks_secret", aks, "aks-deployer"),
         ("enckey", enckey, "tether-admin"),
         ("gke_short", gke("gcp_short_key"), GCP_EMAIL),
+        ("oidc", oidc, OIDC_USER),
     ];
     for (id, auth, _) in &connectors {
         admin_stdin(
@@ -231,26 +355,16 @@ async fn cloud_and_encrypted_key_connectors_through_the_proxy() -> Result<()> {
         );
     }
 
-    // The refresh: the delegate's client for gke_short stays cached, and a
-    // later request after the token's two good seconds gets a new one
-    // (awaited as the token endpoint's request count, every request
-    // answered).
+    // The refresh: the delegate's clients stay cached, and a later request
+    // after a token's two good seconds gets a new one (awaited as the token
+    // endpoint's count of tokens issued).
     let kc = e.dir.path().join("gke_short.yaml");
-    let fetched = w.requests(&short_route)?;
-    ensure!(fetched >= 1, "the short-lived GKE token was never fetched");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut requests = 0;
-    while w.requests(&short_route)? <= fetched {
-        ensure!(
-            Instant::now() < deadline,
-            "after {requests} requests in 30 s the delegate still uses the GKE token it fetched first (it should refresh 5 minutes before expiry)\n{}",
-            e.logs()
-        );
-        kubectl_ok(&k, &kc, &["get", "namespaces", "default", "-o", "name"])?;
-        requests += 1;
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    kubectl_ok(&k, &kc, &["get", "namespaces", "default", "-o", "name"])?;
+    refreshed(&k, &kc, "GKE", &|| w.requests(&short_route)).with_context(|| e.logs())?;
+    let kc = e.dir.path().join("oidc.yaml");
+    refreshed(&k, &kc, "OpenID Connect", &|| {
+        Ok(grants.load(Ordering::SeqCst))
+    })
+    .with_context(|| e.logs())?;
 
     let everything = format!("{}\n{}", m.log(), e.logs());
     for s in [
@@ -261,6 +375,8 @@ async fn cloud_and_encrypted_key_connectors_through_the_proxy() -> Result<()> {
         "X-Amz-Signature",
         "ya29.",
         "ENCRYPTED PRIVATE KEY",
+        "bob-pw-9",
+        "eyJhbGciOiJSUzI1NiJ9.",
     ] {
         ensure!(!everything.contains(s), "a secret ({s}) is in a log");
     }
