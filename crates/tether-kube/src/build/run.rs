@@ -16,6 +16,7 @@ use super::logs::LogCursor;
 use super::watch::{self, PodState};
 use super::{objects, preflight, BuildOutcome, BuildReport, BuildRequest};
 use crate::deploy::{Problem, Progress};
+use crate::transient::retrying;
 
 /// How long the clean-up may take.
 pub const CLEANUP_LIMIT: Duration = Duration::from_secs(60);
@@ -113,19 +114,19 @@ async fn create(
     let ns = req.namespace();
     let pp = PostParams::default();
     if let Some(s) = &o.secret {
-        Api::<Secret>::namespaced(client.clone(), ns)
-            .create(&pp, s)
+        let api = Api::<Secret>::namespaced(client.clone(), ns);
+        retrying(|| api.create(&pp, s))
             .await
             .map_err(|e| create_problem("Secret", &e))?;
     }
     if let Some(c) = &o.workspace {
-        Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns)
-            .create(&pp, c)
+        let api = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns);
+        retrying(|| api.create(&pp, c))
             .await
             .map_err(|e| create_problem("PersistentVolumeClaim", &e))?;
     }
-    Api::<Pod>::namespaced(client.clone(), ns)
-        .create(&pp, &o.pod)
+    let api = Api::<Pod>::namespaced(client.clone(), ns);
+    retrying(|| api.create(&pp, &o.pod))
         .await
         .map_err(|e| create_problem("Pod", &e))?;
     Ok(())

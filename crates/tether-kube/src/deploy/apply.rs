@@ -13,6 +13,7 @@ use kube::{Api, Client};
 
 use super::preflight::{apply_problem, patch_params, Resolved};
 use super::{ObjectResult, Problem, Progress};
+use crate::transient::retrying;
 
 /// Kinds in the order they are applied; others come after, by name.
 const ORDER: &[&str] = &[
@@ -83,10 +84,10 @@ pub async fn apply_all(
     let pp = patch_params(force, false);
     let mut done = Vec::new();
     for o in objects {
-        let applied = o
-            .api(client)
-            .patch(&o.manifest.name, &pp, &Patch::Apply(&o.body()))
-            .await;
+        let api = o.api(client);
+        let body = o.body();
+        let patch = Patch::Apply(&body);
+        let applied = retrying(|| api.patch(&o.manifest.name, &pp, &patch)).await;
         let obj = match applied {
             Ok(obj) => obj,
             Err(e) => return Err((done, apply_problem(o, &e, false))),
