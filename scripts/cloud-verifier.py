@@ -32,6 +32,15 @@ One HTTP server on 127.0.0.1 (its port is printed as `READY <port>`) serves:
   must be the pod's token; answers temporary credentials of the pod's role
   (which STS and the webhook then check with botocore like any other).
 
+- `/google/lifetime/<seconds>/token`: the token endpoint, issuing tokens
+  that live that long (a refresh test makes them outlive the client's
+  refresh margin by little).
+- `/issued` (POST `{"token", "user", "lifetime"}`): the token webhook accepts
+  `token` as `user` for `lifetime` seconds (an identity provider of a test,
+  e.g. an OpenID Connect issuer, registers the ID tokens it hands out).
+- `/counts`: how many requests each route has had (JSON), so a test can
+  await a token being fetched again.
+
 A path may start with `/skew/<seconds>/`: that request is judged by a clock
 that far ahead (a delegate whose clock is behind), and answered with that
 `Date`. The configuration is a JSON file (argv[1]). The server exits when its
@@ -66,6 +75,8 @@ LOCK = threading.Lock()
 TEMP = {}
 # Access tokens issued here: token -> {user, groups, exp}
 ISSUED = {}
+# Requests per route.
+COUNTS = {}
 AUTH_PARAMS = {
     "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
     "X-Amz-SignedHeaders", "X-Amz-Security-Token", "X-Amz-Signature",
@@ -233,6 +244,8 @@ class Handler(BaseHTTPRequestHandler):
             self.now += int(m.group(1))
         self.path_unskewed_full = path
         self.route = urlsplit(m.group(2) if m else path).path
+        with LOCK:
+            COUNTS[self.route] = COUNTS.get(self.route, 0) + 1
         n = int(self.headers.get("Content-Length") or 0)
         self.body = self.rfile.read(n) if n else b""
 
@@ -247,6 +260,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.metadata()
             elif self.route == "/aws/pod-identity":
                 self.pod_identity()
+            elif self.route == "/counts":
+                with LOCK:
+                    counts = dict(COUNTS)
+                self.reply(200, json.dumps(counts))
             else:
                 self.reply(404, "{}")
         except Rejected as r:
@@ -257,10 +274,18 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if self.route == "/webhook":
                 self.webhook()
+            elif self.route == "/issued":
+                t = json.loads(self.body)
+                with LOCK:
+                    ISSUED[t["token"]] = {"user": t["user"], "groups": ["system:authenticated"],
+                                          "exp": self.now + int(t["lifetime"])}
+                self.reply(200, "{}")
             elif self.route.startswith("/sts"):
                 self.sts_post()
             elif self.route == "/google/token":
-                self.google_token()
+                self.google_token(3599)
+            elif re.match(r"^/google/lifetime/\d+/token$", self.route):
+                self.google_token(int(self.route.split("/")[3]))
             elif re.match(r"^/entra/[^/]+/oauth2/v2\.0/token$", self.route):
                 self.entra_token()
             else:
@@ -359,7 +384,7 @@ class Handler(BaseHTTPRequestHandler):
             ISSUED[token] = {"user": email, "groups": ["system:authenticated"], "exp": self.now + 3599}
         self.reply(200, json.dumps({"access_token": token, "expires_in": 3599, "token_type": "Bearer"}))
 
-    def google_token(self):
+    def google_token(self, lifetime):
         form = dict(parse_qsl(self.body.decode()))
         if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
             raise Rejected(400, "unsupported_grant_type", "Invalid grant_type")
@@ -398,8 +423,8 @@ class Handler(BaseHTTPRequestHandler):
         token = "ya29." + secrets.token_urlsafe(40)
         with LOCK:
             ISSUED[token] = {"user": claims["iss"], "groups": ["system:authenticated"],
-                             "exp": self.now + 3599}
-        self.reply(200, json.dumps({"access_token": token, "expires_in": 3599, "token_type": "Bearer"}))
+                             "exp": self.now + lifetime}
+        self.reply(200, json.dumps({"access_token": token, "expires_in": lifetime, "token_type": "Bearer"}))
 
     # ---------------------------------------------------------------- Entra
     def entra_token(self):

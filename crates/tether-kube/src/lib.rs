@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod bearer;
 pub mod build;
 pub mod client;
 pub mod client_cert;

@@ -32,6 +32,13 @@ pub struct AuditEntry {
     pub name: Option<String>,
     /// `exec`, `attach`, `portforward` for an upgraded session.
     pub session: Option<String>,
+    /// The container an exec or attach names.
+    pub container: Option<String>,
+    /// The program an exec runs: the first word of its command, never its
+    /// arguments (they can carry secrets).
+    pub program: Option<String>,
+    /// The ports of a port-forward, comma-separated.
+    pub ports: Option<String>,
     /// HTTP status answered (101 for a session).
     pub status: u16,
     pub duration_ms: i64,
@@ -54,7 +61,7 @@ pub struct AuditQuery {
     pub limit: u32,
 }
 
-const COLUMNS: &str = "id, started_at, ended_at, token_id, caller, scope_key, connector, delegate_id, verb, method, path, namespace, resource, name, session, status, duration_ms, bytes_in, bytes_out, error";
+const COLUMNS: &str = "id, started_at, ended_at, token_id, caller, scope_key, connector, delegate_id, verb, method, path, namespace, resource, name, session, status, duration_ms, bytes_in, bytes_out, error, container, program, ports";
 
 fn from_row(r: &AnyRow) -> Result<AuditEntry> {
     let key: String = r.try_get("scope_key")?;
@@ -81,6 +88,9 @@ fn from_row(r: &AnyRow) -> Result<AuditEntry> {
         bytes_in: r.try_get("bytes_in")?,
         bytes_out: r.try_get("bytes_out")?,
         error: r.try_get("error")?,
+        container: r.try_get("container")?,
+        program: r.try_get("program")?,
+        ports: r.try_get("ports")?,
     })
 }
 
@@ -88,8 +98,8 @@ impl Store {
     pub async fn record_audit(&self, e: &AuditEntry) -> Result<()> {
         let mut tx = self.db().begin_write().await?;
         sqlx::query(
-            "INSERT INTO kube_audit (started_at, ended_at, token_id, caller, scope_key, connector, delegate_id, verb, method, path, namespace, resource, name, session, status, duration_ms, bytes_in, bytes_out, error) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+            "INSERT INTO kube_audit (started_at, ended_at, token_id, caller, scope_key, connector, delegate_id, verb, method, path, namespace, resource, name, session, status, duration_ms, bytes_in, bytes_out, error, container, program, ports) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
         )
         .bind(e.started_at)
         .bind(e.ended_at)
@@ -110,6 +120,9 @@ impl Store {
         .bind(e.bytes_in)
         .bind(e.bytes_out)
         .bind(e.error.clone())
+        .bind(e.container.clone())
+        .bind(e.program.clone())
+        .bind(e.ports.clone())
         .execute(tx.conn())
         .await?;
         tx.commit().await

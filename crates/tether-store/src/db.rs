@@ -340,6 +340,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0010_task_connector.sql"),
         postgres: include_str!("../migrations/postgres/0010_task_connector.sql"),
     },
+    Migration {
+        version: 12,
+        description: "audit: the container, program and ports of a session",
+        sqlite: include_str!("../migrations/sqlite/0012_audit_session_target.sql"),
+        postgres: include_str!("../migrations/postgres/0012_audit_session_target.sql"),
+    },
 ];
 
 /// Milliseconds since the Unix epoch, the unit of every stored timestamp.

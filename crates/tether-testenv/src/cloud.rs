@@ -108,6 +108,50 @@ impl CloudWorld {
         }
     }
 
+    /// The API server accepts `token` as `user` for `lifetime` seconds from
+    /// now (its token webhook asks the verifier).
+    pub fn accept_token(&self, token: &str, user: &str, lifetime: u64) -> Result<()> {
+        let body = json!({"token": token, "user": user, "lifetime": lifetime}).to_string();
+        let answer = self.http(&format!(
+            "POST /issued HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.verifier_addr(),
+            body.len()
+        ))?;
+        if !answer.starts_with("HTTP/1.1 200") && !answer.starts_with("HTTP/1.0 200") {
+            bail!("the verifier refused /issued: {answer}");
+        }
+        Ok(())
+    }
+
+    fn verifier_addr(&self) -> &str {
+        self.verifier.trim_start_matches("http://")
+    }
+
+    /// One request to the verifier, its whole answer.
+    fn http(&self, request: &str) -> Result<String> {
+        use std::io::Read as _;
+        let mut c = std::net::TcpStream::connect(self.verifier_addr())?;
+        c.write_all(request.as_bytes())?;
+        let mut text = String::new();
+        c.read_to_string(&mut text)?;
+        Ok(text)
+    }
+
+    /// How many requests the verifier has had at `route` (e.g.
+    /// `/google/token`), so a test can await a token being fetched.
+    pub fn requests(&self, route: &str) -> Result<u64> {
+        let text = self.http(&format!(
+            "GET /counts HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.verifier_addr()
+        ))?;
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .context("the verifier's /counts answer has no body")?;
+        let counts: serde_json::Value = serde_json::from_str(body)?;
+        Ok(counts[route].as_u64().unwrap_or(0))
+    }
+
     fn start() -> Result<CloudWorld> {
         let dir = tempfile::Builder::new()
             .prefix("tether-cloud.")

@@ -320,7 +320,7 @@
         el('td', {}, a.caller),
         el('td', {}, a.session ? a.verb + ' (' + a.session + ' session)' : a.verb),
         el('td', {}, el('code', {}, a.resource || a.path)),
-        el('td', {}, [a.namespace, a.name].filter(Boolean).join(' / ') || el('span', { class: 'muted' }, '—')),
+        el('td', {}, [a.namespace, a.name, a.container, a.program, a.ports && 'ports ' + a.ports].filter(Boolean).join(' / ') || el('span', { class: 'muted' }, '—')),
         el('td', {}, String(a.status), a.error ? el('div', { class: 'small diagnosis' }, a.error) : null),
         el('td', {}, T.duration(a.durationMs)),
         el('td', {}, a.bytesIn + ' / ' + a.bytesOut),

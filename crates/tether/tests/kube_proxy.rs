@@ -9,6 +9,8 @@
 //! `two_managers_and_a_dying_delegate`: a request through a manager the
 //! delegate is not connected to, and a delegate killed mid-watch.
 
+#[path = "kube_proxy/cloud.rs"]
+mod cloud;
 mod common;
 #[path = "kube_proxy/refusals.rs"]
 mod refusals;

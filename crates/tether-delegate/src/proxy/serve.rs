@@ -125,8 +125,15 @@ async fn forward(
     for k in forged {
         h.remove(k);
     }
-    if let Some(a) = &up.authorization {
-        h.insert(header::AUTHORIZATION, a.clone());
+    match up.authorization().await {
+        Ok(Some(a)) => {
+            h.insert(header::AUTHORIZATION, a);
+        }
+        Ok(None) => {}
+        Err(m) => {
+            tracing::warn!(request = %request_id, error = %m, "no token for the API server");
+            return status(StatusCode::BAD_GATEWAY, &m, &path);
+        }
     }
     if let Some(i) = impersonate {
         match HeaderValue::from_str(&i.user) {

@@ -4,7 +4,10 @@
 //! Built once per credential set and kept while used: TLS sessions and
 //! connections to the API server are reused across requests: HTTP/2 when
 //! the server offers it (`h2_pool`), many requests per connection, and
-//! HTTP/1.1 for upgrades and for servers without HTTP/2.
+//! HTTP/1.1 for upgrades and for servers without HTTP/2. A token that
+//! expires (OpenIdConnect, EKS, GKE, AKS) is not part of the client: each
+//! request asks [`Upstream::authorization`], which takes it from the token
+//! cache (`tether_kube::bearer`), refreshed before it expires.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -25,6 +28,7 @@ use hyper_util::rt::TokioExecutor;
 use kube::client::ConfigExt;
 use secrecy::ExposeSecret;
 use tether_domain::proxy::ProxyStreamHeader;
+use tether_kube::bearer::BearerSource;
 use tether_kube::Credentials;
 
 use super::h2_pool::{H2Pool, HttpsConnector, PoolError};
@@ -37,7 +41,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) struct Upstream {
     /// The API server URL without a trailing `/` (it may have a path prefix).
     pub base: String,
-    pub authorization: Option<HeaderValue>,
+    authorization: Authorization,
     /// HTTP/1.1, one request per connection at a time.
     http1: HttpsClient,
     h2: H2Pool<Incoming>,
@@ -66,6 +70,50 @@ impl Upstream {
         let resp = self.http1.request(req).await?;
         Ok(resp.map(|b| b.map_err(BoxError::from).boxed()))
     }
+}
+
+/// What a request carries in its `Authorization` header.
+enum Authorization {
+    /// A client certificate, or nothing.
+    None,
+    /// A service-account token or basic auth: fixed.
+    Static(HeaderValue),
+    /// A token made (or taken from the cache) for each request.
+    Fresh(BearerSource),
+}
+
+impl Upstream {
+    /// The `Authorization` header for the next request. The error names
+    /// what could not be had; it quotes no secret.
+    pub async fn authorization(&self) -> Result<Option<HeaderValue>, String> {
+        match &self.authorization {
+            Authorization::None => Ok(None),
+            Authorization::Static(h) => Ok(Some(h.clone())),
+            Authorization::Fresh(source) => {
+                let token = source.token().await.map_err(|e| {
+                    format!(
+                        "the delegate cannot get a token for the connector's {} credentials: {e}",
+                        source.kind()
+                    )
+                })?;
+                sensitive(&format!("Bearer {}", token.expose_secret()))
+                    .map(Some)
+                    .map_err(|_| {
+                        format!(
+                            "the {} token holds characters an HTTP header cannot carry",
+                            source.kind()
+                        )
+                    })
+            }
+        }
+    }
+}
+
+fn sensitive(value: &str) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+    HeaderValue::from_str(value).map(|mut h| {
+        h.set_sensitive(true);
+        h
+    })
 }
 
 /// Unused entries go after this long.
@@ -124,7 +172,7 @@ fn build(header: &ProxyStreamHeader, ctx: &TaskContext) -> Result<Upstream, Stri
             .clone()
             .unwrap_or_else(|| "the connector's credentials cannot be used".into())
     })?;
-    let access = connection_test::cluster_access(target, "the proxy")?;
+    let (access, bearer) = connection_test::cluster_access_with_bearer(target)?;
     let config = access.config().map_err(|e| e.to_string())?;
     let mut http = HttpConnector::new();
     http.enforce_http(false);
@@ -136,26 +184,21 @@ fn build(header: &ProxyStreamHeader, ctx: &TaskContext) -> Result<Upstream, Stri
     let http1 = Client::builder(TokioExecutor::new()).build(https);
     let h2 = H2Pool::new(http2_connector(&config, http)?);
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-    let authorization = match &access.credentials {
+    let fixed = match &access.credentials {
         Credentials::Token(t) => Some(format!("Bearer {}", t.expose_secret())),
         Credentials::Basic { username, password } => Some(format!(
             "Basic {}",
             b64(&format!("{username}:{}", password.expose_secret()))
         )),
         Credentials::ClientCert { .. } | Credentials::Anonymous => None,
-    }
-    .map(|v| {
-        HeaderValue::from_str(&v)
-            .map(|mut h| {
-                h.set_sensitive(true);
-                h
-            })
-            .map_err(|_| {
-                "the connector's credentials hold characters an HTTP header cannot carry"
-                    .to_string()
-            })
-    })
-    .transpose()?;
+    };
+    let authorization = match (bearer, fixed) {
+        (Some(source), _) => Authorization::Fresh(source),
+        (None, Some(v)) => Authorization::Static(sensitive(&v).map_err(|_| {
+            "the connector's credentials hold characters an HTTP header cannot carry".to_string()
+        })?),
+        (None, None) => Authorization::None,
+    };
     Ok(Upstream {
         base: access.url.trim_end_matches('/').to_string(),
         authorization,

@@ -9,11 +9,14 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use tether_domain::connector::{Auth, Credential};
 use tether_domain::Connector;
+use tether_kube::bearer::BearerSource;
 use tether_kube::cloud_auth::aks::{AksConfig, AksCredential};
 use tether_kube::cloud_auth::eks::{AwsBase, AwsKeys, EksConfig};
 use tether_kube::cloud_auth::gke::{GkeConfig, GkeSource};
 use tether_kube::cloud_auth::{self, delegate, CloudAuth};
-use tether_kube::connection_test::{self, failure_report, ResolvedAuth, TestInput, TestTarget};
+use tether_kube::connection_test::{
+    self, failure_report, OidcLogin, ResolvedAuth, TestInput, TestTarget,
+};
 use tether_kube::{ClusterAccess, Credentials};
 
 use super::TaskContext;
@@ -306,41 +309,87 @@ fn inherited(ctx: &TaskContext) -> Result<TestTarget, Report> {
 }
 
 /// The connector's cluster and static credentials as one [`ClusterAccess`], for
-/// what talks to the cluster beyond the test (a deploy, the API proxy): the
-/// credentials those do not handle yet are refused with `what` ("deploying",
-/// "the proxy") named in the message.
+/// what talks to the cluster beyond the test with one client (a deploy): the
+/// credentials whose token expires (OpenIdConnect, EKS, GKE, AKS) are refused
+/// with `what` ("deploying") named in the message; the proxy takes those
+/// through [`cluster_access_with_bearer`].
 pub(crate) fn cluster_access(target: TestTarget, what: &str) -> Result<ClusterAccess, String> {
+    match cluster_access_with_bearer(target)? {
+        (access, None) => Ok(access),
+        (_, Some(BearerSource::Oidc(_))) => Err(format!(
+            "{what} cannot use an OpenIdConnect connector yet: use a service-account token (`tether cluster add`) or a client certificate"
+        )),
+        (_, Some(BearerSource::Cloud(_))) => Err(format!(
+            "{what} cannot use an EKS, GKE or AKS connector yet: use a service-account token (`tether cluster add`)"
+        )),
+    }
+}
+
+/// The connector's cluster as one [`ClusterAccess`], and for credentials whose
+/// token expires (OpenIdConnect, EKS, GKE, AKS) where a fresh bearer token
+/// comes from: the access then carries no credentials of its own and the
+/// caller asks the [`BearerSource`] before each request. An encrypted client
+/// key is decrypted here with its passphrase.
+pub(crate) fn cluster_access_with_bearer(
+    target: TestTarget,
+) -> Result<(ClusterAccess, Option<BearerSource>), String> {
     let (master_url, ca_pem, auth) = match target {
-        TestTarget::Inherited { access, .. } => return Ok(access),
+        TestTarget::Inherited { access, .. } => return Ok((access, None)),
         TestTarget::Manual {
             master_url,
             ca_pem,
             auth,
         } => (master_url, ca_pem, auth),
     };
-    let credentials = match auth {
-        ResolvedAuth::ServiceAccountToken(t) => {
-            Credentials::Token(t.expose_secret().trim().to_string().into())
+    let (credentials, bearer) = match auth {
+        ResolvedAuth::ServiceAccountToken(t) => (
+            Credentials::Token(t.expose_secret().trim().to_string().into()),
+            None,
+        ),
+        ResolvedAuth::Basic { username, password } => {
+            (Credentials::Basic { username, password }, None)
         }
-        ResolvedAuth::Basic { username, password } => Credentials::Basic { username, password },
         ResolvedAuth::ClientCert {
             cert_pem,
             key_pem,
-            passphrase: None,
-        } => Credentials::ClientCert { cert_pem, key_pem },
-        ResolvedAuth::ClientCert { .. } => return Err(format!(
-            "{what} cannot use a client key with a passphrase (clientKeyPassphraseRef) yet: store the key unencrypted, or use a service-account token"
-        )),
-        ResolvedAuth::Oidc { .. } => return Err(format!(
-            "{what} cannot use an OpenIdConnect connector yet: use a service-account token (`tether cluster add`) or a client certificate"
-        )),
-        ResolvedAuth::Cloud(_) => return Err(format!(
-            "{what} cannot use an EKS, GKE or AKS connector yet: use a service-account token (`tether cluster add`)"
-        )),
+            passphrase,
+        } => {
+            let key_pem = match passphrase {
+                None => key_pem,
+                Some(p) => connection_test::unencrypted_client_key(
+                    key_pem.expose_secret(),
+                    Some(p.expose_secret()),
+                )
+                .map_err(|e| {
+                    format!("the client key (clientKeyRef with clientKeyPassphraseRef) cannot be used: {e}")
+                })?,
+            };
+            (Credentials::ClientCert { cert_pem, key_pem }, None)
+        }
+        ResolvedAuth::Oidc {
+            issuer_url,
+            client_id,
+            client_secret,
+            username,
+            password,
+            scopes,
+        } => (
+            Credentials::Anonymous,
+            Some(BearerSource::Oidc(OidcLogin {
+                issuer_url,
+                client_id,
+                client_secret,
+                username,
+                password,
+                scopes,
+                ca_pem: ca_pem.clone(),
+            })),
+        ),
+        ResolvedAuth::Cloud(c) => (Credentials::Anonymous, Some(BearerSource::Cloud(c))),
     };
     let mut a = ClusterAccess::new(master_url, credentials);
     if let Some(ca) = ca_pem {
         a = a.with_ca(ca);
     }
-    Ok(a)
+    Ok((a, bearer))
 }

@@ -379,6 +379,60 @@ pub async fn run(input: TestInput) -> ConnectionReport {
     stages::run(input).await
 }
 
+/// A client key as unencrypted PEM for a Kubernetes client: an encrypted
+/// PKCS#8 key is decrypted with `passphrase`. The problem never quotes the key.
+pub fn unencrypted_client_key(
+    key_pem: &str,
+    passphrase: Option<&str>,
+) -> Result<SecretString, PemProblem> {
+    pem::client_key(key_pem, passphrase).map(|k| k.pem)
+}
+
+/// An OpenID Connect login: the resource-owner password grant the connection
+/// test uses (`oidc.rs`), for whatever needs the ID token beyond the test.
+#[derive(Clone)]
+pub struct OidcLogin {
+    pub issuer_url: String,
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+    pub username: String,
+    pub password: SecretString,
+    pub scopes: Vec<String>,
+    /// Trusted for the issuer beside the system roots (the connector's
+    /// `caCertRef`).
+    pub ca_pem: Option<String>,
+}
+
+impl std::fmt::Debug for OidcLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OidcLogin({}, <redacted>)", self.issuer_url)
+    }
+}
+
+/// An ID token for `login` and its `exp` claim (Unix seconds) when it has
+/// one. The error says what the issuer answered; it quotes no secret.
+pub async fn oidc_id_token(
+    login: &OidcLogin,
+    timeout: Duration,
+) -> Result<(SecretString, Option<i64>), String> {
+    use secrecy::ExposeSecret as _;
+    let t = oidc::fetch_id_token(oidc::OidcRequest {
+        issuer_url: &login.issuer_url,
+        client_id: &login.client_id,
+        client_secret: login.client_secret.as_ref(),
+        username: &login.username,
+        password: &login.password,
+        scopes: &login.scopes,
+        ca_pem: login.ca_pem.as_deref(),
+        timeout,
+    })
+    .await
+    .map_err(|f| f.message)?;
+    let exp = identity::jwt_claims(t.id_token.expose_secret())
+        .and_then(|c| c.get("exp").and_then(serde_json::Value::as_i64));
+    Ok((t.id_token, exp))
+}
+
 /// A FAILURE report for a test that could not run at all (e.g. the delegate
 /// could not resolve a secret); keeps one report shape for every outcome.
 pub fn failure_report(

@@ -172,6 +172,16 @@ pub struct AuditRecord {
     /// `exec`, `attach` or `portforward` for an upgraded session.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
+    /// The container an exec or attach names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// The program an exec runs: the first word of its command; its
+    /// arguments are never recorded (they can carry secrets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
+    /// The ports of a port-forward, comma-separated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ports: Option<String>,
     pub status: u16,
     pub duration_ms: i64,
     pub bytes_in: i64,
@@ -197,6 +207,9 @@ impl From<AuditEntry> for AuditRecord {
             resource: e.resource,
             name: e.name,
             session: e.session,
+            container: e.container,
+            program: e.program,
+            ports: e.ports,
             status: e.status,
             duration_ms: e.duration_ms,
             bytes_in: e.bytes_in,

@@ -18,6 +18,13 @@ pub struct Classified {
     pub name: Option<String>,
     /// `exec`, `attach` or `portforward`.
     pub session: Option<String>,
+    /// A session's target from its query: the container (exec, attach), the
+    /// program (exec: the first `command` word only, never an argument,
+    /// which can carry a secret), the ports (port-forward, when the request
+    /// names them).
+    pub container: Option<String>,
+    pub program: Option<String>,
+    pub ports: Option<String>,
 }
 
 /// Reads `/api/v1/namespaces/NS/pods/NAME/exec`,
@@ -54,6 +61,35 @@ pub fn classify(method: &Method, path: &str, query: Option<&str>) -> Classified 
             c.session = Some(sub.to_string());
         }
         c.resource = Some(format!("{}/{sub}", rest[0]));
+    }
+    if let (Some(kind), Some(q)) = (c.session.as_deref(), query) {
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(q.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let first = |key: &str| {
+            pairs
+                .iter()
+                .find(|(k, v)| k == key && !v.is_empty())
+                .map(|(_, v)| v.clone())
+        };
+        if kind != "portforward" {
+            c.container = first("container");
+        }
+        if kind == "exec" {
+            c.program = first("command");
+        }
+        if kind == "portforward" {
+            let ports: Vec<&str> = pairs
+                .iter()
+                .filter(|(k, _)| k == "ports")
+                .flat_map(|(_, v)| v.split(','))
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .collect();
+            if !ports.is_empty() {
+                c.ports = Some(ports.join(","));
+            }
+        }
     }
     let named = c.name.is_some();
     c.verb = match *method {
@@ -124,6 +160,19 @@ impl AuditGuard {
     pub fn set_delegate(&mut self, id: &str) {
         if let Some(e) = &mut self.entry {
             e.delegate_id = Some(id.to_string());
+        }
+    }
+
+    /// A port-forward whose request named no ports.
+    pub fn wants_ports(&self) -> bool {
+        self.entry
+            .as_ref()
+            .is_some_and(|e| e.session.as_deref() == Some("portforward") && e.ports.is_none())
+    }
+
+    pub fn set_ports(&mut self, ports: String) {
+        if let Some(e) = &mut self.entry {
+            e.ports = Some(ports);
         }
     }
 
@@ -208,5 +257,40 @@ mod tests {
         assert_eq!(exec.session.as_deref(), Some("exec"));
         assert_eq!(exec.resource.as_deref(), Some("pods/exec"));
         assert_eq!(exec.name.as_deref(), Some("p"));
+    }
+
+    #[test]
+    fn sessions_keep_their_target_but_no_command_argument() {
+        let exec = classify(
+            &Method::POST,
+            "/api/v1/namespaces/web/pods/p/exec",
+            Some("command=sh&command=-c&command=echo%20hunter2&container=app&stdin=true"),
+        );
+        assert_eq!(exec.container.as_deref(), Some("app"));
+        assert_eq!(exec.program.as_deref(), Some("sh"));
+        let all = format!("{exec:?}");
+        assert!(!all.contains("hunter2") && !all.contains("-c"), "{all}");
+        let attach = classify(
+            &Method::POST,
+            "/api/v1/namespaces/web/pods/p/attach",
+            Some("container=side&stdin=true&command=x"),
+        );
+        assert_eq!(attach.container.as_deref(), Some("side"));
+        assert_eq!(attach.program, None);
+        let pf = classify(
+            &Method::GET,
+            "/api/v1/namespaces/web/pods/p/portforward",
+            Some("ports=8080&ports=9000,9001"),
+        );
+        assert_eq!(pf.ports.as_deref(), Some("8080,9000,9001"));
+        let plain = classify(
+            &Method::GET,
+            "/api/v1/namespaces/web/pods",
+            Some("container=x&command=y&ports=1"),
+        );
+        assert_eq!(
+            (plain.container, plain.program, plain.ports),
+            (None, None, None)
+        );
     }
 }

@@ -5,12 +5,14 @@
 //! - `streams`: open streams by token, ended when the token is revoked.
 //! - `body`: streamed, counted, cancellable bodies.
 //! - `splice`: upgraded sessions (exec, attach, port-forward), counted.
+//! - `spdy_ports`: the ports of a SPDY port-forward, from its stream headers.
 //! - `audit`: what each request's audit entry says.
 //! - `status`: failures as Kubernetes `Status` objects.
 
 pub mod audit;
 mod body;
 pub mod forward;
+mod spdy_ports;
 mod splice;
 pub mod status;
 pub mod streams;

@@ -16,14 +16,17 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::audit::{AuditGuard, Counters};
+use super::spdy_ports::PortSniffer;
 use super::streams::OwnedStreamGuard;
 
-/// The client's side of a session: counts bytes each way and notes whether
-/// an I/O error came from this side.
+/// The client's side of a session: counts bytes each way, notes whether an
+/// I/O error came from this side, and (a port-forward that names no ports
+/// in its request) looks for the ports in its SPDY headers.
 struct ClientSide<T> {
     inner: T,
     counters: Arc<Counters>,
     failed: Arc<AtomicBool>,
+    ports: Option<PortSniffer>,
 }
 
 impl<T> ClientSide<T> {
@@ -44,6 +47,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for ClientSide<T> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         let n = buf.filled().len() - before;
+        if let Some(p) = &mut self.ports {
+            p.feed(&buf.filled()[before..]);
+        }
         self.counters
             .bytes_in
             .fetch_add(n as u64, Ordering::Relaxed);
@@ -82,7 +88,7 @@ pub async fn splice(
     client: hyper::upgrade::OnUpgrade,
     upstream: hyper::upgrade::OnUpgrade,
     open: OwnedStreamGuard,
-    audit: AuditGuard,
+    mut audit: AuditGuard,
 ) {
     let (c, u) = tokio::join!(client, upstream);
     let (c, mut u) = match (c, u) {
@@ -97,6 +103,7 @@ pub async fn splice(
         inner: c,
         counters: audit.counters.clone(),
         failed: failed.clone(),
+        ports: audit.wants_ports().then(PortSniffer::default),
     };
     tokio::select! {
         r = tokio::io::copy_bidirectional(&mut c, &mut u) => {
@@ -107,5 +114,8 @@ pub async fn splice(
             }
         }
         _ = open.cancel.cancelled() => audit.fail("ended: the caller's token was revoked or expired"),
+    }
+    if let Some(ports) = c.ports.as_ref().and_then(PortSniffer::ports) {
+        audit.set_ports(ports);
     }
 }

@@ -130,6 +130,7 @@ pub async fn audit(cmd: AuditCommand) -> Result<()> {
             "NAMESPACE",
             "RESOURCE",
             "NAME",
+            "TARGET",
             "STATUS",
             "MS",
             "IN",
@@ -149,6 +150,7 @@ pub async fn audit(cmd: AuditCommand) -> Result<()> {
                         s(&e["namespace"]),
                         s(&e["resource"]),
                         s(&e["name"]),
+                        target(e),
                         e["status"].to_string(),
                         e["durationMs"].to_string(),
                         e["bytesIn"].to_string(),
@@ -160,4 +162,22 @@ pub async fn audit(cmd: AuditCommand) -> Result<()> {
                 .collect()
         },
     )
+}
+
+/// What a session reached: `container app, program sh`, `ports 8080`; `-`
+/// for a plain request.
+fn target(e: &Value) -> String {
+    let parts: Vec<String> = [
+        ("container", &e["container"]),
+        ("program", &e["program"]),
+        ("ports", &e["ports"]),
+    ]
+    .iter()
+    .filter_map(|(k, v)| v.as_str().map(|v| format!("{k} {v}")))
+    .collect();
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(", ")
+    }
 }

@@ -336,6 +336,34 @@ fn sessions_audited(audit: &Value, ns: &str, versions: usize) -> Result<()> {
             && sessions("attach").iter().any(|a| a["name"] == "att0"),
         "the sessions' pods are not named: {audit}"
     );
+    // The target: the container (kubectl names the default one), the
+    // program an exec ran (`sh`, `tar` for cp), never its arguments.
+    let execs = sessions("exec");
+    ensure!(
+        execs
+            .iter()
+            .filter(|a| a["container"] == "srv" && a["program"] == "sh")
+            .count()
+            >= versions
+            && execs.iter().any(|a| a["program"] == "tar"),
+        "exec sessions without their container and program: {audit}"
+    );
+    ensure!(
+        sessions("attach")
+            .iter()
+            .all(|a| a["container"] == "c" && a.get("program").is_none()),
+        "attach sessions without their container: {audit}"
+    );
+    // kubectl names a port-forward's ports only in its SPDY stream headers.
+    ensure!(
+        sessions("portforward").iter().all(|a| a["ports"] == "9000"),
+        "port-forward sessions without their port: {audit}"
+    );
+    let text = audit.to_string();
+    ensure!(
+        !text.contains("exit 7") && !text.contains("cat;"),
+        "an exec's arguments are in the audit log: {audit}"
+    );
     Ok(())
 }
 
