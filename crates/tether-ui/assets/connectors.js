@@ -1,5 +1,5 @@
 // Connectors: the list (search, status filter, pages) and the detail page
-// (status, test, history, YAML, delete).
+// (status, test, history, builds, deploy (deploy.js), Kubernetes API, YAML, delete).
 'use strict';
 (function () {
   const T = window.Tether;
@@ -95,10 +95,12 @@
     const errorBox = $('#d-error');
     let historyLoaded = false;
     let yamlText = null;
+    const deployTab = T.deployTab(id, path);
     const showTab = T.tabs($('.tabs'), (key) => {
       if (key === 'history' && !historyLoaded) loadHistory();
       if (key === 'yaml' && yamlText === null) loadYaml();
       if (key === 'builds') loadBuilds();
+      if (key === 'deploy') deployTab.load();
       if (key === 'kube') loadAudit();
     });
     for (const b of T.$$('[data-copy]')) {
