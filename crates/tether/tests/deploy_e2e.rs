@@ -538,6 +538,63 @@ struct Failing {
     says: Vec<String>,
 }
 
+/// Deploys every case at once (one delegate runs them side by side, each its
+/// own release) and expects each to fail (exit 1) with its reason, saying
+/// what it must, with a fix.
+fn expect_failures(s: &Setup, ns: &str, cases: &[Failing]) -> Result<()> {
+    // All at once (one delegate runs them side by side), each its own release.
+    type Outcome = Result<(i32, Vec<Value>, Value)>;
+    let results: Vec<(String, Outcome)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = cases
+            .iter()
+            .map(|c| {
+                let file = s.write(&format!("{}.yaml", c.name), &c.yaml);
+                let ns = ns.to_string();
+                scope.spawn(move || {
+                    deploy_json(
+                        s,
+                        &[
+                            "-f",
+                            &file,
+                            "--namespace",
+                            &ns,
+                            "--release",
+                            c.name,
+                            "--timeout",
+                            c.timeout,
+                        ],
+                    )
+                })
+            })
+            .collect();
+        cases
+            .iter()
+            .zip(handles)
+            .map(|(c, h)| (c.name.to_string(), h.join().unwrap()))
+            .collect()
+    });
+    let mut wrong = Vec::new();
+    for (c, (name, r)) in cases.iter().zip(results) {
+        let (code, events, report) = r?;
+        let problem = &report["problems"][0];
+        let message = problem["message"].as_str().unwrap_or_default();
+        let ok = code == 1
+            && problem["reason"] == c.reason
+            && c.says.iter().all(|w| message.contains(w.as_str()))
+            && !problem["fix"].as_str().unwrap_or_default().is_empty();
+        if !ok {
+            wrong.push(format!(
+                "{name}: exit {code}, wanted {} saying {:?}, got {problem}\nevents: {:#?}",
+                c.reason,
+                c.says,
+                events_of(&events, "event")
+            ));
+        }
+    }
+    ensure!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+    Ok(())
+}
+
 fn deployment_with(ns: &str, name: &str, extra_pod: &str, container: &str) -> String {
     format!(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      terminationGracePeriodSeconds: 1\n{extra_pod}      containers:\n      - name: c\n{container}"
@@ -649,59 +706,68 @@ async fn each_known_failure_on_the_node_ends_early_with_its_diagnosis() -> Resul
             says: vec!["no storage class is set".into()],
         },
     ];
-    // All at once (one delegate runs them side by side), each its own release.
-    let s = &s;
-    type Outcome = Result<(i32, Vec<Value>, Value)>;
-    let results: Vec<(String, Outcome)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = cases
-            .iter()
-            .map(|c| {
-                let file = s.write(&format!("{}.yaml", c.name), &c.yaml);
-                let ns = ns.clone();
-                scope.spawn(move || {
-                    deploy_json(
-                        s,
-                        &[
-                            "-f",
-                            &file,
-                            "--namespace",
-                            &ns,
-                            "--release",
-                            c.name,
-                            "--timeout",
-                            c.timeout,
-                        ],
-                    )
-                })
-            })
-            .collect();
-        cases
-            .iter()
-            .zip(handles)
-            .map(|(c, h)| (c.name.to_string(), h.join().unwrap()))
-            .collect()
-    });
-    let mut wrong = Vec::new();
-    for (c, (name, r)) in cases.iter().zip(results) {
-        let (code, events, report) = r?;
-        let problem = &report["problems"][0];
-        let message = problem["message"].as_str().unwrap_or_default();
-        let ok = code == 1
-            && problem["reason"] == c.reason
-            && c.says.iter().all(|w| message.contains(w.as_str()))
-            && !problem["fix"].as_str().unwrap_or_default().is_empty();
-        if !ok {
-            wrong.push(format!(
-                "{name}: exit {code}, wanted {} saying {:?}, got {problem}\nevents: {:#?}",
-                c.reason,
-                c.says,
-                events_of(&events, "event")
-            ));
-        }
-    }
-    ensure!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+    expect_failures(&s, &ns, &cases)?;
     drop_namespace(env, &ns);
     Ok(())
+}
+
+/// Claims whose class will never give them a volume end early, not at the
+/// step's --timeout: an external provisioner that does not run (the PV
+/// controller waits for it and nobody answers), `kubernetes.io/no-provisioner`
+/// (no volume plugin), and an in-tree cloud provisioner without its cloud.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_whose_class_provisions_nothing_end_early() -> Result<()> {
+    let env = KubeEnv::get();
+    let admin = env.admin_client().await;
+    let ns = env.namespace("deploy-claims").await;
+    let token = service_account_token(&admin, &ns, "deployer").await?;
+    grant_admin(env, &ns)?;
+    let class = |kind: &str, provisioner: &str| {
+        format!("apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n  name: {ns}-{kind}\nprovisioner: {provisioner}\n")
+    };
+    let classes = [
+        class("external", "example.com/not-running"),
+        class("none", "kubernetes.io/no-provisioner"),
+        class("cloud", "kubernetes.io/aws-ebs"),
+    ];
+    kubectl_apply(env, &classes.join("---\n"))?;
+    let claim = |name: &str, kind: &str| {
+        format!("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  storageClassName: {ns}-{kind}\n  accessModes: [ReadWriteOnce]\n  resources:\n    requests: {{storage: 1Mi}}\n")
+    };
+    let s = start(env, &token)?;
+    // Each well inside its limit: before the diagnosis, each waited for it.
+    let cases = vec![
+        Failing {
+            name: "external",
+            yaml: claim("external", "external"),
+            timeout: "3m",
+            reason: "NO_PROVISIONER",
+            says: vec!["example.com/not-running".into(), "has not answered".into()],
+        },
+        Failing {
+            name: "noplugin",
+            yaml: claim("noplugin", "none"),
+            timeout: "3m",
+            reason: "VOLUME_UNAVAILABLE",
+            says: vec!["no volume plugin matched".into()],
+        },
+        Failing {
+            name: "cloud",
+            yaml: claim("cloud", "cloud"),
+            timeout: "3m",
+            reason: "VOLUME_PROVISIONING_FAILED",
+            says: vec!["AWS".into()],
+        },
+    ];
+    let result = expect_failures(&s, &ns, &cases);
+    let mut delete = env.kubectl();
+    delete.args(["delete", "storageclass", "--wait=false"]);
+    for kind in ["external", "none", "cloud"] {
+        delete.arg(format!("{ns}-{kind}"));
+    }
+    let _ = delete.stdout(Stdio::null()).stderr(Stdio::null()).status();
+    drop_namespace(env, &ns);
+    result
 }
 
 /// The account's rules in `ns` are `role` (kubectl apply replaces the list);
