@@ -19,7 +19,9 @@
 //! that rule. A delegate killed (SIGKILL) mid-deploy: another takes the
 //! task over, the CLI follows it to the end, and release 1 is recorded once;
 //! the manager killed and restarted mid-deploy: the CLI follows the same
-//! task to the end through the restarted one, every event once.
+//! task to the end through the restarted one, every event once. Claims whose
+//! class never provisions end early; a deploy goes only to a delegate that
+//! may receive the connector's secrets.
 
 mod common;
 
@@ -1156,6 +1158,196 @@ async fn a_manager_restarted_mid_deploy_loses_neither_task_nor_events() -> Resul
     ensure!(
         items.len() == 1 && items[0]["status"] == "deployed",
         "{history}"
+    );
+    drop_namespace(env, &ns);
+    Ok(())
+}
+
+/// A child process killed when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A deploy goes only to a delegate that may receive its connector's secrets
+/// (issue 13 with issue 10's grants): a project connector uses account
+/// secrets granted to the project. An org delegate, which those grants do not
+/// cover, is not eligible (409, `secretNotGranted` with the fix); with a
+/// delegate of the project beside it, that one deploys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploys_go_only_to_delegates_that_may_receive_the_connectors_secrets() -> Result<()> {
+    let env = KubeEnv::get();
+    let admin = env.admin_client().await;
+    let ns = env.namespace("deploy-grants").await;
+    let token = service_account_token(&admin, &ns, "deployer").await?;
+    grant_admin(env, &ns)?;
+    let server = TetherServer::start(bin(), &["--retest-interval", "0", "--test-on-change=false"])?;
+    let dir = tempfile::tempdir()?;
+    let run = |args: &[&str], stdin: Option<&str>| -> Result<String> {
+        let out = common::cli(&server, &server.admin_token, args, stdin);
+        ensure!(
+            out.status.success(),
+            "tether {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?)
+    };
+    run(
+        &["org", "create", "Default", "--identifier", "default"],
+        None,
+    )?;
+    run(
+        &[
+            "project",
+            "create",
+            "Web",
+            "--org",
+            "default",
+            "--identifier",
+            "web",
+        ],
+        None,
+    )?;
+    for (id, value) in [
+        ("cluster_ca", env.ca_pem.as_str()),
+        ("cluster_token", &token),
+    ] {
+        run(
+            &[
+                "secret",
+                "create",
+                "--name",
+                id,
+                "--identifier",
+                id,
+                "--usable-from",
+                "project/default/web",
+            ],
+            Some(value),
+        )?;
+    }
+    run(
+        &["connector", "apply", "-f", "-"],
+        Some(&format!(
+            "connector:\n  name: cluster\n  identifier: cluster\n  orgIdentifier: default\n  projectIdentifier: web\n  type: K8sCluster\n  spec:\n    delegateSelectors: [deploy]\n    credential:\n      type: ManualConfig\n      spec:\n        masterUrl: {}\n        auth:\n          type: ServiceAccount\n          spec:\n            serviceAccountTokenRef: account.cluster_token\n            caCertRef: account.cluster_ca\n",
+            env.url
+        )),
+    )?;
+    // A real delegate registered with a token of `scope`.
+    let delegate = |name: &str, scope: &[&str]| -> Result<Killed> {
+        let mut args = vec!["delegate", "token", "create", "--name", name];
+        args.extend(scope);
+        let dtoken = run(&args, None)?.trim().to_string();
+        let log = std::fs::File::create(dir.path().join(format!("{name}.log")))?;
+        let child = Command::new(bin())
+            .args([
+                "delegate",
+                "run",
+                "--manager",
+                &server.url,
+                "--name",
+                name,
+                "--tags",
+                "deploy",
+            ])
+            .env("TETHER_DELEGATE_TOKEN", &dtoken)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()?;
+        Ok(Killed(child))
+    };
+    let connected = |name: &str, scope: &[&str]| -> Result<String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut args = vec!["delegate", "list", "-o", "json"];
+            args.extend(scope);
+            let list: Value = serde_json::from_str(&run(&args, None)?)?;
+            if let Some(d) = list
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|d| d["name"] == name && d["connected"] == true)
+            {
+                return Ok(d["id"].as_str().unwrap_or_default().to_string());
+            }
+            ensure!(Instant::now() < deadline, "delegate {name} did not connect");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let org = ["--org", "default"];
+    let project = ["--org", "default", "--project", "web"];
+    let _org_delegate = delegate("org-d", &org)?;
+    connected("org-d", &org)?;
+
+    let http = reqwest::Client::new();
+    let deploy = |name: &str| {
+        let body = serde_json::json!({
+            "manifests": [{"source": "cm.yaml", "text": format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  k: v\n")}],
+            "namespace": ns,
+            "release": name,
+        });
+        http.post(format!(
+            "{}/api/v1/orgs/default/projects/web/connectors/cluster/deploy",
+            server.url
+        ))
+        .bearer_auth(&server.admin_token)
+        .json(&body)
+        .send()
+    };
+
+    // --- Only the org delegate: not eligible, and it says why and how to fix it.
+    let res = deploy("first").await?;
+    let status = res.status();
+    let body: Value = res.json().await?;
+    ensure!(status == 409, "{status} {body:#}");
+    ensure!(body["code"] == "NO_ELIGIBLE_DELEGATE", "{body:#}");
+    let org_d = &body["considered"][0];
+    ensure!(
+        org_d["name"] == "org-d"
+            && org_d["ineligible"]["reason"] == "secretNotGranted"
+            && org_d["ineligible"]["secret"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("account.cluster_")),
+        "{body:#}"
+    );
+    ensure!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--usable-from"),
+        "the message does not say how to grant it: {body:#}"
+    );
+    // --- A delegate of the project beside it: that one deploys.
+    let _project_delegate = delegate("project-d", &project)?;
+    let project_id = connected("project-d", &project)?;
+    let res = deploy("second").await?;
+    ensure!(res.status() == 201, "{}", res.status());
+    let task: Value = res.json().await?;
+    let id = task["id"].as_str().context("task id")?.to_string();
+    // Follow the task's events to its end.
+    run(&["task", "events", &id, "-o", "json"], None)?;
+    let task: Value = serde_json::from_str(&run(&["task", "get", &id, "-o", "json"], None)?)?;
+    ensure!(
+        task["state"] == "succeeded" && task["output"]["outcome"] == "deployed",
+        "{task:#}"
+    );
+    ensure!(
+        task["delegateId"] == project_id.as_str(),
+        "run by {} instead of the project's delegate {project_id}",
+        task["delegateId"]
+    );
+    ensure!(
+        Api::<ConfigMap>::namespaced(admin, &ns)
+            .get_opt("second")
+            .await?
+            .is_some(),
+        "the ConfigMap was not deployed"
     );
     drop_namespace(env, &ns);
     Ok(())
