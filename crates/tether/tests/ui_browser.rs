@@ -2028,7 +2028,8 @@ async fn ui_deploy_outcome(b: &mut Browser, what: &str) -> Result<String> {
 /// diagnosis and its fix; an unknown kind is refused by pre-flight naming its
 /// document and line; a rollback from the release history deploys revision
 /// 1's manifests again (the cluster has them back) as revision 3 with its
-/// live events. A viewer sees the history without a form or Rollback button.
+/// live events. Revision 2 comes from an uploaded file. A viewer sees the
+/// history without a form or Rollback button.
 #[test]
 fn the_deploy_tab_deploys_shows_live_events_failures_refusals_and_rolls_back() -> Result<()> {
     run(async {
@@ -2093,14 +2094,32 @@ fn the_deploy_tab_deploys_shows_live_events_failures_refusals_and_rolls_back() -
             "{row}"
         );
 
-        // --- Revision 2 of the same release: another version.
-        ui_deploy(
-            &mut b,
-            &ui_deployment(&ns, "web", &busybox, "2"),
-            &ns,
-            "web",
+        let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+            Api::namespaced(env.admin_client().await, &ns);
+        let version = |d: &k8s_openapi::api::apps::v1::Deployment| {
+            d.spec
+                .template
+                .spec
+                .as_ref()
+                .and_then(|p| p.containers[0].env.as_ref()?[0].value.clone())
+        };
+        // --- Revision 2 of the same release, another version, from an uploaded
+        // file (namespace and release stay as typed).
+        let work = tempfile::tempdir()?;
+        let upload = work.path().join("web-v2.yaml");
+        std::fs::write(&upload, ui_deployment(&ns, "web", &busybox, "2"))?;
+        b.paste("#dp-yaml", "").await?;
+        b.wait_for("#dp-files")
+            .await?
+            .send_keys(&upload.display().to_string())
+            .await?;
+        b.until(
+            "the uploaded file listed",
+            "document.querySelector('#dp-files-list').innerText.includes('1 file: web-v2.yaml')",
+            WAIT,
         )
         .await?;
+        b.click("#dp-submit").await?;
         b.until(
             "the second deploy to start",
             "document.querySelector('#dp-state')",
@@ -2109,6 +2128,19 @@ fn the_deploy_tab_deploys_shows_live_events_failures_refusals_and_rolls_back() -
         .await?;
         let outcome = ui_deploy_outcome(&mut b, "the second deploy's result").await?;
         ensure!(outcome == "deployed", "second deploy: {outcome}");
+        ensure!(
+            version(&deployments.get("web").await?).as_deref() == Some("2"),
+            "the uploaded file was not what was deployed"
+        );
+        // Later deploys are pasted: no file with them.
+        b.js("const f = document.querySelector('#dp-files'); f.value = ''; f.dispatchEvent(new Event('change'));")
+            .await?;
+        b.until(
+            "no file listed",
+            "document.querySelector('#dp-files-list').innerText === ''",
+            WAIT,
+        )
+        .await?;
 
         // --- A missing image: the ErrImagePull diagnosis and its fix.
         ui_deploy(
@@ -2159,15 +2191,6 @@ fn the_deploy_tab_deploys_shows_live_events_failures_refusals_and_rolls_back() -
             "{problems}"
         );
         b.shot("deploy-refused").await?;
-        let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
-            Api::namespaced(env.admin_client().await, &ns);
-        let version = |d: &k8s_openapi::api::apps::v1::Deployment| {
-            d.spec
-                .template
-                .spec
-                .as_ref()
-                .and_then(|p| p.containers[0].env.as_ref()?[0].value.clone())
-        };
         ensure!(
             version(&deployments.get("web").await?).as_deref() == Some("2"),
             "the refused deploy changed the Deployment"
