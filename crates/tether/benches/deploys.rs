@@ -283,6 +283,39 @@ async fn latencies(env: &KubeEnv, s: &Setup, home: &str, rounds: usize) -> Resul
     Ok(())
 }
 
+/// Where a deploy's time went, from its events' times (`-o json` lines):
+/// pre-flight (to the dry run passing), apply (to the last object applied),
+/// steady (to the end).
+fn phases(out: &str) -> String {
+    let events: Vec<Value> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("kind").is_some() && v.get("atMs").is_some())
+        .collect();
+    let at = |pred: &dyn Fn(&Value) -> bool| {
+        events
+            .iter()
+            .filter(|e| pred(e))
+            .filter_map(|e| e["atMs"].as_i64())
+            .next_back()
+    };
+    let first = events.first().and_then(|e| e["atMs"].as_i64());
+    let dry = at(&|e| {
+        e["kind"] == "preflight" && e["message"].as_str().is_some_and(|m| m.contains("dry run"))
+    });
+    let applied = at(&|e| e["kind"] == "applied");
+    let end = events.last().and_then(|e| e["atMs"].as_i64());
+    match (first, dry, applied, end) {
+        (Some(a), Some(b), Some(c), Some(d)) => format!(
+            "pre-flight {:.2}s, release + apply {:.2}s, steady {:.2}s",
+            (b - a) as f64 / 1000.0,
+            (c - b) as f64 / 1000.0,
+            (d - c) as f64 / 1000.0
+        ),
+        _ => "unknown (events missing)".into(),
+    }
+}
+
 /// (c).
 fn against_kubectl(
     env: &KubeEnv,
@@ -313,9 +346,16 @@ fn against_kubectl(
                 "bench",
                 "--timeout",
                 "10m",
+                "-o",
+                "json",
             ]);
             ensure!(code == 0, "exit {code}\n{out}\n{err}");
-            Ok(t0.elapsed().as_secs_f64())
+            let total = t0.elapsed().as_secs_f64();
+            println!(
+                "figure: (c) round {round}: tether's phases: {}",
+                phases(&out)
+            );
+            Ok(total)
         };
         let run_kubectl = || -> Result<(f64, f64)> {
             let t0 = Instant::now();
@@ -345,9 +385,9 @@ fn against_kubectl(
             let k = run_kubectl()?;
             (run_tether()?, k)
         };
-        for ns in [&tns, &kns] {
-            drop_namespace(env, ns);
-        }
+        // Gone before the next round, so its terminating pods do not slow
+        // whichever goes first there.
+        kubectl(env, &["delete", "namespace", &tns, &kns, "--timeout=5m"])?;
         let ratio = tether / k_total;
         ratios.push(ratio);
         println!(
