@@ -13,5 +13,6 @@ pub mod cloud_auth;
 pub mod connection_test;
 pub mod deploy;
 pub mod onboarding;
+pub mod transient;
 
 pub use client::{header_unsafe_at, ClientError, ClusterAccess, Credentials};

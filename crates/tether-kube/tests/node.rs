@@ -11,10 +11,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::wait::await_condition;
-use kube::Client;
 use tether_testenv::KubeEnv;
 
 /// Bounds each wait so a broken node fails the test instead of hanging it.
@@ -40,14 +39,6 @@ where
             last.lock().unwrap()
         ),
     }
-}
-
-/// A namespace whose `default` service account exists (pods are refused before).
-async fn namespace(env: &KubeEnv, client: &Client, prefix: &str) -> String {
-    let ns = env.namespace(prefix).await;
-    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
-    wait_for(&sas, "default", "default service account", |s| s.is_some()).await;
-    ns
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
@@ -124,7 +115,7 @@ async fn a_deployment_rolls_out_and_logs_exec_and_port_forward_reach_it() {
     let env = KubeEnv::get();
     let node = env.node();
     let client = env.admin_client().await;
-    let ns = namespace(env, &client, "node-web").await;
+    let ns = env.namespace("node-web").await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     let d: Deployment = from_json(serde_json::json!({
         "metadata": {"name": "web"},
@@ -218,7 +209,7 @@ async fn a_missing_image_reports_err_image_pull() {
     let env = KubeEnv::get();
     env.node();
     let client = env.admin_client().await;
-    let ns = namespace(env, &client, "node-pull").await;
+    let ns = env.namespace("node-pull").await;
     let pods: Api<Pod> = Api::namespaced(client, &ns);
     let pod: Pod = from_json(serde_json::json!({
         "metadata": {"name": "missing"},
@@ -249,7 +240,7 @@ async fn a_crashing_container_reports_crash_loop_back_off() {
     let env = KubeEnv::get();
     let node = env.node();
     let client = env.admin_client().await;
-    let ns = namespace(env, &client, "node-crash").await;
+    let ns = env.namespace("node-crash").await;
     let pods: Api<Pod> = Api::namespaced(client, &ns);
     let pod: Pod = from_json(serde_json::json!({
         "metadata": {"name": "crash"},

@@ -334,6 +334,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0009_task_events.sql"),
         postgres: include_str!("../migrations/postgres/0009_task_events.sql"),
     },
+    Migration {
+        version: 10,
+        description: "task connector column and follow-up of a lost task",
+        sqlite: include_str!("../migrations/sqlite/0010_task_connector.sql"),
+        postgres: include_str!("../migrations/postgres/0010_task_connector.sql"),
+    },
 ];
 
 /// Milliseconds since the Unix epoch, the unit of every stored timestamp.

@@ -45,7 +45,7 @@ pub use releases::ReleaseRecord;
 pub use secrets::{SecretInput, SecretMeta, SecretUpdate, MAX_SECRET_BYTES};
 pub use stats::ConnectorConnectivity;
 pub use task_events::{EventCursor, TaskEventRecord};
-pub use tasks::{Completion, NewTask, TaskAttempt, TaskRecord, TaskState};
+pub use tasks::{Completion, FollowUp, NewTask, TaskAttempt, TaskRecord, TaskState};
 pub use test_history::{
     NewTestResult, TestResultRecord, TestTrigger, DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT,
 };

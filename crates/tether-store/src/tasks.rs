@@ -73,6 +73,30 @@ pub struct NewTask {
     pub max_attempts: u32,
     /// How long the task may wait and run in all before it fails.
     pub deadline_ms: u64,
+    /// The connector it runs through, if any (listed by [`Store::connector_tasks`]).
+    pub connector: Option<String>,
+    /// For a task that must not run twice: what to queue instead when its
+    /// delegate is lost (see [`FollowUp`]).
+    pub on_lost: Option<FollowUp>,
+}
+
+/// The task queued in place of a lost one (its delegate went away while it
+/// ran) that must not run again, e.g. a build: the lost task fails at once
+/// with `error` and this one is queued in the same transaction. It gets the
+/// lost task's id as `payload.lostTask`, the lost task's scope, and no
+/// deadline: it waits until an eligible delegate runs it (a clean-up must not
+/// be given up because no delegate was connected for a while).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FollowUp {
+    pub kind: String,
+    pub payload: Value,
+    pub selectors: Vec<String>,
+    pub timeout_ms: u64,
+    pub max_attempts: u32,
+    /// The lost task's error; `{reason}` is replaced by why it was taken
+    /// back, `{followUp}` by the follow-up's id.
+    pub error: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -94,6 +118,8 @@ pub struct TaskRecord {
     pub created_at: i64,
     pub updated_at: i64,
     pub deadline_at: i64,
+    /// The connector it runs through, if any.
+    pub connector: Option<String>,
 }
 
 /// What happened to a reported result.
@@ -107,7 +133,10 @@ pub enum Completion {
     Stale,
 }
 
-const COLUMNS: &str = "id, kind, scope_key, payload, selectors, timeout_ms, state, attempt, max_attempts, delegate_id, lease_expires_at, output, error, history, created_at, updated_at, deadline_at";
+/// The deadline of a task that waits until a delegate runs it (a follow-up).
+const NO_DEADLINE: i64 = i64::MAX;
+
+const COLUMNS: &str = "id, kind, scope_key, payload, selectors, timeout_ms, state, attempt, max_attempts, delegate_id, lease_expires_at, output, error, history, created_at, updated_at, deadline_at, connector";
 
 fn task_from_row(r: &AnyRow) -> Result<TaskRecord> {
     let id: String = r.try_get("id")?;
@@ -140,6 +169,7 @@ fn task_from_row(r: &AnyRow) -> Result<TaskRecord> {
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
         deadline_at: r.try_get("deadline_at")?,
+        connector: r.try_get("connector")?,
         id,
     })
 }
@@ -159,23 +189,53 @@ fn end_attempt(history: &mut [TaskAttempt], attempt: u32, now: i64, outcome: &st
     }
 }
 
+/// Inserts a queued task; returns its id.
+async fn insert_task(
+    conn: &mut AnyConnection,
+    t: &NewTask,
+    now: i64,
+    deadline_at: i64,
+) -> Result<String> {
+    let id = new_id();
+    let on_lost = t
+        .on_lost
+        .as_ref()
+        .map(|f| serde_json::to_string(f).unwrap_or_default());
+    sqlx::query("INSERT INTO tasks (id, kind, scope_key, payload, selectors, timeout_ms, state, attempt, max_attempts, history, created_at, updated_at, deadline_at, connector, on_lost) VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, '[]', $8, $8, $9, $10, $11)")
+        .bind(&id)
+        .bind(&t.kind)
+        .bind(t.scope.key())
+        .bind(t.payload.to_string())
+        .bind(serde_json::to_string(&t.selectors).unwrap_or_else(|_| "[]".into()))
+        .bind(t.timeout_ms as i64)
+        .bind(i64::from(t.max_attempts.max(1)))
+        .bind(now)
+        .bind(deadline_at)
+        .bind(t.connector.clone())
+        .bind(on_lost)
+        .execute(conn)
+        .await?;
+    Ok(id)
+}
+
+/// The follow-up of a lost task, if it has one (an unreadable one counts as
+/// none: the task is then offered again, as before this column existed).
+async fn follow_up_of(conn: &mut AnyConnection, id: &str) -> Result<Option<FollowUp>> {
+    let raw: Option<String> = sqlx::query("SELECT on_lost FROM tasks WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .and_then(|r| r.try_get("on_lost").ok())
+        .flatten();
+    Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
+}
+
 impl Store {
     pub async fn create_task(&self, t: NewTask) -> Result<TaskRecord> {
         let now = now_ms();
-        let id = new_id();
+        let deadline_at = now.saturating_add(t.deadline_ms.min(i64::MAX as u64) as i64);
         let mut tx = self.db().begin_write().await?;
-        sqlx::query("INSERT INTO tasks (id, kind, scope_key, payload, selectors, timeout_ms, state, attempt, max_attempts, history, created_at, updated_at, deadline_at) VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, '[]', $8, $8, $9)")
-            .bind(&id)
-            .bind(&t.kind)
-            .bind(t.scope.key())
-            .bind(t.payload.to_string())
-            .bind(serde_json::to_string(&t.selectors).unwrap_or_else(|_| "[]".into()))
-            .bind(t.timeout_ms as i64)
-            .bind(i64::from(t.max_attempts.max(1)))
-            .bind(now)
-            .bind(now + t.deadline_ms as i64)
-            .execute(tx.conn())
-            .await?;
+        let id = insert_task(tx.conn(), &t, now, deadline_at).await?;
         let rec = fetch(tx.conn(), &id)
             .await?
             .ok_or_else(|| StoreError::not_found(format!("task '{id}'")))?;
@@ -203,28 +263,34 @@ impl Store {
             .collect()
     }
 
-    /// Queued tasks, oldest first.
+    /// Queued tasks, oldest first; follow-ups of lost tasks (no deadline)
+    /// after the others, so that follow-ups no delegate can take (their
+    /// connector's delegates are gone) never hide newer tasks from dispatch.
     pub async fn queued_tasks(&self, limit: u32) -> Result<Vec<TaskRecord>> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM tasks WHERE state = 'queued' ORDER BY created_at, id LIMIT $1"
+            "SELECT {COLUMNS} FROM tasks WHERE state = 'queued' ORDER BY CASE WHEN deadline_at = $2 THEN 1 ELSE 0 END, created_at, id LIMIT $1"
         ))
         .bind(i64::from(limit))
+        .bind(NO_DEADLINE)
         .fetch_all(&self.db().pool)
         .await?;
         rows.iter().map(task_from_row).collect()
     }
 
-    /// The newest tasks of `kind` at exactly `scope` (builds of a scope).
-    pub async fn recent_tasks(
+    /// The newest `limit` tasks of `kind` run through connector `connector`
+    /// of `scope` (a connector's builds), newest first.
+    pub async fn connector_tasks(
         &self,
         scope: &Scope,
+        connector: &str,
         kind: &str,
         limit: u32,
     ) -> Result<Vec<TaskRecord>> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM tasks WHERE scope_key = $1 AND kind = $2 ORDER BY created_at DESC, id DESC LIMIT $3"
+            "SELECT {COLUMNS} FROM tasks WHERE scope_key = $1 AND connector = $2 AND kind = $3 ORDER BY created_at DESC, id DESC LIMIT $4"
         ))
         .bind(scope.key())
+        .bind(connector)
         .bind(kind)
         .bind(i64::from(limit))
         .fetch_all(&self.db().pool)
@@ -435,7 +501,33 @@ impl Store {
                 now,
                 &format!("taken back: {reason}"),
             );
-            let (state, error) = if t.attempt >= t.max_attempts {
+            let follow_up = follow_up_of(tx.conn(), &t.id).await?;
+            let (state, error) = if let Some(f) = follow_up {
+                let mut payload = f.payload;
+                if let Some(p) = payload.as_object_mut() {
+                    p.insert("lostTask".into(), Value::String(t.id.clone()));
+                }
+                let next = NewTask {
+                    kind: f.kind,
+                    scope: t.scope.clone(),
+                    payload,
+                    selectors: f.selectors,
+                    timeout_ms: f.timeout_ms,
+                    max_attempts: f.max_attempts,
+                    deadline_ms: 0,
+                    connector: t.connector.clone(),
+                    on_lost: None,
+                };
+                let next_id = insert_task(tx.conn(), &next, now, NO_DEADLINE).await?;
+                (
+                    TaskState::Failed,
+                    Some(
+                        f.error
+                            .replace("{reason}", reason)
+                            .replace("{followUp}", &next_id),
+                    ),
+                )
+            } else if t.attempt >= t.max_attempts {
                 (
                     TaskState::Failed,
                     Some(format!(

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
 use anyhow::{bail, Context, Result};
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::api::{ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
@@ -230,7 +230,10 @@ impl KubeEnv {
         Client::try_from(self.admin_config().await).expect("admin client")
     }
 
-    /// A fresh namespace for one test, named `<prefix>-<random>`.
+    /// A fresh namespace for one test, named `<prefix>-<random>`, ready for
+    /// Pods: its `default` service account exists and, before Kubernetes 1.24,
+    /// has the token Secret the ServiceAccount admission plugin waits for
+    /// (a Pod created before that is refused with `500 ServerTimeout`).
     pub async fn namespace(&self, prefix: &str) -> String {
         let name = crate::unique(prefix);
         let ns = Namespace {
@@ -245,7 +248,35 @@ impl KubeEnv {
             .create(&PostParams::default(), &ns)
             .await
             .expect("create test namespace");
+        self.await_default_service_account(&name).await;
         name
+    }
+
+    async fn await_default_service_account(&self, ns: &str) {
+        let client = self.admin_client().await;
+        let version = client.apiserver_version().await.expect("server version");
+        let minor: u32 = version
+            .minor
+            .trim_end_matches('+')
+            .parse()
+            .expect("numeric minor version");
+        let needs_token_secret = version.major == "1" && minor < 24;
+        let sas: Api<ServiceAccount> = Api::namespaced(client, ns);
+        let ready = kube::runtime::wait::await_condition(
+            sas,
+            "default",
+            move |sa: Option<&ServiceAccount>| {
+                sa.is_some_and(|sa| {
+                    !needs_token_secret || sa.secrets.as_ref().is_some_and(|s| !s.is_empty())
+                })
+            },
+        );
+        tokio::time::timeout(std::time::Duration::from_secs(60), ready)
+            .await
+            .unwrap_or_else(|_| {
+                panic!("namespace {ns}: no default service account (with its token) after 60 s; is the controller manager running?")
+            })
+            .expect("watch the default service account");
     }
 
     /// `kubectl` built with the control plane, pointed at it as admin.

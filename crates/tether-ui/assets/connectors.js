@@ -236,7 +236,9 @@
       }));
     }
 
-    // Builds (GET .../builds; a build's log from its task events).
+    // Builds (GET .../builds; a build's log from its task events, followed
+    // live while it runs).
+    let logSource = null;
     async function loadBuilds() {
       const tbody = $('#d-builds-body');
       const r = await T.api('GET', path + '/builds');
@@ -250,8 +252,8 @@
         return;
       }
       tbody.replaceChildren(...items.map((b) => {
-        const status = b.outcome || (b.state === 'failed' ? 'failed' : b.state);
-        return el('tr', {},
+        const status = b.outcome || (b.state === 'assigned' ? 'running' : b.state);
+        return el('tr', { 'data-task': b.taskId },
           el('td', {}, T.time(b.createdAt)),
           el('td', {}, T.badge(status)),
           el('td', {}, T.duration(b.durationMs)),
@@ -261,23 +263,32 @@
           el('td', {}, el('button', { type: 'button', class: 'small', onclick: () => showLog(b.taskId) }, 'View log')));
       }));
     }
-    async function showLog(taskId) {
+    // The task's events, live (T.followTask): every event so far, then each
+    // as the delegate sends it, until the end.
+    function showLog(taskId) {
       const out = $('#d-build-log');
+      if (logSource) logSource.close();
       out.hidden = false;
-      out.textContent = 'Loading…';
-      // The task's events as Server-Sent Events; a finished task's stream ends.
-      const r = await T.api('GET', '/api/v1/tasks/' + T.enc(taskId) + '/events', { accept: 'text/event-stream', absolute: true });
-      if (!r.ok) { out.textContent = 'The log could not be read: ' + (r.error ? r.error.message : r.status); return; }
-      const lines = [];
-      for (const line of String(r.raw || r.data || '').split('\n')) {
-        if (!line.startsWith('data: ')) continue;
-        try {
-          const e = JSON.parse(line.slice(6));
-          if (e.kind === 'log') lines.push(e.message);
-          else if (e.kind) lines.push('# ' + e.kind + ': ' + e.message);
-        } catch (_) { /* the end event */ }
-      }
-      out.textContent = lines.join('\n');
+      out.textContent = '';
+      out.dataset.task = taskId;
+      out.dataset.state = 'following';
+      const add = (text) => { out.append(text + '\n'); out.scrollTop = out.scrollHeight; };
+      const follow = T.followTask(taskId, (e) => {
+        if (e.kind === 'log') add(e.message);
+        else if (e.kind) add('# ' + e.kind + ': ' + e.message);
+      });
+      logSource = follow;
+      follow.then((end) => {
+        if (logSource !== follow) return;
+        logSource = null;
+        if (end.streamFailed) {
+          out.dataset.state = 'failed';
+          add('# the log could not be read; reload the page to try again');
+          return;
+        }
+        out.dataset.state = 'ended';
+        loadBuilds();
+      });
     }
 
     // Kubernetes API: the mode, and the recent audit entries (GET .../audit, admins only).

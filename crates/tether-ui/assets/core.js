@@ -84,12 +84,14 @@
    * Events): `onEvent` gets each `{kind, message, atMs, ...}` as the manager
    * stores it. Resolves with the `end` event (`{taskId, state, error}`). The
    * browser reconnects by itself after a dropped connection, with
-   * `Last-Event-ID`, so nothing is shown twice; a stream that cannot be
-   * reopened (session ended) resolves with state `unknown`.
+   * `Last-Event-ID`, so nothing is shown twice; a stream closed for good (the
+   * session ended) resolves with `streamFailed: true`. `close()` on the
+   * returned promise stops following (it then never resolves).
    */
   T.followTask = function (taskId, onEvent) {
-    return new Promise((resolve) => {
-      const es = new EventSource('/api/v1/tasks/' + T.enc(taskId) + '/events', { withCredentials: true });
+    let es;
+    const done = new Promise((resolve) => {
+      es = new EventSource('/api/v1/tasks/' + T.enc(taskId) + '/events', { withCredentials: true });
       es.addEventListener('task', (m) => {
         let e = null;
         try { e = JSON.parse(m.data); } catch (_) { return; }
@@ -102,11 +104,14 @@
         resolve(end);
       });
       es.addEventListener('error', () => {
+        // Closed for good, not a reconnect in progress.
         if (es.readyState === EventSource.CLOSED) {
-          resolve({ taskId, state: 'unknown', error: 'The live events stopped (the session may have ended). Reload the page to see how the task ended.' });
+          resolve({ taskId, state: 'unknown', streamFailed: true, error: 'The live events stopped (the session may have ended). Reload the page to see how the task ended.' });
         }
       });
     });
+    done.close = () => es.close();
+    return done;
   };
 
   /** Whether `el` is shown, ignoring the wizard's hidden steps. */

@@ -6,7 +6,9 @@
 //! (visible to the command, absent from the Pod object, the delegate's log,
 //! the manager's log and store), a sidecar service answering the build, an
 //! image that does not exist (diagnosed), a timeout, Ctrl-C (cancel), and
-//! the delegate killed with SIGKILL mid-build (the next attempt cleans up).
+//! the delegate killed with SIGKILL mid-build: the build is reported
+//! `DELEGATE_LOST` at once and its clean-up is handed to another delegate, or
+//! waits (queued, no deadline) until the only delegate is back.
 
 mod common;
 
@@ -18,7 +20,7 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use futures_util::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, ResourceQuota, Secret};
-use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding, RoleRef, Subject};
 use kube::api::{ListParams, ObjectMeta, PostParams};
 use kube::runtime::wait::await_condition;
 use kube::runtime::{watcher, WatchStreamExt};
@@ -67,22 +69,20 @@ impl Setup {
         Ok(String::from_utf8(out.stdout)?)
     }
 
-    fn build_args<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
-        let mut args = vec![
-            "build",
-            "run",
-            "--connector",
-            "cluster",
-            "--namespace",
-            &self.ns,
-        ];
+    fn build_args<'a>(&'a self, ns: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec!["build", "run", "--connector", "cluster", "--namespace", ns];
         args.extend(extra);
         args
     }
 
-    /// `tether build run ...`: exit code, stdout, stderr.
+    /// `tether build run ...` in the test's namespace: exit code, stdout, stderr.
     fn build(&self, extra: &[&str]) -> (i32, String, String) {
-        let out = self.run(&self.build_args(extra));
+        self.build_in(&self.ns, extra)
+    }
+
+    /// `tether build run ...` in namespace `ns`.
+    fn build_in(&self, ns: &str, extra: &[&str]) -> (i32, String, String) {
+        let out = self.run(&self.build_args(ns, extra));
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -117,6 +117,14 @@ impl Setup {
         Ok(())
     }
 
+    /// SIGKILL to the `i`th delegate started.
+    fn kill_delegate(&self, i: usize) -> Result<()> {
+        let mut ds = self.delegates.lock().unwrap();
+        ds[i].kill()?;
+        ds[i].wait()?;
+        Ok(())
+    }
+
     fn wait_connected(&self, name: &str) -> Result<()> {
         common::wait_delegate_connected(&self.server, Some(name))
     }
@@ -125,7 +133,7 @@ impl Setup {
     /// a receiver of its stderr lines.
     fn spawn_build(&self, extra: &[&str]) -> Result<(Child, std::sync::mpsc::Receiver<String>)> {
         let mut cmd = self.server.cli(bin(), &self.server.admin_token);
-        cmd.args(self.build_args(extra))
+        cmd.args(self.build_args(&self.ns, extra))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -177,6 +185,32 @@ async fn grant_edit(admin: &Client, ns: &str, sa: &str) -> Result<()> {
         }]),
     };
     Api::<RoleBinding>::namespaced(admin.clone(), ns)
+        .create(&PostParams::default(), &binding)
+        .await?;
+    Ok(())
+}
+
+/// Lets service account `sa` of `ns` read namespaces (a ClusterRole shared by
+/// the test runs, bound for this namespace's account).
+async fn grant_namespace_reads(admin: &Client, ns: &str, sa: &str) -> Result<()> {
+    let role: ClusterRole = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "tether-test-read-namespaces"},
+        "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]}],
+    }))?;
+    match Api::<ClusterRole>::all(admin.clone())
+        .create(&PostParams::default(), &role)
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => return Err(e.into()),
+    }
+    let binding: ClusterRoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": format!("{ns}-{sa}-read-namespaces")},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "tether-test-read-namespaces"},
+        "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}],
+    }))?;
+    Api::<ClusterRoleBinding>::all(admin.clone())
         .create(&PostParams::default(), &binding)
         .await?;
     Ok(())
@@ -280,22 +314,18 @@ async fn builds_run_report_and_always_clean_up() -> Result<()> {
 
     // --- Pre-flight: the account may do nothing in `default`: refused, every
     // missing rule named, nothing created.
-    let out = s.run(&[
-        "build",
-        "run",
-        "--connector",
-        "cluster",
-        "--namespace",
+    let (code, _, err) = s.build_in(
         "default",
-        "--image",
-        IMAGE,
-        "--secret-env",
-        "TOKEN=account.build_token",
-        "--",
-        "true",
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    ensure!(out.status.code() == Some(125), "{:?}\n{err}", out.status);
+        &[
+            "--image",
+            IMAGE,
+            "--secret-env",
+            "TOKEN=account.build_token",
+            "--",
+            "true",
+        ],
+    );
+    ensure!(code == 125, "exit {code}\n{err}");
     ensure!(err.contains("MISSING_PERMISSION"), "{err}");
     for needed in ["pods", "pods/log", "secrets"] {
         ensure!(
@@ -304,6 +334,22 @@ async fn builds_run_report_and_always_clean_up() -> Result<()> {
         );
     }
     nothing_left(&admin, "default", "pre-flight").await?;
+
+    // --- A namespace that does not exist: said so, with the fix (the
+    // account may read namespaces; one that may not is told what it lacks).
+    grant_namespace_reads(&admin, &ns, "builder").await?;
+    let (code, _, err) = s.build_in(&format!("{ns}-missing"), &["--image", IMAGE, "--", "true"]);
+    ensure!(code == 125, "exit {code}\n{err}");
+    ensure!(
+        err.contains("NAMESPACE_NOT_FOUND") && err.contains("kubectl create namespace"),
+        "{err}"
+    );
+    Api::<ClusterRoleBinding>::all(admin.clone())
+        .delete(
+            &format!("{ns}-builder-read-namespaces"),
+            &Default::default(),
+        )
+        .await?;
 
     // --- A secret bound to hosts cannot be a build's env: refused before any task.
     let out = cli(
@@ -508,19 +554,132 @@ async fn builds_run_report_and_always_clean_up() -> Result<()> {
     ensure!(code == Some(130), "exit {code:?}\n{}", lines.join("\n"));
     nothing_left(&admin, &ns, "cancel").await?;
 
-    // --- The delegate killed mid-build: the next delegate deletes what it left.
+    // --- The delegate killed mid-build: reported lost, and the other
+    // delegate deletes what it left.
     let (mut child, rx) = s.spawn_build(&["--image", IMAGE, "--", "sleep", "600"])?;
     wait_line(&rx, ": running")?;
     s.start_delegate("d2")?;
     s.wait_connected("d2")?;
-    {
-        let mut ds = s.delegates.lock().unwrap();
-        ds[0].kill()?; // SIGKILL
-        ds[0].wait()?;
-    }
+    s.kill_delegate(0)?;
     let lines = wait_line(&rx, "DELEGATE_LOST")?;
     let code = child.wait()?.code();
     ensure!(code == Some(125), "exit {code:?}\n{}", lines.join("\n"));
-    nothing_left(&admin, &ns, "delegate killed").await?;
+    let cleanup = cleanup_task(&lines)?;
+    s.ok(&["task", "events", &cleanup])?;
+    all_gone(&admin, &ns).await?;
     Ok(())
+}
+
+/// The only delegate killed mid-build: the build is reported `DELEGATE_LOST`
+/// without waiting for any delegate; its objects stay (no delegate can reach
+/// the cluster) while the clean-up waits queued; the delegate restarted with
+/// the same name and token runs it, and every object goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_builds_clean_up_waits_for_a_delegate() -> Result<()> {
+    let env = KubeEnv::get();
+    env.node();
+    let admin = env.admin_client().await;
+    let ns = env.namespace("build-lost").await;
+    let s = start(env, &admin, &ns).await?;
+    let (mut child, rx) = s.spawn_build(&[
+        "--image",
+        IMAGE,
+        "--secret-env",
+        "TOKEN=account.build_token",
+        "--",
+        "sleep",
+        "600",
+    ])?;
+    wait_line(&rx, ": running")?;
+    s.kill_delegate(0)?;
+    let lines = wait_line(&rx, "DELEGATE_LOST")?;
+    let code = child.wait()?.code();
+    ensure!(code == Some(125), "exit {code:?}\n{}", lines.join("\n"));
+    let cleanup = cleanup_task(&lines)?;
+
+    // Nobody to clean up yet: the objects are there, the clean-up queued.
+    let lp = ListParams::default().labels("tether.dev/build");
+    let pods = Api::<Pod>::namespaced(admin.clone(), &ns).list(&lp).await?;
+    let secrets = Api::<Secret>::namespaced(admin.clone(), &ns)
+        .list(&lp)
+        .await?;
+    ensure!(
+        pods.items.len() == 1 && secrets.items.len() == 1,
+        "the lost build's pod and secret should still be there"
+    );
+    let task: serde_json::Value =
+        serde_json::from_str(&s.ok(&["task", "get", &cleanup, "-o", "json"])?)?;
+    ensure!(task["state"] == "queued", "{task}");
+    ensure!(task["kind"] == "buildCleanup", "{task}");
+    let builds = s.ok(&["build", "list", "--connector", "cluster", "-o", "json"])?;
+    ensure!(
+        builds.contains("DELEGATE_LOST") && builds.contains("\"failed\""),
+        "{builds}"
+    );
+
+    // The same delegate back (same name, same token): it runs the clean-up.
+    s.start_delegate("d1")?;
+    s.ok(&["task", "events", &cleanup])?;
+    all_gone(&admin, &ns).await?;
+    let task: serde_json::Value =
+        serde_json::from_str(&s.ok(&["task", "get", &cleanup, "-o", "json"])?)?;
+    ensure!(task["state"] == "succeeded", "{task}");
+    ensure!(
+        task["output"]["cleanup"]["deleted"]
+            .as_array()
+            .is_some_and(|d| d.len() == 2),
+        "the pod and the secret: {task}"
+    );
+    Ok(())
+}
+
+/// The clean-up task named in the CLI's `DELEGATE_LOST` line.
+fn cleanup_task(lines: &[String]) -> Result<String> {
+    let line = lines
+        .iter()
+        .find(|l| l.contains("DELEGATE_LOST"))
+        .context("no DELEGATE_LOST line")?;
+    let id = line
+        .split("clean-up task ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .with_context(|| format!("no clean-up task named: {line}"))?;
+    Ok(id.to_string())
+}
+
+/// Waits, watching each, until every object labelled as a build's in `ns` is
+/// gone (the clean-up may still be finishing when its task is reported).
+async fn all_gone(admin: &Client, ns: &str) -> Result<()> {
+    async fn gone<K>(api: Api<K>) -> Result<()>
+    where
+        K: kube::Resource
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+        K::DynamicType: Default,
+    {
+        let lp = ListParams::default().labels("tether.dev/build");
+        for o in api.list(&lp).await?.items {
+            let name = kube::ResourceExt::name_any(&o);
+            let uid = kube::ResourceExt::uid(&o).unwrap_or_default();
+            tokio::time::timeout(
+                Duration::from_secs(120),
+                await_condition(
+                    api.clone(),
+                    &name,
+                    kube::runtime::conditions::is_deleted(&uid),
+                ),
+            )
+            .await
+            .with_context(|| format!("{name} was not deleted"))??;
+        }
+        Ok(())
+    }
+    gone(Api::<Pod>::namespaced(admin.clone(), ns)).await?;
+    gone(Api::<Secret>::namespaced(admin.clone(), ns)).await?;
+    gone(Api::<PersistentVolumeClaim>::namespaced(admin.clone(), ns)).await?;
+    nothing_left(admin, ns, "lost build").await
 }

@@ -2277,3 +2277,188 @@ fn the_deploy_tab_deploys_shows_live_events_failures_refusals_and_rolls_back() -
         b.close().await
     })
 }
+
+/// The Builds tab (issue 14): a finished build shows its status, duration,
+/// exit code and log; a running build's log grows on screen as the container
+/// writes it (the task's events followed over SSE), and the row shows how it
+/// ended once it is cancelled.
+#[test]
+fn the_builds_tab_shows_finished_builds_and_follows_a_running_one() -> Result<()> {
+    run(async {
+        let env = KubeEnv::get();
+        env.node();
+        let work = tempfile::tempdir()?;
+        let token = cluster_admin_token(env).await?;
+        let ns = env.namespace("ui-builds").await;
+        let (server, _delegate) = manager_with_delegate(work.path()).await?;
+        common::cluster_connector(&server, env, &token, "", &[])?;
+        let image = "tether-test/busybox:1";
+        let build = |extra: &[&str]| {
+            let mut args = vec![
+                "build",
+                "run",
+                "--connector",
+                "cluster",
+                "--namespace",
+                &ns,
+                "--image",
+                image,
+                "--",
+            ];
+            args.extend_from_slice(extra);
+            args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+        };
+
+        // A finished build: exit code 3 after two lines.
+        let args = build(&[
+            "sh",
+            "-c",
+            "echo finished-line-1; echo finished-line-2; exit 3",
+        ]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = cli(&server, &server.admin_token, &args, None);
+        ensure!(
+            out.status.code() == Some(3),
+            "{:?}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let list = api_get(&server, "/connectors/cluster/builds").await?;
+        let done = list["items"][0].clone();
+        let done_id = done["taskId"].as_str().context("task id")?.to_string();
+        // As T.duration shows it: milliseconds under a second.
+        let ms = done["durationMs"].as_u64().context("duration")?;
+        let secs = if ms < 1000 {
+            format!("{ms} ms")
+        } else {
+            format!("{:.1} s", ms as f64 / 1000.0)
+        };
+
+        // A running build that writes a line every 300 ms.
+        let args = build(&[
+            "sh",
+            "-c",
+            "i=0; while true; do i=$((i+1)); echo tick-$i; sleep 0.3; done",
+        ]);
+        let mut cmd = server.cli(bin(), &server.admin_token);
+        cmd.args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut running = cmd.spawn()?;
+        let mut err = BufReader::new(running.stderr.take().context("stderr")?).lines();
+        let mut live_id = None;
+        for l in err.by_ref() {
+            let l = l?;
+            if let Some(rest) = l.strip_prefix("build task ") {
+                live_id = rest.split_whitespace().next().map(str::to_string);
+            }
+            if l.contains(": running") {
+                break;
+            }
+        }
+        let live_id = live_id.context("the CLI named no build task")?;
+        std::thread::spawn(move || for _ in err {});
+
+        let Some(mut b) = Browser::start("builds_tab", &server.url).await? else {
+            let _ = running.kill();
+            return Ok(());
+        };
+        b.login(&server.admin_token).await?;
+        b.goto("/connectors/cluster").await?;
+        b.click("#tab-builds").await?;
+        let done_row = format!("#d-builds-body tr[data-task={}]", js_str(&done_id));
+        let live_row = format!("#d-builds-body tr[data-task={}]", js_str(&live_id));
+        b.until(
+            "both builds listed",
+            &format!(
+                "document.querySelector({}) && document.querySelector({})",
+                js_str(&done_row),
+                js_str(&live_row)
+            ),
+            WAIT,
+        )
+        .await?;
+        let row = b.text(&done_row).await?;
+        for want in ["FAILED", "3", &secs, image] {
+            ensure!(
+                row.contains(want),
+                "the finished build's row lacks {want}: {row}"
+            );
+        }
+        ensure!(
+            b.text(&live_row).await?.contains("RUNNING"),
+            "the running build is not shown running"
+        );
+        b.click(&format!("{done_row} button")).await?;
+        b.until(
+            "the finished build's log",
+            "document.querySelector('#d-build-log').dataset.state === 'ended'",
+            WAIT,
+        )
+        .await?;
+        let log = b.text("#d-build-log").await?;
+        ensure!(
+            log.contains("finished-line-1\nfinished-line-2"),
+            "the log lacks the build's lines: {log}"
+        );
+        b.shot("builds-finished-log").await?;
+
+        // The running build's log grows while the page stays as it is.
+        b.click(&format!("{live_row} button")).await?;
+        b.until(
+            "a first tick",
+            "document.querySelector('#d-build-log').textContent.includes('tick-')",
+            WAIT,
+        )
+        .await?;
+        let last_tick = |text: &str| {
+            text.lines()
+                .filter_map(|l| l.strip_prefix("tick-")?.parse::<u64>().ok())
+                .max()
+                .unwrap_or(0)
+        };
+        let first = last_tick(&b.text("#d-build-log").await?);
+        b.until(
+            "later ticks arriving live",
+            &format!(
+                "Math.max(0, ...document.querySelector('#d-build-log').textContent.split('\\n').filter(l => l.startsWith('tick-')).map(l => +l.slice(5))) >= {}",
+                first + 3
+            ),
+            WAIT,
+        )
+        .await?;
+        ensure!(
+            b.js("return document.querySelector('#d-build-log').dataset.state")
+                .await?
+                == json!("following"),
+            "the log of a running build should still be followed"
+        );
+        b.shot("builds-live-log").await?;
+
+        // Cancelled: the stream ends and the row says how.
+        cli_ok(&server, &["task", "cancel", &live_id], None);
+        b.until(
+            "the live log to end",
+            "document.querySelector('#d-build-log').dataset.state === 'ended'",
+            Duration::from_secs(90),
+        )
+        .await?;
+        b.until(
+            "the cancelled build's row",
+            &format!(
+                "document.querySelector({}).innerText.includes('CANCELLED')",
+                js_str(&live_row)
+            ),
+            WAIT,
+        )
+        .await?;
+        b.shot("builds-cancelled").await?;
+        let code = running.wait()?.code();
+        ensure!(
+            code == Some(130),
+            "the cancelled build's CLI exited {code:?}"
+        );
+        b.close().await
+    })
+}

@@ -5,9 +5,15 @@
 //! `tether_kube::build::run` with its log lines and progress streamed as task
 //! events. The output is the build report.
 //!
-//! A later attempt (the delegate that ran the build was lost) does not run the
-//! build again, which could repeat its side effects: it deletes what the lost
-//! attempt left in the cluster, found by the build's label, and reports that.
+//! A build is not run twice, which could repeat its side effects: when its
+//! delegate is lost the manager fails it (`DELEGATE_LOST`) and queues a
+//! `buildCleanup` task in its place ([`cleanup`]), which deletes what the lost
+//! attempt left in the cluster, found by the build's label. The delegate holds
+//! no connectors, so it cannot sweep leftovers by itself at startup: the
+//! manager knows which builds were lost and hands out their clean-up, to any
+//! eligible delegate, the same one restarted included. A later attempt of a
+//! build itself (a build queued by a manager of an older version, which hands
+//! a lost build on) only cleans up the same way.
 
 use std::collections::BTreeMap;
 
@@ -81,22 +87,9 @@ async fn lost_attempt(
     let started = std::time::Instant::now();
     progress.emit(
         "cleanup",
-        format!(
-            "attempt {attempt}: the delegate of the earlier attempt was lost; deleting its objects ({})",
-            req.selector()
-        ),
+        format!("attempt {attempt}: the delegate of the earlier attempt was lost"),
     );
-    let cleanup: Cleanup = build::cleanup(
-        client,
-        req.namespace(),
-        &req.selector(),
-        std::time::Duration::from_secs(60),
-    )
-    .await;
-    progress.emit(
-        "cleanup",
-        format!("deleted {} object(s)", cleanup.deleted.len()),
-    );
+    let cleanup = delete_leftovers(client, req.namespace(), &req.task_id, progress).await;
     BuildReport {
         outcome: BuildOutcome::Error,
         summary: "the delegate running the build was lost; its objects were deleted and the build was not run again".into(),
@@ -112,5 +105,70 @@ async fn lost_attempt(
         log_lines: 0,
         cleanup,
         duration_ms: started.elapsed().as_millis() as u64,
+    }
+}
+
+/// Deletes the objects build `build_id` left in `namespace`, with progress.
+async fn delete_leftovers(
+    client: &kube::Client,
+    namespace: &str,
+    build_id: &str,
+    progress: &Progress,
+) -> Cleanup {
+    let selector = build::selector(build_id);
+    progress.emit(
+        "cleanup",
+        format!("deleting the objects of build {build_id} in {namespace} ({selector})"),
+    );
+    let cleanup = build::cleanup(
+        client,
+        namespace,
+        &selector,
+        std::time::Duration::from_secs(60),
+    )
+    .await;
+    progress.emit(
+        "cleanup",
+        format!("deleted {} object(s)", cleanup.deleted.len()),
+    );
+    cleanup
+}
+
+/// The `buildCleanup` task: what a lost build (`payload.lostTask`) left in
+/// `payload.namespace` deleted. Its output says what went; it fails when
+/// something could not be deleted, naming the command that does it.
+pub async fn cleanup(payload: Value, ctx: &TaskContext, events: Emitter) -> TaskOutcome {
+    let (Some(build_id), Some(namespace)) =
+        (payload["lostTask"].as_str(), payload["namespace"].as_str())
+    else {
+        return TaskOutcome::Failed {
+            message:
+                "the clean-up names no build or namespace; run a delegate of the manager's version"
+                    .into(),
+        };
+    };
+    let client = match super::deploy::access(&payload, ctx).and_then(|a| {
+        a.client().map_err(|e| {
+            format!("cannot build a client for the connector: {e}; run `tether connector test` for a diagnosis")
+        })
+    }) {
+        Ok(c) => c,
+        Err(message) => return TaskOutcome::Failed { message },
+    };
+    let progress = Progress::new(move |e| match &e.key {
+        Some(k) => events.progress(k, e.kind, &e.message, e.data),
+        None => events.emit(e.kind, &e.message, e.data),
+    });
+    let cleanup = delete_leftovers(&client, namespace, build_id, &progress).await;
+    if !cleanup.complete {
+        return TaskOutcome::Failed {
+            message: format!(
+                "the objects of build {build_id} were not all deleted: {}",
+                cleanup.errors.join("; ")
+            ),
+        };
+    }
+    TaskOutcome::Succeeded {
+        output: serde_json::json!({ "build": build_id, "namespace": namespace, "cleanup": cleanup }),
     }
 }

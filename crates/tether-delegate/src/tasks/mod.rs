@@ -40,7 +40,7 @@ pub fn handles_cancel(kind: &str) -> bool {
 }
 
 /// Task kinds this delegate understands.
-pub const KINDS: &[&str] = &["echo", "connectionTest", "deploy", "build"];
+pub const KINDS: &[&str] = &["echo", "connectionTest", "deploy", "build", "buildCleanup"];
 
 pub async fn run(
     task_id: &str,
@@ -85,6 +85,7 @@ async fn run_kind(
     match kind {
         "deploy" => deploy::run(task_id, payload, ctx, events).await,
         "build" => build::run(task_id, payload, ctx, events).await,
+        "buildCleanup" => build::cleanup(payload, ctx, events).await,
         "echo" => echo(payload, ctx, &events).await,
         "connectionTest" => TaskOutcome::Succeeded {
             output: connection_test::run(payload, ctx, events).await,

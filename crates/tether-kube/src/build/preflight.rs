@@ -5,7 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use kube::Client;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{Api, Client};
 
 use super::BuildRequest;
 use crate::deploy::preflight::{check_permissions, Permission};
@@ -51,7 +52,27 @@ pub fn required(req: &BuildRequest) -> BTreeMap<Permission, Vec<String>> {
     out
 }
 
-/// Every permission `req` lacks, as problems; empty when it may run.
+/// Every permission `req` lacks, as problems; empty when it may run. A
+/// namespace the account can see is missing is said so instead (an account
+/// that may not read namespaces gets 403 and the permissions are checked: a
+/// missing namespace then shows at creation, see `run::create_problem`).
 pub async fn check(client: &Client, req: &BuildRequest) -> Vec<Problem> {
+    let ns = req.namespace();
+    if let Err(kube::Error::Api(s)) = Api::<Namespace>::all(client.clone()).get(ns).await {
+        if s.code == 404 {
+            return vec![namespace_not_found(ns)];
+        }
+    }
     check_permissions(client, &required(req)).await
+}
+
+/// The build's namespace does not exist.
+pub fn namespace_not_found(ns: &str) -> Problem {
+    Problem::general().with(
+        "NAMESPACE_NOT_FOUND",
+        format!("the build's namespace {ns} does not exist"),
+        format!(
+            "create it (`kubectl create namespace {ns}`) or pass --namespace of an existing one"
+        ),
+    )
 }

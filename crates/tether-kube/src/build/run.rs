@@ -16,6 +16,7 @@ use super::logs::LogCursor;
 use super::watch::{self, PodState};
 use super::{objects, preflight, BuildOutcome, BuildReport, BuildRequest};
 use crate::deploy::{Problem, Progress};
+use crate::transient::retrying;
 
 /// How long the clean-up may take.
 pub const CLEANUP_LIMIT: Duration = Duration::from_secs(60);
@@ -72,7 +73,7 @@ impl Ended {
 }
 
 /// Why the cluster refused to create an object of the build.
-fn create_problem(kind: &str, e: &kube::Error) -> Problem {
+fn create_problem(kind: &str, ns: &str, e: &kube::Error) -> Problem {
     match e {
         kube::Error::Api(s) if s.code == 403 || s.code == 422 || s.code == 400 => {
             let fix = if s.message.contains("quota") {
@@ -97,6 +98,9 @@ fn create_problem(kind: &str, e: &kube::Error) -> Problem {
                 fix,
             )
         }
+        kube::Error::Api(s) if s.code == 404 && s.message.starts_with("namespaces ") => {
+            super::preflight::namespace_not_found(ns)
+        }
         other => Problem::general().with(
             "CREATE_FAILED",
             format!("cannot create the build's {kind}: {other}"),
@@ -113,21 +117,21 @@ async fn create(
     let ns = req.namespace();
     let pp = PostParams::default();
     if let Some(s) = &o.secret {
-        Api::<Secret>::namespaced(client.clone(), ns)
-            .create(&pp, s)
+        let api = Api::<Secret>::namespaced(client.clone(), ns);
+        retrying(|| api.create(&pp, s))
             .await
-            .map_err(|e| create_problem("Secret", &e))?;
+            .map_err(|e| create_problem("Secret", ns, &e))?;
     }
     if let Some(c) = &o.workspace {
-        Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns)
-            .create(&pp, c)
+        let api = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns);
+        retrying(|| api.create(&pp, c))
             .await
-            .map_err(|e| create_problem("PersistentVolumeClaim", &e))?;
+            .map_err(|e| create_problem("PersistentVolumeClaim", ns, &e))?;
     }
-    Api::<Pod>::namespaced(client.clone(), ns)
-        .create(&pp, &o.pod)
+    let api = Api::<Pod>::namespaced(client.clone(), ns);
+    retrying(|| api.create(&pp, &o.pod))
         .await
-        .map_err(|e| create_problem("Pod", &e))?;
+        .map_err(|e| create_problem("Pod", ns, &e))?;
     Ok(())
 }
 

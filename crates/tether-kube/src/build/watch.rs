@@ -54,7 +54,9 @@ async fn unbound_claim(client: &Client, p: &Pod, claim: &str) -> Option<Problem>
         .flatten()
         .find(|c| c.type_ == "PodScheduled" && c.status == "False")?;
     let message = c.message.clone().unwrap_or_default();
-    if !message.contains("PersistentVolumeClaim") {
+    // "unbound immediate PersistentVolumeClaims", or, when the scheduler has
+    // not seen the new claim yet, `persistentvolumeclaim "x" not found`.
+    if !message.to_lowercase().contains("persistentvolumeclaim") {
         return None;
     }
     let ns = p.metadata.namespace.clone().unwrap_or_default();

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::{stream, StreamExt};
-
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::wait::{await_condition, conditions};
@@ -16,6 +15,7 @@ use kube::{Api, Client};
 
 use super::preflight::{apply_problem, patch_params, Resolved};
 use super::{ObjectResult, Problem, Progress};
+use crate::transient::retrying;
 
 /// Kinds in the order they are applied; others come after, by name.
 const ORDER: &[&str] = &[
@@ -146,10 +146,10 @@ async fn apply_one<'a>(
     if stop.load(Ordering::Relaxed) {
         return (o, None);
     }
-    let r = o
-        .api(client)
-        .patch(&o.manifest.name, pp, &Patch::Apply(&o.body()))
-        .await;
+    let api = o.api(client);
+    let body = o.body();
+    let patch = Patch::Apply(&body);
+    let r = retrying(|| api.patch(&o.manifest.name, pp, &patch)).await;
     if r.is_err() {
         stop.store(true, Ordering::Relaxed);
     }

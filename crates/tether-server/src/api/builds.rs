@@ -124,7 +124,7 @@ fn validate(body: &BuildCreate) -> Result<(), ApiError> {
     tag = "connectors",
     operation_id = "buildThroughConnector",
     summary = "Run a build step as a pod through a connector",
-    description = "Queues a `build` task on a delegate chosen by the connector's `delegateSelectors` and answers at once with the task. The delegate checks the `builds` permissions (SelfSubjectAccessReview; nothing is created when one is missing), creates a Secret with the `secretEnv` values (the pod refers to them by key: no value is in the Pod object), an optional workspace claim and the Pod (each service a container of the same pod, at `localhost:PORT`), streams the build container's log as `log` events (`GET /api/v1/tasks/{id}/events`), and deletes every object labelled `tether.dev/build=<task id>` in every outcome. Its `output` is the build report (`outcome`: `succeeded`, `failed`, `error`, `timedOut`, `cancelled`; `exitCode`). Each `secretEnv` secret must be usable from the connector's scope (use grants) and bound to no host (403 `SECRET_USE_DENIED`).",
+    description = "Queues a `build` task on a delegate chosen by the connector's `delegateSelectors` and answers at once with the task. The delegate checks the `builds` permissions (SelfSubjectAccessReview; nothing is created when one is missing), creates a Secret with the `secretEnv` values (the pod refers to them by key: no value is in the Pod object), an optional workspace claim and the Pod (each service a container of the same pod, at `localhost:PORT`), streams the build container's log as `log` events (`GET /api/v1/tasks/{id}/events`), and deletes every object labelled `tether.dev/build=<task id>` in every outcome (if its delegate is lost, the build is not run again: the task fails with `DELEGATE_LOST` at once and a `buildCleanup` task, named in `error`, deletes what it left on the next eligible delegate). Its `output` is the build report (`outcome`: `succeeded`, `failed`, `error`, `timedOut`, `cancelled`; `exitCode`). Each `secretEnv` secret must be usable from the connector's scope (use grants) and bound to no host (403 `SECRET_USE_DENIED`).",
     params(("identifier" = String, Path, description = "The connector's identifier.")),
     request_body(content((BuildCreate = "application/json"), (BuildCreate = "application/yaml"))),
     responses(
@@ -152,6 +152,13 @@ pub async fn create(
     validate(&body)?;
     let mut carried =
         payload::connector_carries(&state.store, &path.scope, &record.connector).await?;
+    let on_lost = cleanup_follow_up(
+        &path.scope,
+        &identifier,
+        body.namespace.as_deref(),
+        &record.connector.spec.delegate_selectors,
+        &carried,
+    );
     for (env, meta) in payload::build_secrets(&state.store, &path.scope, &body.secret_env).await? {
         carried.push(Carried::of_meta(&body.secret_env[&env], &meta));
     }
@@ -172,16 +179,55 @@ pub async fn create(
     });
     let task = state
         .broker
-        .submit(
+        .submit_task(
             payload::BUILD,
             &path.scope,
             json!({ "scope": path.scope.key(), "connector": identifier, "request": request, "secretAccess": carried }),
             record.connector.spec.delegate_selectors.clone(),
             // Pre-flight, the delegate's own margin and the clean-up on top.
             timeout + Duration::from_secs(240),
+            Some(on_lost),
         )
         .await?;
     Ok(Reply::created(Format::accepted(&headers), task.into()))
+}
+
+/// How many builds `GET /connectors/{id}/builds` lists.
+const LIST_LIMIT: u32 = 50;
+
+/// How many times the clean-up of a lost build is offered to a delegate
+/// (each lost in turn) before it fails.
+const CLEANUP_ATTEMPTS: u32 = 100;
+
+/// What the store queues in place of a build whose delegate is lost: the
+/// build is not run again (its command may have had side effects) and fails
+/// at once with `DELEGATE_LOST`; a `buildCleanup` task deletes what it left
+/// (by its `tether.dev/build` label), with no deadline: it waits until a
+/// delegate eligible for the connector is connected, e.g. the same delegate
+/// restarted. It carries only the connector's secrets, not the build's
+/// secret env. Meanwhile the pod's `activeDeadlineSeconds` ends the build's
+/// containers anyway.
+fn cleanup_follow_up(
+    scope: &tether_domain::Scope,
+    connector: &str,
+    namespace: Option<&str>,
+    selectors: &[String],
+    carried: &[Carried],
+) -> tether_store::FollowUp {
+    tether_store::FollowUp {
+        kind: payload::BUILD_CLEANUP.into(),
+        payload: json!({
+            "scope": scope.key(),
+            "connector": connector,
+            "namespace": namespace.unwrap_or("default"),
+            "secretAccess": carried,
+        }),
+        selectors: selectors.to_vec(),
+        // The delegate's clean-up is bounded by a minute; room to spare.
+        timeout_ms: 180_000,
+        max_attempts: CLEANUP_ATTEMPTS,
+        error: "DELEGATE_LOST: the delegate running the build was lost ({reason}); the build is not run again: run it again. Its objects are deleted by clean-up task {followUp} as soon as a delegate eligible for the connector is connected (`tether task get {followUp}`)".into(),
+    }
 }
 
 #[utoipa::path(
@@ -210,12 +256,10 @@ pub async fn list(
     state.store.get_connector(&path.scope, &identifier).await?;
     let tasks = state
         .store
-        .recent_tasks(&path.scope, payload::BUILD, 500)
+        .connector_tasks(&path.scope, &identifier, payload::BUILD, LIST_LIMIT)
         .await?;
     let items: Vec<Value> = tasks
         .iter()
-        .filter(|t| t.payload["connector"] == identifier.as_str())
-        .take(50)
         .map(|t| {
             let out = t.output.clone().unwrap_or(Value::Null);
             json!({

@@ -274,6 +274,22 @@ impl Broker {
         selectors: Vec<String>,
         timeout: Duration,
     ) -> Result<TaskRecord, SubmitError> {
+        self.submit_task(kind, scope, payload, selectors, timeout, None)
+            .await
+    }
+
+    /// [`Broker::submit`] for a task that must not run twice: when its
+    /// delegate is lost it fails, and `on_lost` is queued in its place (see
+    /// [`tether_store::FollowUp`]).
+    pub async fn submit_task(
+        &self,
+        kind: &str,
+        scope: &Scope,
+        payload: Value,
+        selectors: Vec<String>,
+        timeout: Duration,
+        on_lost: Option<tether_store::FollowUp>,
+    ) -> Result<TaskRecord, SubmitError> {
         let now = now_ms();
         let secrets = payload::carried(&payload);
         let needs = Needs {
@@ -311,9 +327,12 @@ impl Broker {
             }
         }
         let attempts = self.config.max_attempts;
+        let connector = payload::connector_named(kind, &payload);
         let task = self
             .store
             .create_task(NewTask {
+                connector,
+                on_lost,
                 kind: kind.to_string(),
                 scope: scope.clone(),
                 payload,

@@ -26,9 +26,21 @@ pub const DEPLOY: &str = "deploy";
 /// names secrets of its own, resolved and checked like the connector's.
 pub const BUILD: &str = "build";
 
+/// The clean-up of a build whose delegate was lost (queued in its place by
+/// the store, see `api/builds.rs`): `lostTask` names the build, `namespace`
+/// where its objects are.
+pub const BUILD_CLEANUP: &str = "buildCleanup";
+
 /// True for task kinds whose payload names a connector.
 fn names_connector(kind: &str) -> bool {
-    kind == CONNECTION_TEST || kind == DEPLOY || kind == BUILD
+    kind == CONNECTION_TEST || kind == DEPLOY || kind == BUILD || kind == BUILD_CLEANUP
+}
+
+/// The connector a task of `kind` runs through, from its payload.
+pub fn connector_named(kind: &str, payload: &Value) -> Option<String> {
+    names_connector(kind)
+        .then(|| payload["connector"].as_str().map(str::to_string))
+        .flatten()
 }
 
 /// A secret a task will carry, as the stored payload records it.

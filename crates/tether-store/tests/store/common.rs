@@ -230,6 +230,25 @@ pub fn org() -> Scope {
     Scope::Org("o".into())
 }
 
+/// Registers delegate `name` at `scope` with a token of its own; its id.
+pub async fn register_delegate(store: &Store, scope: &Scope, name: &str) -> String {
+    let (token, _) = store.create_delegate_token(name, scope).await.unwrap();
+    let reg = tether_domain::delegate_protocol::Registration {
+        protocol: 1,
+        name: name.into(),
+        tags: vec![],
+        version: "0".into(),
+        hostname: "h".into(),
+        in_cluster: false,
+        capacity: 1,
+    };
+    store
+        .register_delegate(&token, &reg, "m", "c")
+        .await
+        .unwrap()
+        .id
+}
+
 /// Creates org `o` and project `o/p`.
 pub async fn setup_scopes(store: &Store) {
     store.create_org("o", "Org O", None).await.unwrap();

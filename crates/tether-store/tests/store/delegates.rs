@@ -2,9 +2,8 @@
 //! can run a task), and which tasks a delegate still holds.
 
 use serde_json::json;
-use tether_domain::delegate_protocol::Registration;
 use tether_domain::Scope;
-use tether_store::{NewTask, Store};
+use tether_store::NewTask;
 
 use crate::common::*;
 
@@ -18,23 +17,6 @@ fn proj(org: &str, project: &str) -> Scope {
         org: org.into(),
         project: project.into(),
     }
-}
-
-async fn register(s: &Store, scope: &Scope, name: &str) -> String {
-    let (token, _) = s.create_delegate_token(name, scope).await.unwrap();
-    let reg = Registration {
-        protocol: 1,
-        name: name.into(),
-        tags: vec![],
-        version: "0".into(),
-        hostname: "h".into(),
-        in_cluster: false,
-        capacity: 1,
-    };
-    s.register_delegate(&token, &reg, "m", "c")
-        .await
-        .unwrap()
-        .id
 }
 
 fn names(ds: &[tether_store::DelegateRecord]) -> Vec<&str> {
@@ -51,13 +33,13 @@ async fn delegates_near_a_scope_stay_in_its_org(env: TestEnv) {
             s.create_project(org, p, p, None).await.unwrap();
         }
     }
-    register(s, &Scope::Account, "acc").await;
-    register(s, &Scope::Org("my_org".into()), "org").await;
-    register(s, &proj("my_org", "a"), "in-a").await;
-    register(s, &proj("my_org", "b"), "in-b").await;
-    register(s, &Scope::Org("myXorg".into()), "x-org").await;
-    register(s, &proj("myXorg", "a"), "x-a").await;
-    register(s, &proj("My_Org", "a"), "case-a").await;
+    register_delegate(s, &Scope::Account, "acc").await;
+    register_delegate(s, &Scope::Org("my_org".into()), "org").await;
+    register_delegate(s, &proj("my_org", "a"), "in-a").await;
+    register_delegate(s, &proj("my_org", "b"), "in-b").await;
+    register_delegate(s, &Scope::Org("myXorg".into()), "x-org").await;
+    register_delegate(s, &proj("myXorg", "a"), "x-a").await;
+    register_delegate(s, &proj("My_Org", "a"), "case-a").await;
 
     let a = proj("my_org", "a");
     let covering = s.delegates_covering(&a).await.unwrap();
@@ -76,7 +58,7 @@ async fn delegates_near_a_scope_stay_in_its_org(env: TestEnv) {
 async fn tasks_held_by_a_delegate(env: TestEnv) {
     let s = &env.store;
     setup_scopes(s).await;
-    let d = register(s, &project(), "d").await;
+    let d = register_delegate(s, &project(), "d").await;
     let mut ids = Vec::new();
     for i in 0..3 {
         let t = s
@@ -88,6 +70,8 @@ async fn tasks_held_by_a_delegate(env: TestEnv) {
                 timeout_ms: 1_000,
                 max_attempts: 3,
                 deadline_ms: 60_000,
+                connector: None,
+                on_lost: None,
             })
             .await
             .unwrap();

@@ -11,5 +11,6 @@ mod listing;
 mod orgs;
 mod secrets;
 mod task_events;
+mod tasks;
 mod test_history;
 mod tokens;

@@ -3,29 +3,12 @@
 //! another store handle (a restarted manager).
 
 use serde_json::json;
-use tether_domain::delegate_protocol::{Registration, TaskEvent};
-use tether_store::{EventCursor, NewTask, Store};
+use tether_domain::delegate_protocol::TaskEvent;
+use tether_store::{EventCursor, NewTask};
 
 use crate::common::*;
 
 both_backends!(events_are_stored_once_in_order_by_their_holder);
-
-async fn register(s: &Store, name: &str) -> String {
-    let (token, _) = s.create_delegate_token(name, &project()).await.unwrap();
-    let reg = Registration {
-        protocol: 1,
-        name: name.into(),
-        tags: vec![],
-        version: "0".into(),
-        hostname: "h".into(),
-        in_cluster: false,
-        capacity: 1,
-    };
-    s.register_delegate(&token, &reg, "m", "c")
-        .await
-        .unwrap()
-        .id
-}
 
 fn ev(seq: u64, message: &str) -> TaskEvent {
     TaskEvent {
@@ -40,8 +23,8 @@ fn ev(seq: u64, message: &str) -> TaskEvent {
 async fn events_are_stored_once_in_order_by_their_holder(env: TestEnv) {
     let s = &env.store;
     setup_scopes(s).await;
-    let d = register(s, "d").await;
-    let other = register(s, "other").await;
+    let d = register_delegate(s, &project(), "d").await;
+    let other = register_delegate(s, &project(), "other").await;
     let t = s
         .create_task(NewTask {
             kind: "echo".into(),
@@ -51,6 +34,8 @@ async fn events_are_stored_once_in_order_by_their_holder(env: TestEnv) {
             timeout_ms: 1_000,
             max_attempts: 3,
             deadline_ms: 60_000,
+            connector: None,
+            on_lost: None,
         })
         .await
         .unwrap();

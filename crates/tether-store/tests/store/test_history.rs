@@ -244,6 +244,8 @@ async fn summaries_cover_every_scope(env: TestEnv) {
         timeout_ms: 1000,
         max_attempts: 1,
         deadline_ms: 60_000,
+        connector: None,
+        on_lost: None,
     })
     .await
     .unwrap();

@@ -2,7 +2,8 @@
 //! build's log lines are printed to stdout as the container writes them; its
 //! progress (pre-flight, pod phases, clean-up) and report go to stderr, so a
 //! pipeline sees only the command's output. Exit code: the build container's;
-//! 125 when it did not run (pre-flight, image pull, unschedulable, ...), 124
+//! 125 when it did not run (pre-flight, image pull, unschedulable, ...) or
+//! did not finish (`DELEGATE_LOST`: its delegate was lost), 124
 //! when it timed out, 130 when cancelled. Ctrl-C cancels the build (the
 //! delegate deletes its objects, printed as they go); a second Ctrl-C leaves
 //! at once.
@@ -204,6 +205,12 @@ async fn build(a: RunArgs) -> Result<ExitCode> {
     let task: Value = client
         .json(Method::GET, &format!("/api/v1/tasks/{id}"), None, &[])
         .await?;
+    let error = task["error"].as_str().unwrap_or_default();
+    if end["state"] != "succeeded" && error.starts_with("DELEGATE_LOST") {
+        // It did not finish, and is not run again: like a build that did not run.
+        eprintln!("\nthe build {id} did not finish: {error}");
+        return Ok(ExitCode::from(125));
+    }
     if end["state"] != "succeeded" {
         bail!(
             "the build task {id} {}: {}",
