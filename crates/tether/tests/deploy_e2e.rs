@@ -1196,70 +1196,19 @@ async fn deploys_go_only_to_delegates_that_may_receive_the_connectors_secrets() 
         );
         Ok(String::from_utf8(out.stdout)?)
     };
-    run(
-        &["org", "create", "Default", "--identifier", "default"],
-        None,
-    )?;
-    run(
-        &[
-            "project",
-            "create",
-            "Web",
-            "--org",
-            "default",
-            "--identifier",
-            "web",
-        ],
-        None,
-    )?;
-    for (id, value) in [
-        ("cluster_ca", env.ca_pem.as_str()),
-        ("cluster_token", &token),
-    ] {
-        run(
-            &[
-                "secret",
-                "create",
-                "--name",
-                id,
-                "--identifier",
-                id,
-                "--usable-from",
-                "project/default/web",
-            ],
-            Some(value),
-        )?;
-    }
-    run(
-        &["connector", "apply", "-f", "-"],
-        Some(&format!(
-            "connector:\n  name: cluster\n  identifier: cluster\n  orgIdentifier: default\n  projectIdentifier: web\n  type: K8sCluster\n  spec:\n    delegateSelectors: [deploy]\n    credential:\n      type: ManualConfig\n      spec:\n        masterUrl: {}\n        auth:\n          type: ServiceAccount\n          spec:\n            serviceAccountTokenRef: account.cluster_token\n            caCertRef: account.cluster_ca\n",
-            env.url
-        )),
-    )?;
+    common::seed_scopes(&server);
+    common::project_cluster_connector(&server, env, &token, "deploy")?;
     // A real delegate registered with a token of `scope`.
     let delegate = |name: &str, scope: &[&str]| -> Result<Killed> {
         let mut args = vec!["delegate", "token", "create", "--name", name];
         args.extend(scope);
         let dtoken = run(&args, None)?.trim().to_string();
-        let log = std::fs::File::create(dir.path().join(format!("{name}.log")))?;
-        let child = Command::new(bin())
-            .args([
-                "delegate",
-                "run",
-                "--manager",
-                &server.url,
-                "--name",
-                name,
-                "--tags",
-                "deploy",
-            ])
-            .env("TETHER_DELEGATE_TOKEN", &dtoken)
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()?;
+        let child = common::deploy::spawn_delegate(
+            &server,
+            name,
+            &dtoken,
+            &dir.path().join(format!("{name}.log")),
+        )?;
         Ok(Killed(child))
     };
     let connected = |name: &str, scope: &[&str]| -> Result<String> {
