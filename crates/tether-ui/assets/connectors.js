@@ -1,5 +1,5 @@
 // Connectors: the list (search, status filter, pages) and the detail page
-// (status, test, history, YAML, delete).
+// (status, test, history, builds, deploy (deploy.js), Kubernetes API, YAML, delete).
 'use strict';
 (function () {
   const T = window.Tether;
@@ -95,10 +95,12 @@
     const errorBox = $('#d-error');
     let historyLoaded = false;
     let yamlText = null;
+    const deployTab = T.deployTab(id, path);
     const showTab = T.tabs($('.tabs'), (key) => {
       if (key === 'history' && !historyLoaded) loadHistory();
       if (key === 'yaml' && yamlText === null) loadYaml();
       if (key === 'builds') loadBuilds();
+      if (key === 'deploy') deployTab.load();
       if (key === 'kube') loadAudit();
     });
     for (const b of T.$$('[data-copy]')) {
@@ -261,9 +263,8 @@
           el('td', {}, el('button', { type: 'button', class: 'small', onclick: () => showLog(b.taskId) }, 'View log')));
       }));
     }
-    // The task's events as Server-Sent Events (GET /api/v1/tasks/{id}/events):
-    // every event so far, then each as the delegate sends it, until `end`.
-    // EventSource resumes from the last event id by itself after a drop.
+    // The task's events, live (T.followTask): every event so far, then each
+    // as the delegate sends it, until the end.
     function showLog(taskId) {
       const out = $('#d-build-log');
       if (logSource) logSource.close();
@@ -271,30 +272,23 @@
       out.textContent = '';
       out.dataset.task = taskId;
       out.dataset.state = 'following';
-      const src = new EventSource('/api/v1/tasks/' + T.enc(taskId) + '/events');
-      logSource = src;
       const add = (text) => { out.append(text + '\n'); out.scrollTop = out.scrollHeight; };
-      src.addEventListener('task', (m) => {
-        let e;
-        try { e = JSON.parse(m.data); } catch (_) { return; }
+      const follow = T.followTask(taskId, (e) => {
         if (e.kind === 'log') add(e.message);
         else if (e.kind) add('# ' + e.kind + ': ' + e.message);
       });
-      src.addEventListener('end', () => {
-        src.close();
-        if (logSource !== src) return;
+      logSource = follow;
+      follow.then((end) => {
+        if (logSource !== follow) return;
         logSource = null;
+        if (end.streamFailed) {
+          out.dataset.state = 'failed';
+          add('# the log could not be read; reload the page to try again');
+          return;
+        }
         out.dataset.state = 'ended';
         loadBuilds();
       });
-      src.onerror = () => {
-        // Closed for good (not a reconnect in progress): say so.
-        if (src.readyState === EventSource.CLOSED && logSource === src) {
-          logSource = null;
-          out.dataset.state = 'failed';
-          add('# the log could not be read; reload the page to try again');
-        }
-      };
     }
 
     // Kubernetes API: the mode, and the recent audit entries (GET .../audit, admins only).

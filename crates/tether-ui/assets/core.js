@@ -79,6 +79,41 @@
 
   T.enc = encodeURIComponent;
 
+  /**
+   * Follows a task's live events (GET /api/v1/tasks/{id}/events, Server-Sent
+   * Events): `onEvent` gets each `{kind, message, atMs, ...}` as the manager
+   * stores it. Resolves with the `end` event (`{taskId, state, error}`). The
+   * browser reconnects by itself after a dropped connection, with
+   * `Last-Event-ID`, so nothing is shown twice; a stream closed for good (the
+   * session ended) resolves with `streamFailed: true`. `close()` on the
+   * returned promise stops following (it then never resolves).
+   */
+  T.followTask = function (taskId, onEvent) {
+    let es;
+    const done = new Promise((resolve) => {
+      es = new EventSource('/api/v1/tasks/' + T.enc(taskId) + '/events', { withCredentials: true });
+      es.addEventListener('task', (m) => {
+        let e = null;
+        try { e = JSON.parse(m.data); } catch (_) { return; }
+        onEvent(e);
+      });
+      es.addEventListener('end', (m) => {
+        es.close();
+        let end = { taskId, state: 'unknown' };
+        try { end = JSON.parse(m.data); } catch (_) { /* keep unknown */ }
+        resolve(end);
+      });
+      es.addEventListener('error', () => {
+        // Closed for good, not a reconnect in progress.
+        if (es.readyState === EventSource.CLOSED) {
+          resolve({ taskId, state: 'unknown', streamFailed: true, error: 'The live events stopped (the session may have ended). Reload the page to see how the task ended.' });
+        }
+      });
+    });
+    done.close = () => es.close();
+    return done;
+  };
+
   /** Whether `el` is shown, ignoring the wizard's hidden steps. */
   function placeable(el, root) {
     for (let p = el; p && p !== root; p = p.parentElement) {

@@ -33,6 +33,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("app.css", "text/css; charset=utf-8"),
     asset!("core.js", "text/javascript; charset=utf-8"),
     asset!("report.js", "text/javascript; charset=utf-8"),
+    asset!("deploy.js", "text/javascript; charset=utf-8"),
     asset!("pickers.js", "text/javascript; charset=utf-8"),
     asset!("install.js", "text/javascript; charset=utf-8"),
     asset!("connectors.js", "text/javascript; charset=utf-8"),
@@ -46,6 +47,7 @@ pub const ASSETS: &[Asset] = &[
 pub const SCRIPTS: &[&str] = &[
     "core.js",
     "report.js",
+    "deploy.js",
     "pickers.js",
     "install.js",
     "connectors.js",

@@ -968,6 +968,76 @@ async fn connector_exists(
     }
 }
 
+/// The connector page's Deploy tab: the form (for those who may deploy), the
+/// live run, and the release history with a rollback per earlier revision.
+fn deploy_panel(id: &str, may_deploy: bool) -> Markup {
+    html! {
+        @if may_deploy {
+            form #dp-form .deploy-form novalidate {
+                div .field data-field="manifests" {
+                    label for="dp-yaml" { "Manifests" }
+                    textarea #dp-yaml .code rows="14" spellcheck="false" aria-describedby="dp-yaml-help dp-yaml-error"
+                        placeholder="apiVersion: apps/v1\nkind: Deployment\n…" {}
+                    p #dp-yaml-help .help { "Paste YAML (several documents separated by " code { "---" } ") or add files; both are deployed together, the same as " code { (format!("tether deploy apply --connector {id} -f …")) } "." }
+                    (field_error("dp-yaml"))
+                }
+                div .field {
+                    label for="dp-files" { "Or upload files" }
+                    input #dp-files type="file" multiple accept=".yaml,.yml,.json" aria-describedby="dp-files-list";
+                    p #dp-files-list .help {}
+                }
+                div .grid-2 {
+                    div .field data-field="namespace" {
+                        label for="dp-namespace" { "Namespace" }
+                        input #dp-namespace type="text" placeholder="default" aria-describedby="dp-namespace-help";
+                        p #dp-namespace-help .help { "For objects that name none, and where the release is kept." }
+                        (field_error("dp-namespace"))
+                    }
+                    div .field data-field="release" {
+                        label for="dp-release" { "Release name" }
+                        input #dp-release type="text" placeholder="the first object's name" aria-describedby="dp-release-help";
+                        p #dp-release-help .help { "Each deploy is the next revision of this release." }
+                        (field_error("dp-release"))
+                    }
+                }
+                fieldset .field .plain .checks {
+                    legend { "Options" }
+                    label { input #dp-prune type="checkbox"; " Prune: delete what the previous revision had and this one has not" }
+                    label { input #dp-dry-run type="checkbox"; " Dry run: pre-flight only, change nothing" }
+                    label { input #dp-force type="checkbox"; " Force conflicts: take over fields another field manager owns" }
+                }
+                p #dp-form-error .form-error role="alert" hidden {}
+                div .actions {
+                    button #dp-submit type="submit" .primary { "Deploy" }
+                }
+            }
+        } @else {
+            p #dp-viewer .muted { "Your token's role is viewer: you see the releases. An editor of this scope deploys and rolls back." }
+        }
+        div #dp-run .report .deploy-run hidden {}
+        h3 { "Releases" }
+        div .table-wrap {
+            table #dp-releases .data {
+                caption .visually-hidden { "Releases deployed through this connector" }
+                thead { tr {
+                    th scope="col" { "Release" } th scope="col" { "Revision" } th scope="col" { "When" }
+                    th scope="col" { "By" } th scope="col" { "Status" } th scope="col" { "Objects" } th scope="col" { "Summary" }
+                    @if may_deploy { th scope="col" { span .visually-hidden { "Rollback" } } }
+                } }
+                tbody #dp-releases-body { tr { td colspan="8" .muted { "Loading…" } } }
+            }
+        }
+        dialog #dp-rollback-dialog aria-labelledby="dp-rollback-title" {
+            h2 #dp-rollback-title { "Roll back?" }
+            p #dp-rollback-text {}
+            div .actions {
+                button #dp-rollback-confirm type="button" .primary { "Roll back" }
+                button #dp-rollback-cancel type="button" .secondary { "Cancel" }
+            }
+        }
+    }
+}
+
 pub(crate) async fn connector(
     State(state): State<UiState>,
     headers: HeaderMap,
@@ -991,9 +1061,13 @@ pub(crate) async fn connector(
         ("test", "Connection test"),
         ("history", "History"),
         ("builds", "Builds"),
+        ("deploy", "Deploy"),
         ("kube", "Kubernetes API"),
         ("yaml", "YAML"),
     ];
+    // The API decides (deploys need editor); this only spares viewers a form
+    // whose every submission would be refused.
+    let may_deploy = viewer.token.role.as_str() != "viewer";
     let kubeconfig = format!(
         "tether connector kubeconfig {id}{} --ttl 1h > kubeconfig",
         cli_scope(&scope)
@@ -1054,6 +1128,9 @@ pub(crate) async fn connector(
                     }
                 }
                 pre #d-build-log .build-log hidden {}
+            }
+            section #panel-deploy role="tabpanel" aria-labelledby="tab-deploy" .panel hidden {
+                (deploy_panel(id, may_deploy))
             }
             section #panel-kube role="tabpanel" aria-labelledby="tab-kube" .panel hidden {
                 h2 { "Use this cluster from kubectl, helm or any Kubernetes client" }

@@ -19,7 +19,9 @@
 //! that rule. A delegate killed (SIGKILL) mid-deploy: another takes the
 //! task over, the CLI follows it to the end, and release 1 is recorded once;
 //! the manager killed and restarted mid-deploy: the CLI follows the same
-//! task to the end through the restarted one, every event once.
+//! task to the end through the restarted one, every event once. Claims whose
+//! class never provisions end early; a deploy goes only to a delegate that
+//! may receive the connector's secrets.
 
 mod common;
 
@@ -538,6 +540,63 @@ struct Failing {
     says: Vec<String>,
 }
 
+/// Deploys every case at once (one delegate runs them side by side, each its
+/// own release) and expects each to fail (exit 1) with its reason, saying
+/// what it must, with a fix.
+fn expect_failures(s: &Setup, ns: &str, cases: &[Failing]) -> Result<()> {
+    // All at once (one delegate runs them side by side), each its own release.
+    type Outcome = Result<(i32, Vec<Value>, Value)>;
+    let results: Vec<(String, Outcome)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = cases
+            .iter()
+            .map(|c| {
+                let file = s.write(&format!("{}.yaml", c.name), &c.yaml);
+                let ns = ns.to_string();
+                scope.spawn(move || {
+                    deploy_json(
+                        s,
+                        &[
+                            "-f",
+                            &file,
+                            "--namespace",
+                            &ns,
+                            "--release",
+                            c.name,
+                            "--timeout",
+                            c.timeout,
+                        ],
+                    )
+                })
+            })
+            .collect();
+        cases
+            .iter()
+            .zip(handles)
+            .map(|(c, h)| (c.name.to_string(), h.join().unwrap()))
+            .collect()
+    });
+    let mut wrong = Vec::new();
+    for (c, (name, r)) in cases.iter().zip(results) {
+        let (code, events, report) = r?;
+        let problem = &report["problems"][0];
+        let message = problem["message"].as_str().unwrap_or_default();
+        let ok = code == 1
+            && problem["reason"] == c.reason
+            && c.says.iter().all(|w| message.contains(w.as_str()))
+            && !problem["fix"].as_str().unwrap_or_default().is_empty();
+        if !ok {
+            wrong.push(format!(
+                "{name}: exit {code}, wanted {} saying {:?}, got {problem}\nevents: {:#?}",
+                c.reason,
+                c.says,
+                events_of(&events, "event")
+            ));
+        }
+    }
+    ensure!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+    Ok(())
+}
+
 fn deployment_with(ns: &str, name: &str, extra_pod: &str, container: &str) -> String {
     format!(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      terminationGracePeriodSeconds: 1\n{extra_pod}      containers:\n      - name: c\n{container}"
@@ -649,59 +708,68 @@ async fn each_known_failure_on_the_node_ends_early_with_its_diagnosis() -> Resul
             says: vec!["no storage class is set".into()],
         },
     ];
-    // All at once (one delegate runs them side by side), each its own release.
-    let s = &s;
-    type Outcome = Result<(i32, Vec<Value>, Value)>;
-    let results: Vec<(String, Outcome)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = cases
-            .iter()
-            .map(|c| {
-                let file = s.write(&format!("{}.yaml", c.name), &c.yaml);
-                let ns = ns.clone();
-                scope.spawn(move || {
-                    deploy_json(
-                        s,
-                        &[
-                            "-f",
-                            &file,
-                            "--namespace",
-                            &ns,
-                            "--release",
-                            c.name,
-                            "--timeout",
-                            c.timeout,
-                        ],
-                    )
-                })
-            })
-            .collect();
-        cases
-            .iter()
-            .zip(handles)
-            .map(|(c, h)| (c.name.to_string(), h.join().unwrap()))
-            .collect()
-    });
-    let mut wrong = Vec::new();
-    for (c, (name, r)) in cases.iter().zip(results) {
-        let (code, events, report) = r?;
-        let problem = &report["problems"][0];
-        let message = problem["message"].as_str().unwrap_or_default();
-        let ok = code == 1
-            && problem["reason"] == c.reason
-            && c.says.iter().all(|w| message.contains(w.as_str()))
-            && !problem["fix"].as_str().unwrap_or_default().is_empty();
-        if !ok {
-            wrong.push(format!(
-                "{name}: exit {code}, wanted {} saying {:?}, got {problem}\nevents: {:#?}",
-                c.reason,
-                c.says,
-                events_of(&events, "event")
-            ));
-        }
-    }
-    ensure!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+    expect_failures(&s, &ns, &cases)?;
     drop_namespace(env, &ns);
     Ok(())
+}
+
+/// Claims whose class will never give them a volume end early, not at the
+/// step's --timeout: an external provisioner that does not run (the PV
+/// controller waits for it and nobody answers), `kubernetes.io/no-provisioner`
+/// (no volume plugin), and an in-tree cloud provisioner without its cloud.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_whose_class_provisions_nothing_end_early() -> Result<()> {
+    let env = KubeEnv::get();
+    let admin = env.admin_client().await;
+    let ns = env.namespace("deploy-claims").await;
+    let token = service_account_token(&admin, &ns, "deployer").await?;
+    grant_admin(env, &ns)?;
+    let class = |kind: &str, provisioner: &str| {
+        format!("apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n  name: {ns}-{kind}\nprovisioner: {provisioner}\n")
+    };
+    let classes = [
+        class("external", "example.com/not-running"),
+        class("none", "kubernetes.io/no-provisioner"),
+        class("cloud", "kubernetes.io/aws-ebs"),
+    ];
+    kubectl_apply(env, &classes.join("---\n"))?;
+    let claim = |name: &str, kind: &str| {
+        format!("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  storageClassName: {ns}-{kind}\n  accessModes: [ReadWriteOnce]\n  resources:\n    requests: {{storage: 1Mi}}\n")
+    };
+    let s = start(env, &token)?;
+    // Each well inside its limit: before the diagnosis, each waited for it.
+    let cases = vec![
+        Failing {
+            name: "external",
+            yaml: claim("external", "external"),
+            timeout: "3m",
+            reason: "NO_PROVISIONER",
+            says: vec!["example.com/not-running".into(), "has not answered".into()],
+        },
+        Failing {
+            name: "noplugin",
+            yaml: claim("noplugin", "none"),
+            timeout: "3m",
+            reason: "VOLUME_UNAVAILABLE",
+            says: vec!["no volume plugin matched".into()],
+        },
+        Failing {
+            name: "cloud",
+            yaml: claim("cloud", "cloud"),
+            timeout: "3m",
+            reason: "VOLUME_PROVISIONING_FAILED",
+            says: vec!["AWS".into()],
+        },
+    ];
+    let result = expect_failures(&s, &ns, &cases);
+    let mut delete = env.kubectl();
+    delete.args(["delete", "storageclass", "--wait=false"]);
+    for kind in ["external", "none", "cloud"] {
+        delete.arg(format!("{ns}-{kind}"));
+    }
+    let _ = delete.stdout(Stdio::null()).stderr(Stdio::null()).status();
+    drop_namespace(env, &ns);
+    result
 }
 
 /// The account's rules in `ns` are `role` (kubectl apply replaces the list);
@@ -1090,6 +1158,145 @@ async fn a_manager_restarted_mid_deploy_loses_neither_task_nor_events() -> Resul
     ensure!(
         items.len() == 1 && items[0]["status"] == "deployed",
         "{history}"
+    );
+    drop_namespace(env, &ns);
+    Ok(())
+}
+
+/// A child process killed when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A deploy goes only to a delegate that may receive its connector's secrets
+/// (issue 13 with issue 10's grants): a project connector uses account
+/// secrets granted to the project. An org delegate, which those grants do not
+/// cover, is not eligible (409, `secretNotGranted` with the fix); with a
+/// delegate of the project beside it, that one deploys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploys_go_only_to_delegates_that_may_receive_the_connectors_secrets() -> Result<()> {
+    let env = KubeEnv::get();
+    let admin = env.admin_client().await;
+    let ns = env.namespace("deploy-grants").await;
+    let token = service_account_token(&admin, &ns, "deployer").await?;
+    grant_admin(env, &ns)?;
+    let server = TetherServer::start(bin(), &["--retest-interval", "0", "--test-on-change=false"])?;
+    let dir = tempfile::tempdir()?;
+    let run = |args: &[&str], stdin: Option<&str>| -> Result<String> {
+        let out = common::cli(&server, &server.admin_token, args, stdin);
+        ensure!(
+            out.status.success(),
+            "tether {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?)
+    };
+    common::seed_scopes(&server);
+    common::project_cluster_connector(&server, env, &token, "deploy")?;
+    // A real delegate registered with a token of `scope`.
+    let delegate = |name: &str, scope: &[&str]| -> Result<Killed> {
+        let mut args = vec!["delegate", "token", "create", "--name", name];
+        args.extend(scope);
+        let dtoken = run(&args, None)?.trim().to_string();
+        let child = common::deploy::spawn_delegate(
+            &server,
+            name,
+            &dtoken,
+            &dir.path().join(format!("{name}.log")),
+        )?;
+        Ok(Killed(child))
+    };
+    let connected = |name: &str, scope: &[&str]| -> Result<String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut args = vec!["delegate", "list", "-o", "json"];
+            args.extend(scope);
+            let list: Value = serde_json::from_str(&run(&args, None)?)?;
+            if let Some(d) = list
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|d| d["name"] == name && d["connected"] == true)
+            {
+                return Ok(d["id"].as_str().unwrap_or_default().to_string());
+            }
+            ensure!(Instant::now() < deadline, "delegate {name} did not connect");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let org = ["--org", "default"];
+    let project = ["--org", "default", "--project", "web"];
+    let _org_delegate = delegate("org-d", &org)?;
+    connected("org-d", &org)?;
+
+    let http = reqwest::Client::new();
+    let deploy = |name: &str| {
+        let body = serde_json::json!({
+            "manifests": [{"source": "cm.yaml", "text": format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  k: v\n")}],
+            "namespace": ns,
+            "release": name,
+        });
+        http.post(format!(
+            "{}/api/v1/orgs/default/projects/web/connectors/cluster/deploy",
+            server.url
+        ))
+        .bearer_auth(&server.admin_token)
+        .json(&body)
+        .send()
+    };
+
+    // --- Only the org delegate: not eligible, and it says why and how to fix it.
+    let res = deploy("first").await?;
+    let status = res.status();
+    let body: Value = res.json().await?;
+    ensure!(status == 409, "{status} {body:#}");
+    ensure!(body["code"] == "NO_ELIGIBLE_DELEGATE", "{body:#}");
+    let org_d = &body["considered"][0];
+    ensure!(
+        org_d["name"] == "org-d"
+            && org_d["ineligible"]["reason"] == "secretNotGranted"
+            && org_d["ineligible"]["secret"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("account.cluster_")),
+        "{body:#}"
+    );
+    ensure!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--usable-from"),
+        "the message does not say how to grant it: {body:#}"
+    );
+    // --- A delegate of the project beside it: that one deploys.
+    let _project_delegate = delegate("project-d", &project)?;
+    let project_id = connected("project-d", &project)?;
+    let res = deploy("second").await?;
+    ensure!(res.status() == 201, "{}", res.status());
+    let task: Value = res.json().await?;
+    let id = task["id"].as_str().context("task id")?.to_string();
+    // Follow the task's events to its end.
+    run(&["task", "events", &id, "-o", "json"], None)?;
+    let task: Value = serde_json::from_str(&run(&["task", "get", &id, "-o", "json"], None)?)?;
+    ensure!(
+        task["state"] == "succeeded" && task["output"]["outcome"] == "deployed",
+        "{task:#}"
+    );
+    ensure!(
+        task["delegateId"] == project_id.as_str(),
+        "run by {} instead of the project's delegate {project_id}",
+        task["delegateId"]
+    );
+    ensure!(
+        Api::<ConfigMap>::namespaced(admin, &ns)
+            .get_opt("second")
+            .await?
+            .is_some(),
+        "the ConfigMap was not deployed"
     );
     drop_namespace(env, &ns);
     Ok(())

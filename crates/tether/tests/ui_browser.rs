@@ -1990,6 +1990,294 @@ fn the_wizard_makes_an_eks_connector_whose_report_shows_the_cloud_token() -> Res
     })
 }
 
+/// A busybox Deployment on the test node; `version` goes in its environment,
+/// so each version is a new rollout.
+fn ui_deployment(ns: &str, name: &str, image: &str, version: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers:\n      - name: c\n        image: {image}\n        imagePullPolicy: IfNotPresent\n        command: [sleep, '3600']\n        env:\n        - name: VERSION\n          value: '{version}'\n"
+    )
+}
+
+/// Fills the Deploy tab's form and submits it.
+async fn ui_deploy(b: &mut Browser, yaml: &str, ns: &str, release: &str) -> Result<()> {
+    b.paste("#dp-yaml", yaml).await?;
+    b.fill("#dp-namespace", ns).await?;
+    b.fill("#dp-release", release).await?;
+    b.click("#dp-submit").await
+}
+
+/// The outcome badge of the deploy shown in the Deploy tab, once there.
+async fn ui_deploy_outcome(b: &mut Browser, what: &str) -> Result<String> {
+    b.until(
+        what,
+        "document.querySelector('#dp-result [data-outcome]') || document.querySelector('#dp-result [role=alert]')",
+        Duration::from_secs(180),
+    )
+    .await?;
+    Ok(b
+        .js("const e = document.querySelector('#dp-result [data-outcome]'); return e ? e.dataset.outcome : document.querySelector('#dp-result').innerText;")
+        .await?
+        .as_str()
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// Issue 13's deploy UI on the real node: a Deployment deployed from the
+/// connector page shows the cluster's events while it rolls out (before its
+/// result), then "deployed"; a missing image ends with the ErrImagePull
+/// diagnosis and its fix; an unknown kind is refused by pre-flight naming its
+/// document and line; a rollback from the release history deploys revision
+/// 1's manifests again (the cluster has them back) as revision 3 with its
+/// live events. Revision 2 comes from an uploaded file. A viewer sees the
+/// history without a form or Rollback button.
+#[test]
+fn the_deploy_tab_deploys_shows_live_events_failures_refusals_and_rolls_back() -> Result<()> {
+    run(async {
+        let env = KubeEnv::get();
+        env.node();
+        let token = cluster_admin_token(env).await?;
+        let ns = env.namespace("ui-deploy").await;
+        let s = common::deploy::start(env, &token)?;
+        let busybox = env.node().busybox_image.clone();
+        let Some(mut b) = Browser::start("deploy_tab", &s.server.url).await? else {
+            return Ok(());
+        };
+        b.login(&s.server.admin_token).await?;
+        b.goto("/connectors/cluster").await?;
+        b.click("#tab-deploy").await?;
+        b.until(
+            "the empty release history",
+            "document.querySelector('#dp-releases-body').innerText.includes('No release yet')",
+            WAIT,
+        )
+        .await?;
+        b.check_labels().await?;
+        b.shot("deploy-tab").await?;
+
+        // --- Revision 1: live events while it rolls out, then deployed.
+        ui_deploy(
+            &mut b,
+            &ui_deployment(&ns, "web", &busybox, "1"),
+            &ns,
+            "web",
+        )
+        .await?;
+        // The cluster's pod events are on the page while the result is not
+        // (a workload without readiness probe is watched 5 s more after it
+        // is available, so this state lasts).
+        b.until(
+            "pod events shown while the deploy runs",
+            "document.querySelector('#dp-events [data-kind=pod]') && !document.querySelector('#dp-result').children.length",
+            Duration::from_secs(120),
+        )
+        .await?;
+        b.shot("deploy-running").await?;
+        let outcome = ui_deploy_outcome(&mut b, "the first deploy's result").await?;
+        ensure!(outcome == "deployed", "first deploy: {outcome}");
+        let events = b.text("#dp-events").await?;
+        ensure!(
+            events.contains("steady") && events.contains("Deployment"),
+            "no steady event: {events}"
+        );
+        b.shot("deploy-steady").await?;
+        b.until(
+            "revision 1 in the history",
+            "document.querySelector('#dp-releases-body tr[data-release=web][data-revision=\"1\"]')",
+            WAIT,
+        )
+        .await?;
+        let row = b
+            .text("#dp-releases-body tr[data-release=web][data-revision='1']")
+            .await?;
+        ensure!(
+            row.contains("deployed") && row.contains("1 object"),
+            "{row}"
+        );
+
+        let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+            Api::namespaced(env.admin_client().await, &ns);
+        let version = |d: &k8s_openapi::api::apps::v1::Deployment| {
+            d.spec
+                .template
+                .spec
+                .as_ref()
+                .and_then(|p| p.containers[0].env.as_ref()?[0].value.clone())
+        };
+        // --- Revision 2 of the same release, another version, from an uploaded
+        // file (namespace and release stay as typed).
+        let work = tempfile::tempdir()?;
+        let upload = work.path().join("web-v2.yaml");
+        std::fs::write(&upload, ui_deployment(&ns, "web", &busybox, "2"))?;
+        b.paste("#dp-yaml", "").await?;
+        b.wait_for("#dp-files")
+            .await?
+            .send_keys(&upload.display().to_string())
+            .await?;
+        b.until(
+            "the uploaded file listed",
+            "document.querySelector('#dp-files-list').innerText.includes('1 file: web-v2.yaml')",
+            WAIT,
+        )
+        .await?;
+        b.click("#dp-submit").await?;
+        b.until(
+            "the second deploy to start",
+            "document.querySelector('#dp-state')",
+            WAIT,
+        )
+        .await?;
+        let outcome = ui_deploy_outcome(&mut b, "the second deploy's result").await?;
+        ensure!(outcome == "deployed", "second deploy: {outcome}");
+        ensure!(
+            version(&deployments.get("web").await?).as_deref() == Some("2"),
+            "the uploaded file was not what was deployed"
+        );
+        // Later deploys are pasted: no file with them.
+        b.js("const f = document.querySelector('#dp-files'); f.value = ''; f.dispatchEvent(new Event('change'));")
+            .await?;
+        b.until(
+            "no file listed",
+            "document.querySelector('#dp-files-list').innerText === ''",
+            WAIT,
+        )
+        .await?;
+
+        // --- A missing image: the ErrImagePull diagnosis and its fix.
+        ui_deploy(
+            &mut b,
+            &ui_deployment(&ns, "broken", "tether-test/no-such-image:1", "1"),
+            &ns,
+            "broken",
+        )
+        .await?;
+        b.until(
+            "the failing deploy to start",
+            "document.querySelector('#dp-state')",
+            WAIT,
+        )
+        .await?;
+        let outcome = ui_deploy_outcome(&mut b, "the failing deploy's result").await?;
+        ensure!(outcome == "failed", "missing image: {outcome}");
+        let problems = b.text("#dp-problems").await?;
+        ensure!(
+            problems.contains("IMAGE_PULL")
+                && problems.contains("tether-test/no-such-image:1")
+                && problems.contains("Fix:"),
+            "{problems}"
+        );
+        b.shot("deploy-image-pull").await?;
+
+        // --- Pre-flight: an unknown kind in the paste's second document (#1).
+        let unknown = format!(
+            "{}---\napiVersion: example.com/v1\nkind: Frobnicator\nmetadata:\n  name: x\n  namespace: {ns}\n",
+            ui_deployment(&ns, "web", &busybox, "9")
+        );
+        ui_deploy(&mut b, &unknown, &ns, "web").await?;
+        b.until(
+            "pre-flight to start",
+            "document.querySelector('#dp-state')",
+            WAIT,
+        )
+        .await?;
+        let outcome = ui_deploy_outcome(&mut b, "the refusal").await?;
+        ensure!(outcome == "refused", "unknown kind: {outcome}");
+        let problems = b.text("#dp-problems").await?;
+        // A document starts at its `---` line, right after the first one.
+        let doc2_line = ui_deployment(&ns, "web", &busybox, "9").lines().count() + 1;
+        ensure!(
+            problems.contains("UNKNOWN_KIND")
+                && problems.contains("Frobnicator")
+                && problems.contains(&format!("pasted#1 (line {doc2_line})")),
+            "{problems}"
+        );
+        b.shot("deploy-refused").await?;
+        ensure!(
+            version(&deployments.get("web").await?).as_deref() == Some("2"),
+            "the refused deploy changed the Deployment"
+        );
+
+        // --- Rollback to revision 1 from the history: confirm, live events, revision 3.
+        b.click("#dp-releases-body tr[data-release=web][data-revision='1'] .dp-rollback")
+            .await?;
+        b.until(
+            "the rollback dialog",
+            "document.querySelector('#dp-rollback-dialog').open",
+            WAIT,
+        )
+        .await?;
+        ensure!(
+            b.text("#dp-rollback-text").await?.contains("revision 3"),
+            "the dialog does not say what the rollback becomes"
+        );
+        b.shot("rollback-confirm").await?;
+        b.click("#dp-rollback-confirm").await?;
+        b.until(
+            "the rollback's events",
+            "document.querySelector('#dp-events li')",
+            Duration::from_secs(120),
+        )
+        .await?;
+        let outcome = ui_deploy_outcome(&mut b, "the rollback's result").await?;
+        ensure!(outcome == "deployed", "rollback: {outcome}");
+        b.until(
+            "revision 3 in the history",
+            "document.querySelector('#dp-releases-body tr[data-release=web][data-revision=\"3\"]')",
+            WAIT,
+        )
+        .await?;
+        let row = b
+            .text("#dp-releases-body tr[data-release=web][data-revision='3']")
+            .await?;
+        ensure!(row.contains("rollback to 1"), "{row}");
+        ensure!(
+            version(&deployments.get("web").await?).as_deref() == Some("1"),
+            "the rollback did not bring revision 1's template back"
+        );
+        b.shot("rolled-back").await?;
+
+        // --- A viewer: the history, no form, no rollback.
+        let (st, created) = api_send(
+            &s.server,
+            reqwest::Method::POST,
+            "/tokens",
+            Some(json!({"name": "watcher", "role": "viewer"})),
+        )
+        .await?;
+        ensure!(st.is_success(), "token: {st} {created}");
+        let viewer = created["value"]
+            .as_str()
+            .context("token value")?
+            .to_string();
+        b.click("#logout").await?;
+        b.wait_for("#login-token").await?;
+        b.fill("#login-token", &viewer).await?;
+        b.click("#login-submit").await?;
+        b.until(
+            "the connectors page",
+            "document.body.dataset.page === 'connectors'",
+            WAIT,
+        )
+        .await?;
+        b.goto("/connectors/cluster").await?;
+        b.click("#tab-deploy").await?;
+        b.until(
+            "the history for a viewer",
+            "document.querySelector('#dp-releases-body tr[data-revision=\"3\"]')",
+            WAIT,
+        )
+        .await?;
+        let controls = b
+            .js("return [!!document.querySelector('#dp-form'), document.querySelectorAll('.dp-rollback').length, !!document.querySelector('#dp-viewer')];")
+            .await?;
+        ensure!(
+            controls == json!([false, 0, true]),
+            "viewer sees {controls}"
+        );
+        b.shot("viewer-history").await?;
+        b.close().await
+    })
+}
+
 /// The Builds tab (issue 14): a finished build shows its status, duration,
 /// exit code and log; a running build's log grows on screen as the container
 /// writes it (the task's events followed over SSE), and the row shows how it
@@ -2038,10 +2326,13 @@ fn the_builds_tab_shows_finished_builds_and_follows_a_running_one() -> Result<()
         let list = api_get(&server, "/connectors/cluster/builds").await?;
         let done = list["items"][0].clone();
         let done_id = done["taskId"].as_str().context("task id")?.to_string();
-        let secs = format!(
-            "{:.1} s",
-            done["durationMs"].as_u64().context("duration")? as f64 / 1000.0
-        );
+        // As T.duration shows it: milliseconds under a second.
+        let ms = done["durationMs"].as_u64().context("duration")?;
+        let secs = if ms < 1000 {
+            format!("{ms} ms")
+        } else {
+            format!("{:.1} s", ms as f64 / 1000.0)
+        };
 
         // A running build that writes a line every 300 ms.
         let args = build(&[

@@ -601,6 +601,8 @@ async fn watch_events(
         .applied_objects()
         .boxed();
     let mut announced: HashMap<String, i32> = HashMap::new();
+    // Claims some provisioner other than the PV controller spoke about.
+    let mut provisioner_answered: BTreeSet<String> = BTreeSet::new();
     loop {
         let e = match stream.try_next().await {
             Ok(Some(e)) => e,
@@ -655,7 +657,17 @@ async fn watch_events(
             serde_json::json!({ "reason": reason, "involvedObject": oname, "count": count, "uid": e.metadata.uid }),
         );
         if obj.kind.as_deref() == Some("PersistentVolumeClaim") {
-            if let Some(p) = unbindable_claim(&ns, &oname, &reason, &message) {
+            let source = e.source.as_ref().and_then(|s| s.component.as_deref());
+            if source.is_some_and(|s| s != PV_CONTROLLER) {
+                provisioner_answered.insert(oname.clone());
+            }
+            let claim = ClaimEvent {
+                reason: &reason,
+                message: &message,
+                count,
+                provisioner_answered: provisioner_answered.contains(&oname),
+            };
+            if let Some(p) = unbindable_claim(&ns, &oname, &claim) {
                 return p;
             }
         }
@@ -672,21 +684,69 @@ async fn watch_events(
     }
 }
 
+/// The PersistentVolume controller's name as the source of its events.
+const PV_CONTROLLER: &str = "persistentvolume-controller";
+
+/// How many times the PV controller says it waits for an external
+/// provisioner, with no word from any provisioner, before the deploy says none
+/// runs. It repeats this on every claim sync (15 s by default), and a running
+/// provisioner answers the first one with a `Provisioning` event.
+const UNANSWERED_PROVISIONING: i32 = 3;
+
+/// An event about a claim, and whether a provisioner spoke about it before.
+struct ClaimEvent<'a> {
+    reason: &'a str,
+    message: &'a str,
+    count: i32,
+    provisioner_answered: bool,
+}
+
 /// A claim no volume will come for: no PersistentVolume matches and no
-/// StorageClass is set (nothing would provision one), or its class does not
-/// exist. A claim waiting for a provisioner or its first consumer waits on.
-fn unbindable_claim(ns: &str, name: &str, reason: &str, message: &str) -> Option<Problem> {
-    let fix = match reason {
-        "FailedBinding" if message.contains("no storage class is set") => {
-            "create a PersistentVolume that matches the claim (size, access modes), or set spec.storageClassName to a class with a provisioner (`kubectl get storageclass`; this cluster may have none)"
-        }
-        "ProvisioningFailed" if message.contains("not found") => {
-            "set spec.storageClassName to a class that exists (`kubectl get storageclass`)"
+/// StorageClass is set (nothing would provision one); its class does not
+/// exist; its class's provisioner is no plugin the cluster has, or fails each
+/// time; or it waits for an external provisioner that never answers. A claim
+/// waiting for its first consumer, or for a provisioner at work, waits on.
+fn unbindable_claim(ns: &str, name: &str, e: &ClaimEvent) -> Option<Problem> {
+    let (reason, message) = (e.reason, e.message);
+    let (code, fix) = match reason {
+        "FailedBinding" if message.contains("no storage class is set") => (
+            "VOLUME_UNAVAILABLE",
+            "create a PersistentVolume that matches the claim (size, access modes), or set spec.storageClassName to a class with a provisioner (`kubectl get storageclass`; this cluster may have none)".to_string(),
+        ),
+        "ProvisioningFailed" if message.contains("not found") => (
+            "VOLUME_UNAVAILABLE",
+            "set spec.storageClassName to a class that exists (`kubectl get storageclass`)".to_string(),
+        ),
+        "ProvisioningFailed" if message.contains("no volume plugin matched") => (
+            "VOLUME_UNAVAILABLE",
+            "the class's provisioner is no volume plugin of this cluster (`kubernetes.io/no-provisioner` provisions nothing: create a PersistentVolume for the claim by hand), or set spec.storageClassName to a class with a working provisioner (`kubectl get storageclass`)".to_string(),
+        ),
+        // The PV controller retries an in-tree provisioner with the same
+        // answer (no cloud provider, bad class parameters): twice is enough.
+        "ProvisioningFailed" if e.count >= 2 && !e.provisioner_answered => (
+            "VOLUME_PROVISIONING_FAILED",
+            "fix what the message names (the class's parameters, the cloud provider's configuration or quota), or set spec.storageClassName to a class that provisions here (`kubectl get storageclass`)".to_string(),
+        ),
+        "ExternalProvisioning"
+            if e.count >= UNANSWERED_PROVISIONING && !e.provisioner_answered =>
+        {
+            let provisioner = message
+                .split('"')
+                .nth(1)
+                .unwrap_or("the class's provisioner");
+            return Some(Problem::general().with(
+                "NO_PROVISIONER",
+                format!(
+                    "PersistentVolumeClaim {ns}/{name} will not be bound: its class's provisioner {provisioner} has not answered ({} times: {message})",
+                    e.count
+                ),
+                format!("start the provisioner `{provisioner}` in the cluster (its CSI driver and external-provisioner), or create a PersistentVolume for the claim by hand, or set spec.storageClassName to a class whose provisioner runs (`kubectl get storageclass`)"),
+            ));
         }
         _ => return None,
     };
     Some(Problem::general().with(
-        "VOLUME_UNAVAILABLE",
+        code,
         format!("PersistentVolumeClaim {ns}/{name} will not be bound: {message}"),
         fix,
     ))
@@ -1029,5 +1089,51 @@ mod tests {
         assert!(matches!(service(&s), Verdict::Progressing(_)));
         let s: Service = serde_json::from_value(json!({"spec": {"type": "ClusterIP"}})).unwrap();
         assert!(matches!(service(&s), Verdict::Ready(_)));
+    }
+
+    /// The PV controller's words on this cluster (1.20), as seen on the test node.
+    #[test]
+    fn claims_no_volume_will_come_for() {
+        let ev = |reason, message, count, provisioner_answered| ClaimEvent {
+            reason,
+            message,
+            count,
+            provisioner_answered,
+        };
+        let waiting = "waiting for a volume to be created, either by external provisioner \"example.com/none\" or manually created by system administrator";
+        // The controller's first words: a running provisioner would answer them.
+        assert!(
+            unbindable_claim("ns", "c", &ev("ExternalProvisioning", waiting, 2, false)).is_none()
+        );
+        let p =
+            unbindable_claim("ns", "c", &ev("ExternalProvisioning", waiting, 3, false)).unwrap();
+        assert_eq!(p.reason, "NO_PROVISIONER");
+        assert!(p.fix.contains("`example.com/none`"), "{}", p.fix);
+        // A provisioner at work (it said `Provisioning`): wait on.
+        assert!(
+            unbindable_claim("ns", "c", &ev("ExternalProvisioning", waiting, 9, true)).is_none()
+        );
+        let p = unbindable_claim(
+            "ns",
+            "c",
+            &ev(
+                "ProvisioningFailed",
+                "no volume plugin matched name: kubernetes.io/no-provisioner",
+                1,
+                false,
+            ),
+        )
+        .unwrap();
+        assert_eq!(p.reason, "VOLUME_UNAVAILABLE");
+        let cloud = "Failed to provision volume with StorageClass \"x\": Failed to get AWS Cloud Provider. GetCloudProvider returned <nil> instead";
+        assert!(unbindable_claim("ns", "c", &ev("ProvisioningFailed", cloud, 1, false)).is_none());
+        let p = unbindable_claim("ns", "c", &ev("ProvisioningFailed", cloud, 2, false)).unwrap();
+        assert_eq!(p.reason, "VOLUME_PROVISIONING_FAILED");
+        // An external provisioner's own failure may be transient: it retries.
+        assert!(unbindable_claim("ns", "c", &ev("ProvisioningFailed", cloud, 5, true)).is_none());
+        let first = "waiting for first consumer to be created before binding";
+        assert!(
+            unbindable_claim("ns", "c", &ev("WaitForFirstConsumer", first, 9, false)).is_none()
+        );
     }
 }

@@ -113,7 +113,8 @@ pub async fn create(
         .submit(
             payload::DEPLOY,
             &path.scope,
-            json!({ "scope": path.scope.key(), "connector": identifier, "request": request, "secretAccess": carried }),
+            // `requestedBy`: the token's name, shown in the release history.
+            json!({ "scope": path.scope.key(), "connector": identifier, "request": request, "secretAccess": carried, "requestedBy": caller.0.name }),
             record.connector.spec.delegate_selectors.clone(),
             // Pre-flight and the release record on top of the steady-state limit.
             timeout + Duration::from_secs(120),
@@ -166,6 +167,23 @@ pub async fn releases(
     ))
 }
 
+/// What a release's summary lists of its objects: kind, namespace, name and
+/// how each ended (no spec, no data: a Secret's values never get here).
+fn objects(output: &Value) -> Value {
+    let list = output["objects"].as_array().into_iter().flatten();
+    Value::Array(
+        list.map(|o| {
+            json!({
+                "kind": o["kind"],
+                "namespace": o["namespace"],
+                "name": o["name"],
+                "status": o["status"],
+            })
+        })
+        .collect(),
+    )
+}
+
 /// A deploy task finished: keep the summary of its release. Called once per
 /// stored result; the row's key (revision) keeps a release recorded once.
 pub(crate) async fn task_finished(store: &Store, task_id: &str) {
@@ -198,7 +216,15 @@ pub(crate) async fn task_finished(store: &Store, task_id: &str) {
         revision: revision as u32,
         status: rel["status"].as_str().unwrap_or("unknown").to_string(),
         task_id: task.id.clone(),
-        summary: json!({ "outcome": output["outcome"], "summary": output["summary"], "release": rel, "durationMs": output["durationMs"] }),
+        summary: json!({
+            "outcome": output["outcome"],
+            "summary": output["summary"],
+            "release": rel,
+            "durationMs": output["durationMs"],
+            "requestedBy": task.payload["requestedBy"],
+            "rollbackTo": task.payload["request"]["rollbackTo"],
+            "objects": objects(output),
+        }),
         created_at: 0,
     };
     if let Err(e) = store.record_release(&scope, &record).await {

@@ -57,6 +57,33 @@ impl Setup {
     }
 }
 
+/// `tether delegate run` named `name`, tagged `deploy`, with a delegate
+/// token (its scope is the delegate's), stderr to `log`.
+pub fn spawn_delegate(
+    server: &TetherServer,
+    name: &str,
+    token: &str,
+    log: &std::path::Path,
+) -> Result<std::process::Child> {
+    Ok(Command::new(bin())
+        .args([
+            "delegate",
+            "run",
+            "--manager",
+            &server.url,
+            "--name",
+            name,
+            "--tags",
+            "deploy",
+        ])
+        .env("TETHER_DELEGATE_TOKEN", token)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(log)?))
+        .spawn()?)
+}
+
 pub fn start(env: &KubeEnv, token: &str) -> Result<Setup> {
     let server = TetherServer::start(bin(), &["--retest-interval", "0", "--test-on-change=false"])?;
     let dir = tempfile::tempdir()?;
@@ -74,24 +101,7 @@ pub fn start(env: &KubeEnv, token: &str) -> Result<Setup> {
         );
         String::from_utf8(out.stdout)?.trim().to_string()
     };
-    let log = std::fs::File::create(dir.path().join("delegate.log"))?;
-    let delegate = Command::new(bin())
-        .args([
-            "delegate",
-            "run",
-            "--manager",
-            &server.url,
-            "--name",
-            "d",
-            "--tags",
-            "deploy",
-        ])
-        .env("TETHER_DELEGATE_TOKEN", &dtoken)
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()?;
+    let delegate = spawn_delegate(&server, "d", &dtoken, &dir.path().join("delegate.log"))?;
     let s = Setup {
         server,
         delegate,

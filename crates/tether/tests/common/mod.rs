@@ -73,8 +73,8 @@ pub const SECRETS: &[(&str, &str, &str)] = &[
     ("project", "oidc_client_secret", "value-oidc-secret-3d3d3d"),
 ];
 
-/// Creates org `default`, project `web` and every secret of [`SECRETS`].
-pub fn seed(server: &TetherServer) {
+/// Creates org `default` and its project `web`.
+pub fn seed_scopes(server: &TetherServer) {
     cli_ok(
         server,
         &["org", "create", "Default", "--identifier", "default"],
@@ -93,6 +93,11 @@ pub fn seed(server: &TetherServer) {
         ],
         None,
     );
+}
+
+/// Creates org `default`, project `web` and every secret of [`SECRETS`].
+pub fn seed(server: &TetherServer) {
+    seed_scopes(server);
     for (level, id, value) in SECRETS {
         let mut args = vec!["secret", "create", "--name", id, "--identifier", id];
         // The fixtures are connectors of project web: secrets of the org and
@@ -130,17 +135,39 @@ pub fn cluster_connector(
     selector: &str,
     extra: &[(&str, &str)],
 ) -> anyhow::Result<()> {
+    cluster_connector_of(server, env, token, selector, extra, None)
+}
+
+/// [`cluster_connector`] for a connector of project `default/web` (see
+/// [`seed_scopes`]), its account secrets granted to that project.
+pub fn project_cluster_connector(
+    server: &TetherServer,
+    env: &tether_testenv::KubeEnv,
+    token: &str,
+    selector: &str,
+) -> anyhow::Result<()> {
+    cluster_connector_of(server, env, token, selector, &[], Some(("default", "web")))
+}
+
+fn cluster_connector_of(
+    server: &TetherServer,
+    env: &tether_testenv::KubeEnv,
+    token: &str,
+    selector: &str,
+    extra: &[(&str, &str)],
+    project: Option<(&str, &str)>,
+) -> anyhow::Result<()> {
     let base = [
         ("cluster_ca", env.ca_pem.as_str()),
         ("cluster_token", token),
     ];
+    let grant = project.map(|(o, p)| format!("project/{o}/{p}"));
     for (id, value) in base.iter().chain(extra) {
-        let out = cli(
-            server,
-            &server.admin_token,
-            &["secret", "create", "--name", id, "--identifier", id],
-            Some(value),
-        );
+        let mut args = vec!["secret", "create", "--name", id, "--identifier", id];
+        if let Some(g) = &grant {
+            args.extend(["--usable-from", g]);
+        }
+        let out = cli(server, &server.admin_token, &args, Some(value));
         anyhow::ensure!(
             out.status.success(),
             "secret {id}: {}",
@@ -148,7 +175,10 @@ pub fn cluster_connector(
         );
     }
     let connector = format!(
-        "connector:\n  name: cluster\n  identifier: cluster\n  type: K8sCluster\n  spec:\n    delegateSelectors: [{selector}]\n    credential:\n      type: ManualConfig\n      spec:\n        masterUrl: {}\n        auth:\n          type: ServiceAccount\n          spec:\n            serviceAccountTokenRef: account.cluster_token\n            caCertRef: account.cluster_ca\n",
+        "connector:\n  name: cluster\n  identifier: cluster\n{}  type: K8sCluster\n  spec:\n    delegateSelectors: [{selector}]\n    credential:\n      type: ManualConfig\n      spec:\n        masterUrl: {}\n        auth:\n          type: ServiceAccount\n          spec:\n            serviceAccountTokenRef: account.cluster_token\n            caCertRef: account.cluster_ca\n",
+        project
+            .map(|(o, p)| format!("  orgIdentifier: {o}\n  projectIdentifier: {p}\n"))
+            .unwrap_or_default(),
         env.url
     );
     let out = cli(
