@@ -915,6 +915,34 @@ async fn the_role_rbac_for_prints_is_enough_and_each_rule_is_needed() -> Result<
     Ok(())
 }
 
+/// `tether deploy apply` of one Deployment whose pod is Ready only 8 s after
+/// it starts, so the deploy is mid-way for a while; its stdout is piped.
+fn spawn_slow_deploy(s: &Setup, ns: &str) -> Result<std::process::Child> {
+    let slow = web(ns, 1, "a").replace(
+        "          periodSeconds: 1\n",
+        "          periodSeconds: 1\n          initialDelaySeconds: 8\n",
+    );
+    let file = s.write("slow.yaml", &slow);
+    Ok(s.server
+        .cli(bin(), &s.server.admin_token)
+        .args([
+            "deploy",
+            "apply",
+            "--connector",
+            "cluster",
+            "-f",
+            &file,
+            "--namespace",
+            ns,
+            "--release",
+            "web",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?)
+}
+
 fn spawn_delegate(s: &Setup, name: &str) -> Result<std::process::Child> {
     let token = s.ok(&["delegate", "token", "create", "--name", name])?;
     let log = std::fs::File::create(s.dir.path().join(format!("{name}.log")))?;
@@ -947,31 +975,7 @@ async fn a_delegate_killed_mid_deploy_hands_it_on_and_the_release_is_recorded_on
     grant_admin(env, &ns)?;
     let mut s = start(env, &token)?;
     let mut other = spawn_delegate(&s, "d2")?;
-    // Ready a few seconds after it starts: the deploy is mid-way for a while.
-    let slow = web(&ns, 1, "a").replace(
-        "          periodSeconds: 1\n",
-        "          periodSeconds: 1\n          initialDelaySeconds: 8\n",
-    );
-    let file = s.write("slow.yaml", &slow);
-    let mut cli = s
-        .server
-        .cli(bin(), &s.server.admin_token)
-        .args([
-            "deploy",
-            "apply",
-            "--connector",
-            "cluster",
-            "-f",
-            &file,
-            "--namespace",
-            &ns,
-            "--release",
-            "web",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
+    let mut cli = spawn_slow_deploy(&s, &ns)?;
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(cli.stdout.take().unwrap()));
     let mut seen = Vec::new();
     let mut task = None;
@@ -1064,30 +1068,7 @@ async fn a_manager_restarted_mid_deploy_loses_neither_task_nor_events() -> Resul
     let token = service_account_token(&admin, &ns, "deployer").await?;
     grant_admin(env, &ns)?;
     let mut s = start(env, &token)?;
-    let slow = web(&ns, 1, "a").replace(
-        "          periodSeconds: 1\n",
-        "          periodSeconds: 1\n          initialDelaySeconds: 8\n",
-    );
-    let file = s.write("slow.yaml", &slow);
-    let mut cli = s
-        .server
-        .cli(bin(), &s.server.admin_token)
-        .args([
-            "deploy",
-            "apply",
-            "--connector",
-            "cluster",
-            "-f",
-            &file,
-            "--namespace",
-            &ns,
-            "--release",
-            "web",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
+    let mut cli = spawn_slow_deploy(&s, &ns)?;
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(cli.stdout.take().unwrap()));
     let mut seen = Vec::new();
     for line in lines.by_ref() {

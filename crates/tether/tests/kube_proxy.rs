@@ -208,6 +208,22 @@ impl Env {
         self.ok(server, &server.admin_token, args)
     }
 
+    /// A project viewer token named `ci` with the kubeAccess grant: what a
+    /// CI job holds.
+    fn ci_token(&self, server: &TetherServer) -> Result<String> {
+        let mut create = vec![
+            "token",
+            "create",
+            "--name",
+            "ci",
+            "--role",
+            "viewer",
+            "--kube-access",
+        ];
+        create.extend(SCOPE);
+        Ok(self.admin(server, &create)?.trim().to_string())
+    }
+
     fn delegate_log(&self, name: &str) -> PathBuf {
         self.dir.path().join(format!("{name}.log"))
     }
@@ -572,17 +588,7 @@ async fn kubectl_through_the_proxy() -> Result<()> {
     e.start_delegate(&m, "d1", "proxy")?;
 
     // A viewer token with the grant, and the kubeconfigs it gets.
-    let mut create = vec![
-        "token",
-        "create",
-        "--name",
-        "ci",
-        "--role",
-        "viewer",
-        "--kube-access",
-    ];
-    create.extend(SCOPE);
-    let ci = e.admin(&m, &create)?.trim().to_string();
+    let ci = e.ci_token(&m)?;
     let kc = e.kubeconfig(&m, &ci, "direct", "direct.yaml")?;
     let kc_imp = e.kubeconfig(&m, &ci, "imp", "imp.yaml")?;
 
@@ -900,17 +906,7 @@ async fn two_managers_and_a_dying_delegate() -> Result<()> {
     seed(&e, &a, env, &sa_token)?;
     e.start_delegate(&a, "d1", "proxy")?;
 
-    let mut create = vec![
-        "token",
-        "create",
-        "--name",
-        "ci",
-        "--role",
-        "viewer",
-        "--kube-access",
-    ];
-    create.extend(SCOPE);
-    let ci = e.admin(&a, &create)?.trim().to_string();
+    let ci = e.ci_token(&a)?;
     // Through B, which holds no tunnel: B passes the request to A.
     let kc_b = e.kubeconfig(&b, &ci, "direct", "via-b.yaml")?;
     let k = kubectls(env).pop().unwrap();

@@ -51,6 +51,9 @@ pub(crate) enum PoolError {
     NotHttp2,
     #[error("cannot connect to the API server: {0}")]
     Connect(BoxError),
+    /// A new connection had no room: the server allows no streams at all.
+    #[error("the API server allows no HTTP/2 requests on a new connection (SETTINGS_MAX_CONCURRENT_STREAMS is 0); check its --http2-max-streams-per-connection")]
+    NoStreams,
     #[error(transparent)]
     Http(#[from] hyper::Error),
 }
@@ -163,7 +166,7 @@ where
             return Ok(s);
         }
         self.dial(uri).await?;
-        self.take().ok_or(PoolError::NotHttp2)
+        self.take().ok_or(PoolError::NoStreams)
     }
 }
 

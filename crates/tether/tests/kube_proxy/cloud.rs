@@ -320,17 +320,7 @@ async fn cloud_and_encrypted_key_connectors_through_the_proxy() -> Result<()> {
         )?;
     }
     e.start_delegate(&m, "cloud", "cloud")?;
-    let mut create = vec![
-        "token",
-        "create",
-        "--name",
-        "ci",
-        "--role",
-        "viewer",
-        "--kube-access",
-    ];
-    create.extend(SCOPE);
-    let ci = e.admin(&m, &create)?.trim().to_string();
+    let ci = e.ci_token(&m)?;
     let k = kubectls(&w.kube).pop().context("no kubectl")?;
 
     // Each through kubectl with the kubeconfig tether prints: discovery, a

@@ -85,17 +85,7 @@ async fn kubectl_prints_why_tether_cannot_carry_a_request() -> Result<()> {
         admin_stdin(&e, &m, &["connector", "apply", "-f", "-"], &doc)?;
     }
     e.start_delegate(&m, "d1", "proxy")?;
-    let mut create = vec![
-        "token",
-        "create",
-        "--name",
-        "ci",
-        "--role",
-        "viewer",
-        "--kube-access",
-    ];
-    create.extend(SCOPE);
-    let ci = e.admin(&m, &create)?.trim().to_string();
+    let ci = e.ci_token(&m)?;
 
     let cases = [
         ("nowhere", "absent-tag"),

@@ -392,17 +392,7 @@ async fn upgraded_streams_on_the_node() -> Result<()> {
     let m = TetherServer::start(bin(), &args)?;
     seed(&e, &m, env, &sa_token)?;
     e.start_delegate(&m, "d1", "proxy")?;
-    let mut create = vec![
-        "token",
-        "create",
-        "--name",
-        "ci",
-        "--role",
-        "viewer",
-        "--kube-access",
-    ];
-    create.extend(SCOPE);
-    let ci = e.admin(&m, &create)?.trim().to_string();
+    let ci = e.ci_token(&m)?;
     let kc = e.kubeconfig(&m, &ci, "direct", "direct.yaml")?;
 
     for (i, k) in versions.iter().enumerate() {
@@ -456,17 +446,7 @@ async fn a_paused_reader_and_an_idle_watch() -> Result<()> {
     let m = TetherServer::start(bin(), &args)?;
     seed(&e, &m, env, &sa_token)?;
     e.start_delegate(&m, "d1", "proxy")?;
-    let mut create = vec![
-        "token",
-        "create",
-        "--name",
-        "ci",
-        "--role",
-        "viewer",
-        "--kube-access",
-    ];
-    create.extend(SCOPE);
-    let ci = e.admin(&m, &create)?.trim().to_string();
+    let ci = e.ci_token(&m)?;
     let kc = e.kubeconfig(&m, &ci, "direct", "direct.yaml")?;
     let k = kubectls(env).pop().unwrap();
 
