@@ -10,10 +10,8 @@ use std::task::Poll;
 
 use futures::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
 
-/// One stream of the tunnel, as a tokio `AsyncRead + AsyncWrite`.
-pub type TunnelStream = Compat<yamux::Stream>;
+pub use crate::stream::TunnelStream;
 
 /// Which end of the tunnel this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,14 +33,30 @@ pub enum TunnelError {
 /// Streams at once per tunnel: 1,000 watches through one delegate need room.
 pub const MAX_STREAMS: usize = 8192;
 
+/// Receive window the streams may grow into, together, beyond their initial
+/// 256 KiB each. yamux doubles a stream's window when its reader took half of
+/// it within two round trips, so only streams read as fast as they arrive
+/// grow (a large list, a port-forward download); a stalled reader keeps
+/// 256 KiB. Without this room no window ever grew, and one stream carried at
+/// most 256 KiB per round trip through both ends.
+pub const GROWTH_WINDOW: usize = 32 * 1024 * 1024;
+
 fn config() -> yamux::Config {
     let mut c = yamux::Config::default();
-    // The connection-wide cap on receive windows must allow each stream its
-    // initial 256 KiB; it is a cap, not an allocation.
-    c.set_max_connection_receive_window(Some(MAX_STREAMS * yamux::DEFAULT_CREDIT as usize));
+    // The connection-wide cap on receive windows: each stream's initial
+    // 256 KiB plus the shared room to grow. A cap, not an allocation.
+    c.set_max_connection_receive_window(Some(
+        MAX_STREAMS * yamux::DEFAULT_CREDIT as usize + GROWTH_WINDOW,
+    ));
     c.set_max_num_streams(MAX_STREAMS);
+    // Frames of up to 64 KiB: a bulk stream then costs a quarter of the
+    // frames, channel sends and wake-ups of yamux's 16 KiB.
+    c.set_split_send_size(FRAME);
     c
 }
+
+/// The largest data frame a stream sends.
+pub const FRAME: usize = 64 * 1024;
 
 type OpenRequest = oneshot::Sender<Result<yamux::Stream, TunnelError>>;
 
@@ -114,7 +128,7 @@ impl Tunnel {
         let (tx, rx) = oneshot::channel();
         self.open.send(tx).await.map_err(|_| TunnelError::Closed)?;
         let stream = rx.await.map_err(|_| TunnelError::Closed)??;
-        Ok(stream.compat())
+        Ok(TunnelStream::new(stream))
     }
 
     /// True once the session has ended.
@@ -181,7 +195,7 @@ where
         loop {
             match conn.poll_next_inbound(cx) {
                 Poll::Ready(Some(Ok(s))) => {
-                    if in_tx.send(s.compat()).is_err() {
+                    if in_tx.send(TunnelStream::new(s)).is_err() {
                         tracing::debug!("dropped an inbound tunnel stream nobody accepts");
                     }
                 }

@@ -161,3 +161,46 @@ async fn streams_fail_when_the_connection_drops() {
         "a stream of a dead tunnel must end"
     );
 }
+
+/// Writes larger than a frame, from one buffer or as vectored writes of
+/// several, arrive whole and in order.
+#[tokio::test]
+async fn large_and_vectored_writes_arrive_whole_and_in_order() {
+    let (manager, mut incoming, _delegate) = pair();
+    tokio::spawn(async move {
+        let mut s = incoming.recv().await.unwrap();
+        let (mut r, mut w) = tokio::io::split(&mut s);
+        let _ = tokio::io::copy(&mut r, &mut w).await;
+        let _ = w.shutdown().await;
+    });
+    let s = manager.open().await.unwrap();
+    let (mut r, mut w) = tokio::io::split(s);
+    // 3 MiB + a bit, not a multiple of any frame or buffer size.
+    let data: Vec<u8> = (0..3_200_003u32).map(|i| (i % 251) as u8).collect();
+    let expected = data.clone();
+    let writer = tokio::spawn(async move {
+        let (a, rest) = data.split_at(100_001);
+        w.write_all(a).await.unwrap();
+        // The rest as vectored writes of three uneven slices at a time.
+        let mut rest = rest;
+        while !rest.is_empty() {
+            let (x, y) = rest.split_at(rest.len().min(70_007));
+            let (y, z) = y.split_at(y.len().min(150_000));
+            let z = &z[..z.len().min(70_000)];
+            let slices = [
+                std::io::IoSlice::new(x),
+                std::io::IoSlice::new(y),
+                std::io::IoSlice::new(z),
+            ];
+            let n = w.write_vectored(&slices).await.unwrap();
+            assert!(n > 0, "a vectored write wrote nothing");
+            rest = &rest[n..];
+        }
+        w.shutdown().await.unwrap();
+    });
+    let mut back = Vec::new();
+    r.read_to_end(&mut back).await.unwrap();
+    writer.await.unwrap();
+    assert_eq!(back.len(), expected.len());
+    assert!(back == expected, "the bytes came back changed or reordered");
+}

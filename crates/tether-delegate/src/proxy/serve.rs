@@ -178,7 +178,13 @@ async fn forward(
                 if let (Ok(c), Ok(u)) = (c, u) {
                     let mut c = TokioIo::new(c);
                     let mut u = TokioIo::new(u);
-                    let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
+                    let _ = tokio::io::copy_bidirectional_with_sizes(
+                        &mut c,
+                        &mut u,
+                        tether_tunnel::SESSION_COPY_BUFFER,
+                        tether_tunnel::SESSION_COPY_BUFFER,
+                    )
+                    .await;
                 }
             });
         }

@@ -106,7 +106,12 @@ pub async fn splice(
         ports: audit.wants_ports().then(PortSniffer::default),
     };
     tokio::select! {
-        r = tokio::io::copy_bidirectional(&mut c, &mut u) => {
+        r = tokio::io::copy_bidirectional_with_sizes(
+            &mut c,
+            &mut u,
+            tether_tunnel::SESSION_COPY_BUFFER,
+            tether_tunnel::SESSION_COPY_BUFFER,
+        ) => {
             if let Err(e) = r {
                 if !failed.load(Ordering::Relaxed) {
                     audit.fail(format!("the session to the cluster failed: {e}"));

@@ -8,7 +8,8 @@
 //!   delegate, and the extra delay of a watch event against a direct watch.
 //!
 //! Uses the cluster named by TETHER_TEST_KUBE_DIR (or starts one); the
-//! port-forward needs its node. TETHER_BENCH_WATCHES changes the 1,000.
+//! port-forward needs its node. TETHER_BENCH_WATCHES changes the 1,000;
+//! TETHER_BENCH_PROXY_PARTS (latency,list,port-forward,watches) picks parts.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -30,6 +31,7 @@ pub struct Params {
 struct Side {
     http: reqwest::Client,
     base: String,
+    ca_pem: String,
     token: String,
 }
 
@@ -42,8 +44,14 @@ impl Side {
                 .pool_max_idle_per_host(max_idle)
                 .build()?,
             base: base.trim_end_matches('/').to_string(),
+            ca_pem: ca_pem.to_string(),
             token: token.to_string(),
         })
+    }
+
+    /// The same side with room for `n` connections (one per watch).
+    fn with_pool(&self, n: usize) -> Result<Side> {
+        Side::new(&self.base, &self.ca_pem, &self.token, n)
     }
 
     fn get(&self, path: &str) -> reqwest::RequestBuilder {
@@ -152,17 +160,37 @@ pub async fn run(p: Params) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // TETHER_BENCH_PROXY_WATCHES_ONLY=1: only the watches.
-    let all = std::env::var_os("TETHER_BENCH_PROXY_WATCHES_ONLY").is_none();
-    if all {
+    // TETHER_BENCH_PROXY_HOLD=1: keep the manager and delegate up until
+    // SIGINT, to poke them by hand (curl, perf).
+    if std::env::var_os("TETHER_BENCH_PROXY_HOLD").is_some() {
+        println!(
+            "holding until SIGINT: {base} (token {token}, CA {}); direct {} (token in {})",
+            ca_file.display(),
+            env.url,
+            tmp.path().join("sa.token").display()
+        );
+        std::fs::write(tmp.path().join("sa.token"), &sa_token)?;
+        tokio::signal::ctrl_c().await?;
+        return Ok(());
+    }
+    // TETHER_BENCH_PROXY_PARTS=list,port-forward (say): only those parts.
+    let parts = std::env::var("TETHER_BENCH_PROXY_PARTS")
+        .unwrap_or_else(|_| "latency,list,port-forward,watches".into());
+    let part = |name: &str| parts.split(',').any(|p| p.trim() == name);
+    if part("latency") {
         latency(&proxied, &direct, &ns, p.requests).await?;
+    }
+    if part("list") {
         bulk_list(&admin, &proxied, &direct, &ns).await?;
     }
-    if !all {
+    if !part("port-forward") {
     } else if env.node.is_some() {
         port_forward(env, &manager, &token, &ns, tmp.path()).await?;
     } else {
         println!("port-forward: skipped (the cluster has no node)");
+    }
+    if !part("watches") {
+        return Ok(());
     }
     watches(
         &manager,
@@ -398,14 +426,15 @@ spec:
     Ok(())
 }
 
-/// Reads one watch stream; sends (event name, arrival) for each line.
+/// Reads one watch stream; sends (watch, event name, arrival) for each line.
+/// The returned handle stops it (the connection is dropped).
 fn follow(
     side: &Side,
     path: String,
     tx: tokio::sync::mpsc::UnboundedSender<(usize, String, Instant)>,
     who: usize,
     opened: tokio::sync::mpsc::Sender<()>,
-) {
+) -> tokio::task::JoinHandle<()> {
     let req = side.get(&path);
     tokio::spawn(async move {
         let mut r = match req.send().await {
@@ -441,9 +470,114 @@ fn follow(
                 }
             }
         }
-    });
+    })
 }
 
+/// A set of open watches and what they receive.
+struct Watches {
+    rx: tokio::sync::mpsc::UnboundedReceiver<(usize, String, Instant)>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Watches {
+    /// Opens one watch per `(who, side)`; watch `who` sees the ConfigMaps
+    /// labelled `ev=all` or `ev=w<who>` (`who` 0 sees every `ev`).
+    async fn open(watchers: &[(usize, &Side)], ns: &str, rv: &str) -> Result<Watches> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (open_tx, mut open_rx) = tokio::sync::mpsc::channel(watchers.len() + 1);
+        let tasks = watchers
+            .iter()
+            .map(|(who, side)| {
+                let selector = if *who == 0 {
+                    "ev".to_string()
+                } else {
+                    format!("ev+in+%28all%2Cw{who}%29")
+                };
+                let path = format!(
+                    "/api/v1/namespaces/{ns}/configmaps?watch=true&resourceVersion={rv}&labelSelector={selector}"
+                );
+                follow(side, path, tx.clone(), *who, open_tx.clone())
+            })
+            .collect();
+        for k in 0..watchers.len() {
+            tokio::time::timeout(Duration::from_secs(120), open_rx.recv())
+                .await
+                .with_context(|| {
+                    format!("only {k} of {} watches opened within 120 s", watchers.len())
+                })?;
+        }
+        Ok(Watches { rx, tasks })
+    }
+
+    /// Waits until event `name` reached every watch in `whom`; their arrivals.
+    async fn arrivals(&mut self, name: &str, whom: usize) -> Result<Vec<(usize, Instant)>> {
+        let mut got = Vec::with_capacity(whom);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while got.len() < whom {
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .with_context(|| {
+                    format!(
+                        "event {name} reached {} of {whom} watches within 60 s",
+                        got.len()
+                    )
+                })?;
+            let Ok(Some((who, event, at))) = tokio::time::timeout(left, self.rx.recv()).await
+            else {
+                bail!("event {name} reached {} of {whom} watches", got.len());
+            };
+            if event == name {
+                got.push((who, at));
+            }
+        }
+        Ok(got)
+    }
+
+    fn close(self) {
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Creates ConfigMap `name` labelled `ev=<label>`; when it was sent.
+async fn event(admin: &crate::manager::Api, ns: &str, name: &str, label: &str) -> Result<Instant> {
+    let sent = Instant::now();
+    admin
+        .post(
+            &format!("/api/v1/namespaces/{ns}/configmaps"),
+            &json!({"metadata": {"name": name, "labels": {"ev": label}}}),
+        )
+        .await?;
+    Ok(sent)
+}
+
+fn print_delays(what: &str, v: Vec<f64>) {
+    let v = sorted(v);
+    println!(
+        "{what}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        percentile(&v, 0.5),
+        percentile(&v, 0.99),
+        v.last().copied().unwrap_or(f64::NAN)
+    );
+}
+
+fn signed_ms(later: Instant, earlier: Instant) -> f64 {
+    if later >= earlier {
+        ms(later - earlier)
+    } else {
+        -ms(earlier - later)
+    }
+}
+
+/// 1,000 watches through one delegate: memory, then a watch event's extra
+/// delay two ways.
+/// - One watch's event: each event is for one of the open watches (its own
+///   label); its arrival there against a direct watch that sees every event.
+/// - Fan-out: every event goes to all the watches at once, so the delegate and
+///   the manager pass on 1,000 copies of it (and this process reads them).
+///   Its delay from the create request is compared with the same fan-out
+///   to 1,000 direct watches, measured next, with the proxied ones closed.
 async fn watches(
     manager: &Manager,
     delegate_pid: u32,
@@ -463,32 +597,11 @@ async fn watches(
         .as_str()
         .context("resourceVersion")?
         .to_string();
-    let path = format!(
-        "/api/v1/namespaces/{ns}/configmaps?watch=true&resourceVersion={rv}&labelSelector=ev%3Dyes"
-    );
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let (open_tx, mut open_rx) = tokio::sync::mpsc::channel(n + 1);
-    let many = Side {
-        http: reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(
-                manager.ca_file.as_ref().context("CA")?,
-            )?)?)
-            .http1_only()
-            .pool_max_idle_per_host(n)
-            .build()?,
-        base: proxied.base.clone(),
-        token: proxied.token.clone(),
-    };
+    let through = proxied.with_pool(n)?;
     let t = Instant::now();
-    follow(direct, path.clone(), tx.clone(), 0, open_tx.clone());
-    for i in 1..=n {
-        follow(&many, path.clone(), tx.clone(), i, open_tx.clone());
-    }
-    for k in 0..=n {
-        tokio::time::timeout(Duration::from_secs(120), open_rx.recv())
-            .await
-            .with_context(|| format!("only {k} of {} watches opened within 120 s", n + 1))?;
-    }
+    let mut watchers: Vec<(usize, &Side)> = vec![(0, direct)];
+    watchers.extend((1..=n).map(|i| (i, &through)));
+    let mut open = Watches::open(&watchers, ns, &rv).await?;
     println!(
         "{n} watches through one delegate opened in {:.1} s",
         t.elapsed().as_secs_f64()
@@ -503,57 +616,46 @@ async fn watches(
         mib(d0)
     );
 
-    // Events: each reaches the direct watch and every proxied one.
     let admin = crate::manager::Api {
         http: direct.http.clone(),
         base: direct.base.clone(),
         token: direct.token.clone(),
     };
-    let events = 10;
+    // One watch's event, with all the others open.
+    let events = 50;
     let mut extra = Vec::new();
     for e in 0..events {
-        let name = format!("ev-{e}");
-        admin
-            .post(
-                &format!("/api/v1/namespaces/{ns}/configmaps"),
-                &json!({"metadata": {"name": name, "labels": {"ev": "yes"}}}),
-            )
-            .await?;
-        let mut direct_at = None;
-        let mut proxied_at = Vec::with_capacity(n);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while direct_at.is_none() || proxied_at.len() < n {
-            let left = deadline
-                .checked_duration_since(Instant::now())
-                .context("an event did not reach every watch within 60 s")?;
-            let Ok(Some((who, got, at))) = tokio::time::timeout(left, rx.recv()).await else {
-                bail!(
-                    "event {name} reached {} of {n} proxied watches",
-                    proxied_at.len()
-                );
-            };
-            if got != name {
-                continue;
-            }
-            if who == 0 {
-                direct_at = Some(at);
-            } else {
-                proxied_at.push(at);
+        let who = 1 + e * n / events;
+        let name = format!("one-{e}");
+        event(&admin, ns, &name, &format!("w{who}")).await?;
+        let got = open.arrivals(&name, 2).await?;
+        let at = |w: usize| got.iter().find(|(x, _)| *x == w).map(|(_, a)| *a);
+        let (d, p) = (at(0).context("direct")?, at(who).context("proxied")?);
+        extra.push(signed_ms(p, d));
+    }
+    print_delays(
+        &format!("watch event extra delay, one watch's event with {n} open ({events} events; proxied arrival - direct arrival)"),
+        extra,
+    );
+
+    // Fan-out: each event to every watch.
+    let events = 10;
+    let (mut extra, mut proxied_delay) = (Vec::new(), Vec::new());
+    for e in 0..events {
+        let name = format!("all-{e}");
+        let sent = event(&admin, ns, &name, "all").await?;
+        let got = open.arrivals(&name, n + 1).await?;
+        let d = got.iter().find(|(w, _)| *w == 0).context("direct")?.1;
+        for (w, at) in got {
+            if w != 0 {
+                extra.push(signed_ms(at, d));
+                proxied_delay.push(ms(at - sent));
             }
         }
-        let d = direct_at.unwrap();
-        extra.extend(
-            proxied_at
-                .iter()
-                .map(|p| if *p >= d { ms(*p - d) } else { -ms(d - *p) }),
-        );
     }
-    let extra = sorted(extra);
-    println!(
-        "watch event extra delay (proxied arrival - direct arrival, {events} events x {n} watches): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        percentile(&extra, 0.5),
-        percentile(&extra, 0.99),
-        extra.last().copied().unwrap_or(f64::NAN)
+    print_delays(
+        &format!("fan-out to {n} proxied watches ({events} events), arrival - one direct watch's arrival"),
+        extra,
     );
     let (m2, d2) = (memory_kib(manager.pid())?, memory_kib(delegate_pid)?);
     println!(
@@ -562,6 +664,34 @@ async fn watches(
         mib(m2.1),
         mib(d2.0),
         mib(d2.1)
+    );
+    open.close();
+
+    // The same fan-out to direct watches.
+    let straight = direct.with_pool(n)?;
+    let watchers: Vec<(usize, &Side)> = (1..=n).map(|i| (i, &straight)).collect();
+    let mut open = Watches::open(&watchers, ns, &rv).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut direct_delay = Vec::new();
+    for e in 0..events {
+        let name = format!("all-direct-{e}");
+        let sent = event(&admin, ns, &name, "all").await?;
+        direct_delay.extend(
+            open.arrivals(&name, n)
+                .await?
+                .into_iter()
+                .map(|(_, at)| ms(at - sent)),
+        );
+    }
+    open.close();
+    let (p, d) = (sorted(proxied_delay), sorted(direct_delay));
+    println!(
+        "fan-out, create -> arrival at each of {n} watches: proxied p50 {:.2} ms, p99 {:.2} ms; direct p50 {:.2} ms, p99 {:.2} ms; extra p50 {:.2} ms",
+        percentile(&p, 0.5),
+        percentile(&p, 0.99),
+        percentile(&d, 0.5),
+        percentile(&d, 0.99),
+        percentile(&p, 0.5) - percentile(&d, 0.5)
     );
     Ok(())
 }
