@@ -14,6 +14,9 @@ use crate::validation::ValidationErrors;
 /// The AKS server application: Entra ID issues AKS tokens for this audience.
 pub const AKS_SERVER_APP_ID: &str = "6dae42f8-4368-4678-94ff-3960e28e3630";
 
+/// Where Entra ID tokens come from when `authorityHost` is not set.
+pub const AKS_DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
+
 /// Amazon EKS: an aws-iam-authenticator token (a presigned STS
 /// `GetCallerIdentity`) from access keys, from a role assumed with them, or from
 /// the delegate's own AWS identity.
@@ -195,6 +198,13 @@ impl GkeAuth {
 impl AksAuth {
     pub fn uses_delegate_identity(&self) -> bool {
         self.client_secret_ref.is_none()
+    }
+
+    /// The Entra ID authority the client credentials are posted to.
+    pub fn authority(&self) -> &str {
+        self.authority_host
+            .as_deref()
+            .unwrap_or(AKS_DEFAULT_AUTHORITY)
     }
 
     pub(crate) fn refs(&self) -> Vec<(&'static str, Option<&String>)> {
