@@ -578,6 +578,77 @@ async fn import_kubeconfig_refuses_exec_and_auth_provider_users() -> Result<()> 
     Ok(())
 }
 
+/// The four cloud exec plugins, each an executable here that would leave a
+/// mark if it ran: `import-kubeconfig` names each one's native auth type with
+/// the fields its arguments give, and runs none of them (issue 15).
+#[tokio::test]
+async fn import_kubeconfig_offers_the_native_auth_type_for_each_cloud_plugin_without_running_it(
+) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let env = KubeEnv::get();
+    let m = Manager::start()?;
+    let dir = tempfile::tempdir()?;
+    let ran = dir.path().join("ran");
+    let cases: [(&str, &str, &[&str]); 4] = [
+        (
+            "aws",
+            "args: [--region, eu-west-1, eks, get-token, --cluster-name, prod, --role-arn, arn:aws:iam::123456789012:role/deployer]",
+            &["type: EKS", "region: eu-west-1", "clusterName: prod", "roleArn: arn:aws:iam::123456789012:role/deployer", "accessKeyIdRef"],
+        ),
+        (
+            "aws-iam-authenticator",
+            "args: [token, -i, staging]",
+            &["type: EKS", "clusterName: staging"],
+        ),
+        (
+            "gke-gcloud-auth-plugin",
+            "provideClusterInfo: true",
+            &["type: GKE", "serviceAccountKeyRef"],
+        ),
+        (
+            "kubelogin",
+            "args: [get-token, --login, spn, --server-id, 6dae42f8-4368-4678-94ff-3960e28e3630, --tenant-id, 72f988bf-86f1-41af-91ab-2d7cd011db47, --client-id, 0d6a3c3e-4a5b-4c6d-8e9f-a0b1c2d3e4f5]",
+            &["type: AKS", "tenantId: 72f988bf-86f1-41af-91ab-2d7cd011db47", "clientId: 0d6a3c3e-4a5b-4c6d-8e9f-a0b1c2d3e4f5", "clientSecretRef"],
+        ),
+    ];
+    for (program, rest, want) in cases {
+        let exe = dir.path().join(program);
+        std::fs::write(
+            &exe,
+            format!("#!/bin/sh\necho {program} >> {}\n", ran.display()),
+        )?;
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755))?;
+        let kubeconfig = write_kubeconfig(
+            dir.path(),
+            &format!("{program}.kubeconfig"),
+            env,
+            &format!(
+                "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: {}\n      {rest}\n",
+                exe.display()
+            ),
+        )?;
+        let (_, err) = m.fails(&[
+            "connector",
+            "import-kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--name",
+            "cloud",
+        ])?;
+        ensure!(err.contains("never runs commands"), "{program}: {err}");
+        for w in want {
+            ensure!(err.contains(w), "{program}: no '{w}' in {err}");
+        }
+    }
+    ensure!(
+        !ran.exists(),
+        "a plugin was run: {}",
+        std::fs::read_to_string(&ran).unwrap_or_default()
+    );
+    ensure!(m.secrets(&[])?.is_empty(), "nothing stored");
+    ensure!(m.connector("cloud", &[])?.is_none());
+    Ok(())
+}
+
 #[tokio::test]
 async fn cluster_add_token_rotate_remove() -> Result<()> {
     let env = KubeEnv::get();
