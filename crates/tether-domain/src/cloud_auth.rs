@@ -355,4 +355,55 @@ mod tests {
         assert!(is_eks_cluster_name("prod-eu_1"));
         assert!(!is_eks_cluster_name("-prod"));
     }
+
+    /// The README's example of each cloud auth type is a valid connector: the
+    /// full EKS document, and the GKE and AKS `auth:` blocks in its place.
+    #[test]
+    fn the_readme_examples_are_valid_connectors() {
+        use crate::connector::{Auth, ConnectorDocument, Credential};
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"));
+        let section = readme
+            .split("## Cloud clusters without exec plugins")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .expect("the README has its cloud section");
+        let blocks: Vec<&str> = section
+            .split("```yaml\n")
+            .skip(1)
+            .map(|b| b.split("```").next().unwrap())
+            .collect();
+        assert_eq!(blocks.len(), 3, "EKS, GKE and AKS: {blocks:?}");
+        let eks = blocks[0];
+        let at = eks
+            .find("        auth:\n")
+            .expect("the EKS example's auth block");
+        for (i, want) in ["EKS", "GKE", "AKS"].into_iter().enumerate() {
+            let text = if i == 0 {
+                eks.to_string()
+            } else {
+                format!("{}{}", &eks[..at], blocks[i])
+            };
+            let doc: ConnectorDocument = serde_yaml::from_str(&text)
+                .unwrap_or_else(|e| panic!("README's {want} example: {e}\n{text}"));
+            doc.connector
+                .validate()
+                .unwrap_or_else(|e| panic!("README's {want} example: {e:?}"));
+            let Credential::ManualConfig(m) = &doc.connector.spec.credential else {
+                panic!("{want}: not ManualConfig");
+            };
+            let secret_refs = doc.connector.secret_refs().len();
+            match (&m.auth, want) {
+                (Auth::Eks(a), "EKS") => {
+                    assert!(a.role_arn.is_some() && a.external_id.is_some());
+                    assert_eq!(secret_refs, 3, "keys and CA");
+                }
+                (Auth::Gke(a), "GKE") => assert!(!a.uses_delegate_identity()),
+                (Auth::Aks(a), "AKS") => {
+                    assert!(!a.uses_delegate_identity());
+                    assert_eq!(a.authority(), AKS_DEFAULT_AUTHORITY);
+                }
+                (other, _) => panic!("{want}: {other:?}"),
+            }
+        }
+    }
 }
