@@ -1097,3 +1097,65 @@ async fn a_failed_add_says_what_was_done_and_remove_cleans_it_up() -> Result<()>
     );
     Ok(())
 }
+
+/// Issue 10 item 8 through the CLI: a kubeconfig whose client certificate is
+/// X.509 version 1 (`openssl x509 -req` without extensions, which kubectl
+/// accepts) works for `cluster add`, `rotate-token` and `remove`, and
+/// `connector import-kubeconfig` makes a ClientKeyCert connector of it that a
+/// real delegate tests SUCCESS.
+#[tokio::test]
+async fn an_x509_v1_client_certificate_kubeconfig_works_for_every_cluster_command() -> Result<()> {
+    use base64::Engine as _;
+    let env = KubeEnv::get();
+    let m = Manager::start()?;
+    let dir = tempfile::tempdir()?;
+    let (cert, key) = env.v1_client_cert("v1-operator", "system:masters");
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let kc = write_kubeconfig(
+        dir.path(),
+        "v1.kubeconfig",
+        env,
+        &format!(
+            "    client-certificate-data: {}\n    client-key-data: {}\n",
+            b64(&cert),
+            b64(&key)
+        ),
+    )?;
+    let kc = kc.to_str().unwrap();
+
+    let name = unique("v1cert");
+    let id = name.replace('-', "");
+    let out = m.ok(&[
+        "connector",
+        "import-kubeconfig",
+        kc,
+        "--name",
+        &name,
+        "--identifier",
+        &id,
+    ])?;
+    ensure!(out.contains(&format!("connector/{id} created")), "{out}");
+    let r = m.connector(&id, &[])?.context("connector")?;
+    ensure!(
+        r["connector"]["spec"]["credential"]["spec"]["auth"]["type"] == "ClientKeyCert",
+        "{r}"
+    );
+    let test = m.run(&["connector", "test", &id, "-o", "json"]);
+    let report: Value = serde_json::from_slice(&test.stdout)
+        .with_context(|| String::from_utf8_lossy(&test.stderr).to_string())?;
+    ensure!(report["status"] == "SUCCESS", "{report:#}");
+    ensure!(report["identity"]["user"] == "v1-operator", "{report:#}");
+    m.ok(&["connector", "delete", &id])?;
+
+    let name = unique("v1add");
+    let id = name.replace('-', "");
+    let sa = format!("tether-{id}");
+    let out = m.ok(&["cluster", "add", "--kubeconfig", kc, "--name", &name])?;
+    assert_tested(&out, "[8/8]")?;
+    let out = m.ok(&["cluster", "rotate-token", &id, "--kubeconfig", kc])?;
+    assert_tested(&out, "[5/6]")?;
+    m.ok(&["cluster", "remove", &name, "--kubeconfig", kc])?;
+    ensure!(labelled(env, &sa)?.is_empty(), "{:?}", labelled(env, &sa)?);
+    ensure!(m.connector(&id, &[])?.is_none());
+    Ok(())
+}
