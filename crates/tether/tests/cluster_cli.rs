@@ -1159,3 +1159,58 @@ async fn an_x509_v1_client_certificate_kubeconfig_works_for_every_cluster_comman
     ensure!(m.connector(&id, &[])?.is_none());
     Ok(())
 }
+
+/// Issue 10 item 5: a kubeconfig from elsewhere may name any one-line secret
+/// of the operator's machine as its `tokenFile` (here the manager's own key
+/// file and admin token), which `import-kubeconfig` would store and send to
+/// the kubeconfig's server. A tokenFile is read only with
+/// `--allow-token-file`; without it nothing is read or stored.
+#[tokio::test]
+async fn import_kubeconfig_reads_a_token_file_only_when_allowed() -> Result<()> {
+    let env = KubeEnv::get();
+    let m = Manager::start()?;
+    let dir = tempfile::tempdir()?;
+    for file in ["kek", "admin-token"] {
+        let path = m.server.data_dir.join(file);
+        let content = std::fs::read_to_string(&path)?;
+        let kc = write_kubeconfig(
+            dir.path(),
+            &format!("{file}.kubeconfig"),
+            env,
+            &format!("    tokenFile: {}\n", path.display()),
+        )?;
+        let (_, err) = m.fails(&[
+            "connector",
+            "import-kubeconfig",
+            kc.to_str().unwrap(),
+            "--name",
+            "stolen",
+        ])?;
+        ensure!(
+            err.contains(&path.display().to_string()) && err.contains("--allow-token-file"),
+            "{file}: {err}"
+        );
+        ensure!(!err.contains(content.trim()), "{file}: quoted: {err}");
+        ensure!(m.secrets(&[])?.is_empty(), "{file}: nothing stored");
+        ensure!(m.connector("stolen", &[])?.is_none());
+    }
+    // A token file the operator means: imported with the flag.
+    let token_file = dir.path().join("sa.token");
+    std::fs::write(&token_file, "a-static-token-of-this-cluster\n")?;
+    let kc = write_kubeconfig(
+        dir.path(),
+        "sa.kubeconfig",
+        env,
+        &format!("    tokenFile: {}\n", token_file.display()),
+    )?;
+    let out = m.ok(&[
+        "connector",
+        "import-kubeconfig",
+        kc.to_str().unwrap(),
+        "--name",
+        "meant",
+        "--allow-token-file",
+    ])?;
+    ensure!(out.contains("connector/meant created"), "{out}");
+    Ok(())
+}
