@@ -12,6 +12,9 @@ One HTTP server on 127.0.0.1 (its port is printed as `READY <port>`) serves:
   (unpadded base64url, known query parameters, each once); the ARN is mapped
   to a user. Google and Entra tokens are
   the ones this server issued.
+- `/authorize`: the API server's authorization webhook, after Node and RBAC:
+  it allows what the configuration's `authz_allow` names and has no opinion
+  on the rest, so SelfSubjectRulesReviews answer `incomplete: true`.
 - `/sts/`: AWS STS: GetCallerIdentity (presigned, checked by botocore),
   AssumeRole (Authorization header, checked by botocore), and
   AssumeRoleWithWebIdentity.
@@ -279,6 +282,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if self.route == "/webhook":
                 self.webhook()
+            elif self.route == "/authorize":
+                self.authorize()
             elif self.route == "/issued":
                 t = json.loads(self.body)
                 with LOCK:
@@ -478,6 +483,18 @@ class Handler(BaseHTTPRequestHandler):
                                     "ext_expires_in": 3599, "access_token": token}))
 
     # ---------------------------------------------------------------- webhook
+    def authorize(self):
+        """The API server's authorization webhook (after Node and RBAC): allows
+        what `authz_allow` names, has no opinion on anything else. A webhook
+        in the chain makes SelfSubjectRulesReviews `incomplete`, as on
+        clusters with a cloud's IAM authorizer."""
+        review = json.loads(self.body)
+        status = {"allowed": False}
+        if authorized(review.get("spec", {})):
+            status = {"allowed": True, "reason": "allowed by the tether-test authorization webhook"}
+        self.reply(200, json.dumps({"apiVersion": review.get("apiVersion"),
+                                    "kind": "SubjectAccessReview", "status": status}))
+
     def webhook(self):
         review = json.loads(self.body)
         token = review.get("spec", {}).get("token", "")
@@ -531,6 +548,17 @@ def token_url(raw):
     if not expires.isdigit() or int(expires) > 900:
         raise Rejected(401, "format", f"invalid X-Amz-Expires parameter in pre-signed URL: {expires}")
     return url
+
+
+def authorized(spec):
+    """The allowance of `authz_allow` that covers a SubjectAccessReview spec."""
+    attrs = spec.get("resourceAttributes") or {}
+    for a in CONFIG.get("authz_allow", []):
+        if (spec.get("user") == a["user"] and attrs.get("verb") == a["verb"]
+                and attrs.get("group", "") == a.get("group", "")
+                and attrs.get("resource") == a["resource"] and not attrs.get("subresource")):
+            return a
+    return None
 
 
 def assumed_arn(role_arn, session):

@@ -544,3 +544,104 @@ async fn aks_with_local_accounts_disabled_rejects_a_static_token() {
     assert!(r.hints[0].contains("disableLocalAccounts"), "{text}");
     assert!(!text.contains("static-token-of-a-local-account"), "{text}");
 }
+
+// ------------------------------------------------------------------ authorization
+
+/// Issue 10 item 11: with an authorizer besides RBAC (this API server asks
+/// the verifier's authorization webhook after Node and RBAC, as clusters with
+/// a cloud IAM authorizer do) a SelfSubjectRulesReview is `incomplete`, and
+/// the test asks a SelfSubjectAccessReview per permission instead: the
+/// webhook's allowance (create ConfigMaps, in no RBAC rule) is found, RBAC's
+/// own (`view`) too, and the rest is missing.
+#[tokio::test]
+async fn authorization_falls_back_to_access_reviews_when_the_rules_review_is_incomplete() {
+    let w = CloudWorld::get();
+    let ns = w.kube.namespace("authz-incomplete").await;
+    let run_kubectl = |args: &[&str]| {
+        let out = w.kube.kubectl().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    run_kubectl(&[
+        "create",
+        "rolebinding",
+        "viewer",
+        "--clusterrole=view",
+        &format!("--user={WEBHOOK_AUTHORIZED_USER}"),
+        "-n",
+        &ns,
+    ]);
+    // The precondition: the API server calls this account's rules incomplete.
+    let review = w.dir.join(format!("{ns}-rules-review.json"));
+    std::fs::write(
+        &review,
+        serde_json::json!({"apiVersion": "authorization.k8s.io/v1",
+                           "kind": "SelfSubjectRulesReview", "spec": {"namespace": ns}})
+        .to_string(),
+    )
+    .unwrap();
+    let answer: serde_json::Value = serde_json::from_str(&run_kubectl(&[
+        "create",
+        "-f",
+        review.to_str().unwrap(),
+        "-o",
+        "json",
+        &format!("--as={WEBHOOK_AUTHORIZED_USER}"),
+    ]))
+    .unwrap();
+    assert_eq!(answer["status"]["incomplete"], true, "{answer:#}");
+
+    let token = "webhook-authorized-token-0001";
+    w.accept_token(token, WEBHOOK_AUTHORIZED_USER, 600).unwrap();
+    let r = run(TestInput {
+        target: TestTarget::Manual {
+            master_url: w.kube.url.clone(),
+            ca_pem: Some(w.kube.ca_pem.clone()),
+            auth: ResolvedAuth::ServiceAccountToken(SecretString::from(token.to_string())),
+        },
+        settings: ConnectionTestSettings {
+            namespaces: vec![ns.clone()],
+            ..Default::default()
+        },
+        stage_timeout: Duration::from_secs(20),
+        on_stage: Default::default(),
+    })
+    .await;
+    let text = pretty(&r);
+    assert_eq!(r.status, ConnectivityState::Partial, "{text}");
+    let permission = |verb: &str| {
+        r.permissions
+            .iter()
+            .find(|p| p.verb == verb && p.group.is_empty() && p.resource == "configmaps")
+            .unwrap_or_else(|| panic!("no {verb} configmaps: {text}"))
+    };
+    let create = permission("create");
+    assert!(create.allowed, "the webhook's allowance was missed: {text}");
+    assert!(
+        create
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("tether-test authorization webhook")),
+        "{text}"
+    );
+    let get = permission("get");
+    assert!(get.allowed, "{text}");
+    assert!(
+        !get.reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("SelfSubjectRulesReview"),
+        "an incomplete rules review decided: {text}"
+    );
+    assert!(!permission("delete").allowed, "{text}");
+    assert!(
+        r.missing
+            .iter()
+            .any(|m| m.verb == "delete" && m.resource == "configmaps"),
+        "{text}"
+    );
+}

@@ -301,6 +301,15 @@ async fn cluster_admin_service_account_succeeds_with_every_permission() -> Resul
         "{pretty}"
     );
     assert!(r.missing.is_empty());
+    // RBAC alone answers a complete rules review: it decided every one
+    // (issue 10 item 11), no access review was needed.
+    assert!(
+        r.permissions.iter().all(|p| p
+            .reason
+            .as_deref()
+            .is_some_and(|x| x.contains("(SelfSubjectRulesReview)"))),
+        "{pretty}"
+    );
     let tls = r.stage(StageName::Tls).unwrap().detail.clone().unwrap();
     assert!(
         tls.contains("IP:127.0.0.1") && tls.contains("tether-test-ca"),

@@ -1,8 +1,9 @@
 //! A world of clouds for the cloud-auth tests: `scripts/cloud-verifier.py` (STS,
 //! the EKS API, Google's token endpoint and an Entra ID-shaped one, built on
 //! botocore and google-auth) and a control plane of its own whose API server
-//! authenticates bearer tokens through that verifier's token webhook, and whose
-//! certificate also names an AKS host (so it looks like AKS to tether).
+//! authenticates bearer tokens through that verifier's token webhook (and asks
+//! its authorization webhook after RBAC), and whose certificate also names an
+//! AKS host (so it looks like AKS to tether).
 //!
 //! One world serves a whole test process; it stops when the process exits (the
 //! verifier and `kube-testenv` both end when their stdin closes).
@@ -55,6 +56,10 @@ pub const AZURE_CLIENT_SECRET: &str = "tether~AzureClientSecret.value-1";
 /// A service principal whose client secret has expired (AADSTS7000222).
 pub const AZURE_EXPIRED_CLIENT_ID: &str = "5e1b7c2a-9d3f-4e6a-8b0c-1d2e3f405162";
 pub const AZURE_EXPIRED_CLIENT_SECRET: &str = "tether~AzureExpiredSecret.value-2";
+/// A user the API server's authorization webhook allows to create
+/// ConfigMaps, which no RBAC rule of the world grants: only a
+/// SelfSubjectAccessReview learns it (the rules review is incomplete).
+pub const WEBHOOK_AUTHORIZED_USER: &str = "webhook-authorized";
 /// The AKS host the API server's certificate names.
 pub const AKS_HOST: &str = "tether-test-dns-1a2b3c4d.hcp.westeurope.azmk8s.io";
 
@@ -206,6 +211,7 @@ impl CloudWorld {
                 "federated": {"cert": ci_pub, "key": ci_key, "token_file": federated_token_file, "issuer": AZURE_FEDERATED_ISSUER, "subject": AZURE_FEDERATED_SUBJECT},
             },
             "denied": [GCP_DENIED_EMAIL],
+            "authz_allow": [{"user": WEBHOOK_AUTHORIZED_USER, "verb": "create", "resource": "configmaps"}],
         });
         let config_path = dir.join("verifier.json");
         std::fs::write(&config_path, config.to_string())?;
@@ -218,9 +224,19 @@ impl CloudWorld {
                 "apiVersion: v1\nkind: Config\nclusters:\n- name: verifier\n  cluster:\n    server: {verifier}/webhook\nusers:\n- name: apiserver\n  user: {{}}\ncontexts:\n- name: webhook\n  context: {{cluster: verifier, user: apiserver}}\ncurrent-context: webhook\n"
             ),
         )?;
+        let authz = dir.join("authz-webhook.kubeconfig");
+        std::fs::write(
+            &authz,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: verifier\n  cluster:\n    server: {verifier}/authorize\nusers:\n- name: apiserver\n  user: {{}}\ncontexts:\n- name: webhook\n  context: {{cluster: verifier, user: apiserver}}\ncurrent-context: webhook\n"
+            ),
+        )?;
+        // The authorization webhook comes after kube-testenv's Node,RBAC (a
+        // repeated --authorization-mode appends).
         let args = format!(
-            "--authentication-token-webhook-config-file={}",
-            webhook.display()
+            "--authentication-token-webhook-config-file={} --authorization-mode=Webhook --authorization-webhook-config-file={}",
+            webhook.display(),
+            authz.display()
         );
         let sans = format!("DNS:{AKS_HOST}");
         let own = KubeEnv::start_own(&[
