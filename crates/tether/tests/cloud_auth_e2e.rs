@@ -14,7 +14,7 @@ use serde_json::Value;
 use tether_testenv::cloud::*;
 use tether_testenv::TetherServer;
 
-use common::{bin, cli, cli_ok};
+use common::{bin, cli, cli_ok, seed_scopes};
 
 const SCOPE: [&str; 4] = ["--org", "default", "--project", "web"];
 
@@ -132,24 +132,7 @@ fn eks_connectors_are_tested_through_a_real_delegate() {
     let w = CloudWorld::get();
     let server = TetherServer::start(bin(), &["--test-on-change=false"]).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    cli_ok(
-        &server,
-        &["org", "create", "Default", "--identifier", "default"],
-        None,
-    );
-    cli_ok(
-        &server,
-        &[
-            "project",
-            "create",
-            "Web",
-            "--org",
-            "default",
-            "--identifier",
-            "web",
-        ],
-        None,
-    );
+    seed_scopes(&server);
     let secret = |id: &str, value: &str| {
         let mut args = vec!["secret", "create", "--name", id, "--identifier", id];
         args.extend(SCOPE);
@@ -295,24 +278,7 @@ fn delegates_use_their_pods_cloud_identity_on_gke_aks_and_eks_pod_identity() {
     let w = CloudWorld::get();
     let server = TetherServer::start(bin(), &["--test-on-change=false"]).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    cli_ok(
-        &server,
-        &["org", "create", "Default", "--identifier", "default"],
-        None,
-    );
-    cli_ok(
-        &server,
-        &[
-            "project",
-            "create",
-            "Web",
-            "--org",
-            "default",
-            "--identifier",
-            "web",
-        ],
-        None,
-    );
+    seed_scopes(&server);
     let mut args = vec![
         "secret",
         "create",
@@ -456,24 +422,7 @@ fn gke_keys_and_aks_client_secrets_are_tested_through_a_real_delegate() {
     let w = CloudWorld::get();
     let server = TetherServer::start(bin(), &["--test-on-change=false"]).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    cli_ok(
-        &server,
-        &["org", "create", "Default", "--identifier", "default"],
-        None,
-    );
-    cli_ok(
-        &server,
-        &[
-            "project",
-            "create",
-            "Web",
-            "--org",
-            "default",
-            "--identifier",
-            "web",
-        ],
-        None,
-    );
+    seed_scopes(&server);
     for (id, value) in [
         ("cluster_ca", w.kube.ca_pem.as_str()),
         ("gcp_key", w.gcp_key_json.as_str()),

@@ -76,6 +76,33 @@ pub fn update_secret(server: &TetherServer, org: bool, id: &str, args: &[&str]) 
     cli_ok(server, &all, None)
 }
 
+/// `tether connector test ID` of project `default/web` as `token`: refused
+/// with SECRET_USE_DENIED (exit 1) before any task was made; its summary.
+fn refused_test(server: &TetherServer, token: &str, id: &str) -> String {
+    let args = [
+        "connector",
+        "test",
+        id,
+        "--org",
+        "default",
+        "--project",
+        "web",
+        "-o",
+        "json",
+    ];
+    let out = cli(server, token, &args, None);
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    assert_eq!(
+        report["errors"][0]["reason"], "SECRET_USE_DENIED",
+        "{report:#}"
+    );
+    assert_eq!(report["errors"][0]["code"], 403, "{report:#}");
+    assert!(report["taskId"].is_null(), "nothing was sent: {report:#}");
+    report["errorSummary"].as_str().unwrap().to_string()
+}
+
 /// Fields named by a 403 SECRET_USE_DENIED.
 fn denied_fields(status: StatusCode, body: &Value) -> BTreeSet<String> {
     assert_eq!(status, StatusCode::FORBIDDEN, "{body:#}");
@@ -302,32 +329,7 @@ async fn a_project_editor_needs_a_grant_for_every_auth_type() {
     // Revoked: the stored connector's test is refused before anything is sent.
     let said = update_secret(&server, false, "pw", &["--no-usable-from"]);
     assert!(said.contains("no other scope"), "{said}");
-    let out = cli(
-        &server,
-        &editor,
-        &[
-            "connector",
-            "test",
-            "up",
-            "--org",
-            "default",
-            "--project",
-            "web",
-            "-o",
-            "json",
-        ],
-        None,
-    );
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
-    assert_eq!(out.status.code(), Some(1), "{report:#}");
-    assert_eq!(
-        report["errors"][0]["reason"], "SECRET_USE_DENIED",
-        "{report:#}"
-    );
-    assert_eq!(report["errors"][0]["code"], 403, "{report:#}");
-    assert!(report["taskId"].is_null(), "nothing was sent: {report:#}");
-    let message = report["errorSummary"].as_str().unwrap();
+    let message = refused_test(&server, &editor, "up");
     assert!(
         message.contains(&format!("{AUTH}.passwordRef")) && message.contains("--usable-from"),
         "{message}"
@@ -472,31 +474,7 @@ async fn cloud_secrets_need_grants_and_an_aks_secret_goes_only_to_allowed_author
         "aks_sec",
         &["--allowed-host", "10.0.0.1:6443"],
     );
-    let out = cli(
-        &server,
-        &editor,
-        &[
-            "connector",
-            "test",
-            "aks",
-            "--org",
-            "default",
-            "--project",
-            "web",
-            "-o",
-            "json",
-        ],
-        None,
-    );
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
-    assert_eq!(out.status.code(), Some(1), "{report:#}");
-    assert_eq!(
-        report["errors"][0]["reason"], "SECRET_USE_DENIED",
-        "{report:#}"
-    );
-    assert!(report["taskId"].is_null(), "nothing was sent: {report:#}");
-    let message = report["errorSummary"].as_str().unwrap();
+    let message = refused_test(&server, &editor, "aks");
     assert!(
         message.contains("authorityHost") && message.contains("login.microsoftonline.com"),
         "{message}"
