@@ -265,6 +265,34 @@ fn cloud_connector(id: &str, selector: &str, auth_yaml: &str, w: &CloudWorld) ->
     )
 }
 
+/// Applies `doc` and runs `tether connector test ID -o json`: SUCCESS (exit
+/// 0); the report's text and its token stage's detail.
+fn tested_ok(server: &TetherServer, doc: &str, id: &str) -> (String, String) {
+    cli_ok(server, &["connector", "apply", "-f", "-"], Some(doc));
+    let mut args = vec!["connector", "test", id];
+    args.extend(SCOPE);
+    args.extend(["-o", "json"]);
+    let out = cli(server, &server.admin_token, &args, None);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{id}: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(report["status"], "SUCCESS", "{id}: {text}");
+    let token = report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "token")
+        .and_then(|s| s["detail"].as_str())
+        .unwrap_or_else(|| panic!("{id}: no token stage: {text}"))
+        .to_string();
+    (text, token)
+}
+
 /// The delegate's own cloud identity, as each cloud's standard environment
 /// describes it in a pod, through a real delegate (issue 15): the GKE metadata
 /// server (`GCE_METADATA_HOST`), AKS workload identity (the projected token in
@@ -358,32 +386,7 @@ fn delegates_use_their_pods_cloud_identity_on_gke_aks_and_eks_pod_identity() {
     ];
     let mut outputs = String::new();
     for (id, selector, auth, source, who) in &connectors {
-        cli_ok(
-            &server,
-            &["connector", "apply", "-f", "-"],
-            Some(&cloud_connector(id, selector, auth, w)),
-        );
-        let mut args = vec!["connector", "test", id];
-        args.extend(SCOPE);
-        args.extend(["-o", "json"]);
-        let out = cli(&server, &server.admin_token, &args, None);
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{id}: {text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let report: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(report["status"], "SUCCESS", "{id}: {text}");
-        let token = report["stages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == "token")
-            .and_then(|s| s["detail"].as_str())
-            .unwrap_or_else(|| panic!("{id}: no token stage: {text}"))
-            .to_string();
+        let (text, token) = tested_ok(&server, &cloud_connector(id, selector, auth, w), id);
         assert!(token.contains(source), "{id}: {token}");
         assert!(
             text.contains(who.as_str()),
@@ -450,32 +453,7 @@ fn gke_keys_and_aks_client_secrets_are_tested_through_a_real_delegate() {
     ];
     let mut outputs = String::new();
     for (id, auth, who) in &connectors {
-        cli_ok(
-            &server,
-            &["connector", "apply", "-f", "-"],
-            Some(&cloud_connector(id, "plain", auth, w)),
-        );
-        let mut args = vec!["connector", "test", id];
-        args.extend(SCOPE);
-        args.extend(["-o", "json"]);
-        let out = cli(&server, &server.admin_token, &args, None);
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{id}: {text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let report: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(report["status"], "SUCCESS", "{id}: {text}");
-        let token = report["stages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == "token")
-            .and_then(|s| s["detail"].as_str())
-            .unwrap_or_else(|| panic!("{id}: no token stage: {text}"))
-            .to_string();
+        let (text, token) = tested_ok(&server, &cloud_connector(id, "plain", auth, w), id);
         assert!(
             token.contains(who) && token.contains("valid until"),
             "{id}: {token}"
