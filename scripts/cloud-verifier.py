@@ -8,8 +8,13 @@ One HTTP server on 127.0.0.1 (its port is printed as `READY <port>`) serves:
   checked like aws-iam-authenticator does: the presigned STS URL is re-derived
   and its SigV4 signature recomputed by botocore with the known secret key and
   this cluster's name as `x-k8s-aws-id`; expiry (15 minutes) and the signed
-  headers are checked; the ARN is mapped to a user. Google and Entra tokens are
+  headers are checked, and the token's form as aws-iam-authenticator holds it
+  (unpadded base64url, known query parameters, each once); the ARN is mapped
+  to a user. Google and Entra tokens are
   the ones this server issued.
+- `/authorize`: the API server's authorization webhook, after Node and RBAC:
+  it allows what the configuration's `authz_allow` names and has no opinion
+  on the rest, so SelfSubjectRulesReviews answer `incomplete: true`.
 - `/sts/`: AWS STS: GetCallerIdentity (presigned, checked by botocore),
   AssumeRole (Authorization header, checked by botocore), and
   AssumeRoleWithWebIdentity.
@@ -103,7 +108,10 @@ def lookup_keys(akid, now):
     """(secret, session token, arn) of an access key, or an STS error."""
     if akid in AWS["keys"]:
         k = AWS["keys"][akid]
-        return k["secret"], None, k["arn"]
+        if k.get("expired"):
+            # Temporary keys whose session has ended, as STS answers them.
+            raise Rejected(400, "ExpiredToken", "The security token included in the request is expired")
+        return k["secret"], k.get("token"), k["arn"]
     with LOCK:
         t = TEMP.get(akid)
     if t is None:
@@ -274,6 +282,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if self.route == "/webhook":
                 self.webhook()
+            elif self.route == "/authorize":
+                self.authorize()
             elif self.route == "/issued":
                 t = json.loads(self.body)
                 with LOCK:
@@ -457,6 +467,12 @@ class Handler(BaseHTTPRequestHandler):
             raise Rejected(401, "invalid_client",
                            "AADSTS7000215: Invalid client secret provided. Ensure the secret being "
                            "sent in the request is the client secret value, not the client secret ID.")
+        elif client.get("secret_expired"):
+            raise Rejected(401, "invalid_client",
+                           f"AADSTS7000222: The provided client secret keys for app '{form.get('client_id')}' "
+                           "are expired. Visit the Azure portal to create new keys for your app: "
+                           "https://aka.ms/NewClientSecret, or consider using certificate credentials for "
+                           "added security: https://aka.ms/certCreds.")
         if form.get("scope") != "6dae42f8-4368-4678-94ff-3960e28e3630/.default":
             raise Rejected(400, "invalid_scope", "AADSTS70011: The provided value for scope is not valid.")
         token = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9." + secrets.token_urlsafe(40)
@@ -467,14 +483,25 @@ class Handler(BaseHTTPRequestHandler):
                                     "ext_expires_in": 3599, "access_token": token}))
 
     # ---------------------------------------------------------------- webhook
+    def authorize(self):
+        """The API server's authorization webhook (after Node and RBAC): allows
+        what `authz_allow` names, has no opinion on anything else. A webhook
+        in the chain makes SelfSubjectRulesReviews `incomplete`, as on
+        clusters with a cloud's IAM authorizer."""
+        review = json.loads(self.body)
+        status = {"allowed": False}
+        if authorized(review.get("spec", {})):
+            status = {"allowed": True, "reason": "allowed by the tether-test authorization webhook"}
+        self.reply(200, json.dumps({"apiVersion": review.get("apiVersion"),
+                                    "kind": "SubjectAccessReview", "status": status}))
+
     def webhook(self):
         review = json.loads(self.body)
         token = review.get("spec", {}).get("token", "")
         status = {"authenticated": False}
         try:
             if token.startswith(TOKEN_PREFIX):
-                raw = token[len(TOKEN_PREFIX):]
-                url = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+                url = token_url(token[len(TOKEN_PREFIX):])
                 host = urlsplit(url).netloc
                 if host not in (f"sts.{r}.amazonaws.com" for r in [AWS["region"]]) and host != self.headers["Host"]:
                     raise Rejected(401, "host", f"unexpected STS host {host}")
@@ -493,6 +520,45 @@ class Handler(BaseHTTPRequestHandler):
             status["error"] = r.message
         self.reply(200, json.dumps({"apiVersion": review.get("apiVersion"), "kind": "TokenReview",
                                     "status": status}))
+
+
+# The query parameters aws-iam-authenticator lets through (lower case).
+TOKEN_PARAMS = {"action", "version", "x-amz-algorithm", "x-amz-credential", "x-amz-date",
+                "x-amz-expires", "x-amz-security-token", "x-amz-signature", "x-amz-signedheaders"}
+
+
+def token_url(raw):
+    """The presigned URL of an EKS token, held to the form aws-iam-authenticator
+    accepts: unpadded base64url (Go's RawURLEncoding), path `/` (or this
+    stand-in's `/sts`), known parameters only, each once, X-Amz-Expires 0-900."""
+    if len(raw) > 4096 or not re.fullmatch(r"[A-Za-z0-9_-]*", raw) or len(raw) % 4 == 1:
+        raise Rejected(401, "format", "the token is not unpadded base64url")
+    url = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+    u = urlsplit(url)
+    if u.path != "/" and not u.path.rstrip("/").endswith("/sts"):
+        raise Rejected(401, "format", "unexpected path in pre-signed URL")
+    seen = set()
+    for k, _ in parse_qsl(u.query, keep_blank_values=True):
+        if k.lower() not in TOKEN_PARAMS:
+            raise Rejected(401, "format", f"non-whitelisted query parameter {k!r}")
+        if k.lower() in seen:
+            raise Rejected(401, "format", "query parameter with multiple values not supported")
+        seen.add(k.lower())
+    expires = dict(parse_qsl(u.query)).get("X-Amz-Expires", "")
+    if not expires.isdigit() or int(expires) > 900:
+        raise Rejected(401, "format", f"invalid X-Amz-Expires parameter in pre-signed URL: {expires}")
+    return url
+
+
+def authorized(spec):
+    """The allowance of `authz_allow` that covers a SubjectAccessReview spec."""
+    attrs = spec.get("resourceAttributes") or {}
+    for a in CONFIG.get("authz_allow", []):
+        if (spec.get("user") == a["user"] and attrs.get("verb") == a["verb"]
+                and attrs.get("group", "") == a.get("group", "")
+                and attrs.get("resource") == a["resource"] and not attrs.get("subresource")):
+            return a
+    return None
 
 
 def assumed_arn(role_arn, session):

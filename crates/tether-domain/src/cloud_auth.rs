@@ -14,6 +14,9 @@ use crate::validation::ValidationErrors;
 /// The AKS server application: Entra ID issues AKS tokens for this audience.
 pub const AKS_SERVER_APP_ID: &str = "6dae42f8-4368-4678-94ff-3960e28e3630";
 
+/// Where Entra ID tokens come from when `authorityHost` is not set.
+pub const AKS_DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
+
 /// Amazon EKS: an aws-iam-authenticator token (a presigned STS
 /// `GetCallerIdentity`) from access keys, from a role assumed with them, or from
 /// the delegate's own AWS identity.
@@ -197,6 +200,13 @@ impl AksAuth {
         self.client_secret_ref.is_none()
     }
 
+    /// The Entra ID authority the client credentials are posted to.
+    pub fn authority(&self) -> &str {
+        self.authority_host
+            .as_deref()
+            .unwrap_or(AKS_DEFAULT_AUTHORITY)
+    }
+
     pub(crate) fn refs(&self) -> Vec<(&'static str, Option<&String>)> {
         vec![
             (
@@ -344,5 +354,56 @@ mod tests {
         assert!(check_endpoint("http://sts.example.com/").is_err());
         assert!(is_eks_cluster_name("prod-eu_1"));
         assert!(!is_eks_cluster_name("-prod"));
+    }
+
+    /// The README's example of each cloud auth type is a valid connector: the
+    /// full EKS document, and the GKE and AKS `auth:` blocks in its place.
+    #[test]
+    fn the_readme_examples_are_valid_connectors() {
+        use crate::connector::{Auth, ConnectorDocument, Credential};
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"));
+        let section = readme
+            .split("## Cloud clusters without exec plugins")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .expect("the README has its cloud section");
+        let blocks: Vec<&str> = section
+            .split("```yaml\n")
+            .skip(1)
+            .map(|b| b.split("```").next().unwrap())
+            .collect();
+        assert_eq!(blocks.len(), 3, "EKS, GKE and AKS: {blocks:?}");
+        let eks = blocks[0];
+        let at = eks
+            .find("        auth:\n")
+            .expect("the EKS example's auth block");
+        for (i, want) in ["EKS", "GKE", "AKS"].into_iter().enumerate() {
+            let text = if i == 0 {
+                eks.to_string()
+            } else {
+                format!("{}{}", &eks[..at], blocks[i])
+            };
+            let doc: ConnectorDocument = serde_yaml::from_str(&text)
+                .unwrap_or_else(|e| panic!("README's {want} example: {e}\n{text}"));
+            doc.connector
+                .validate()
+                .unwrap_or_else(|e| panic!("README's {want} example: {e:?}"));
+            let Credential::ManualConfig(m) = &doc.connector.spec.credential else {
+                panic!("{want}: not ManualConfig");
+            };
+            let secret_refs = doc.connector.secret_refs().len();
+            match (&m.auth, want) {
+                (Auth::Eks(a), "EKS") => {
+                    assert!(a.role_arn.is_some() && a.external_id.is_some());
+                    assert_eq!(secret_refs, 3, "keys and CA");
+                }
+                (Auth::Gke(a), "GKE") => assert!(!a.uses_delegate_identity()),
+                (Auth::Aks(a), "AKS") => {
+                    assert!(!a.uses_delegate_identity());
+                    assert_eq!(a.authority(), AKS_DEFAULT_AUTHORITY);
+                }
+                (other, _) => panic!("{want}: {other:?}"),
+            }
+        }
     }
 }

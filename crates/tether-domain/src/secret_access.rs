@@ -170,11 +170,20 @@ pub fn dialled_urls(connector: &Connector) -> Vec<Dialled<'_>> {
         field: "spec.credential.spec.masterUrl",
         url: &m.master_url,
     }];
-    if let Auth::OpenIdConnect(o) = &m.auth {
-        out.push(Dialled {
+    match &m.auth {
+        Auth::OpenIdConnect(o) => out.push(Dialled {
             field: "spec.credential.spec.auth.spec.oidcIssuerUrl",
             url: &o.oidc_issuer_url,
-        });
+        }),
+        // The client id and secret are posted to the authority in clear.
+        // (EKS keys never leave the delegate: SigV4 signs the host it is for,
+        // and the token goes to masterUrl. A GKE key signs an assertion for
+        // the key's own token_uri.)
+        Auth::Aks(a) => out.push(Dialled {
+            field: "spec.credential.spec.auth.spec.authorityHost",
+            url: a.authority(),
+        }),
+        _ => {}
     }
     out
 }
@@ -512,5 +521,65 @@ connector:
             &["idp.example", "attacker.example"],
         );
         assert!(check_use(&project("o", "p"), &c, "f", "account.pw", "pw", &ok).is_empty());
+    }
+
+    fn aks(authority: Option<&str>) -> Connector {
+        let authority = authority
+            .map(|a| format!("\n            authorityHost: {a}"))
+            .unwrap_or_default();
+        let doc: crate::ConnectorDocument = serde_yaml::from_str(&format!(
+            r#"
+connector:
+  name: c
+  identifier: c
+  type: K8sCluster
+  spec:
+    credential:
+      type: ManualConfig
+      spec:
+        masterUrl: https://prod-dns-1a2b.hcp.westeurope.azmk8s.io
+        auth:
+          type: AKS
+          spec:
+            tenantId: 72f988bf-86f1-41af-91ab-2d7cd011db47
+            clientId: 0d6a3c3e-4a5b-4c6d-8e9f-a0b1c2d3e4f5
+            clientSecretRef: sp{authority}
+"#
+        ))
+        .unwrap();
+        doc.connector
+    }
+
+    #[test]
+    fn an_aks_client_secret_is_bound_to_the_authority_it_is_posted_to() {
+        let field = "spec.credential.spec.auth.spec.clientSecretRef";
+        let bound = access(
+            Scope::Account,
+            &[],
+            &["*.hcp.westeurope.azmk8s.io", "login.microsoftonline.com"],
+        );
+        // Entra ID's own authority (the default, or named): allowed.
+        assert!(check_use(&Scope::Account, &aks(None), field, "sp", "sp", &bound).is_empty());
+        let named = aks(Some("https://login.microsoftonline.com"));
+        assert!(check_use(&Scope::Account, &named, field, "sp", "sp", &bound).is_empty());
+        // An editor's own listener as the authority would receive the secret.
+        let evil = aks(Some("https://listener.attacker.example"));
+        let d = check_use(&Scope::Account, &evil, field, "sp", "sp", &bound);
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].field, "spec.credential.spec.auth.spec.authorityHost");
+        assert!(
+            d[0].message.contains("listener.attacker.example"),
+            "{}",
+            d[0].message
+        );
+        // Bound to the API server alone: the default authority is named too.
+        let master_only = access(Scope::Account, &[], &["*.hcp.westeurope.azmk8s.io"]);
+        let d = check_use(&Scope::Account, &aks(None), field, "sp", "sp", &master_only);
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert!(
+            d[0].message.contains("login.microsoftonline.com"),
+            "{}",
+            d[0].message
+        );
     }
 }

@@ -301,6 +301,15 @@ async fn cluster_admin_service_account_succeeds_with_every_permission() -> Resul
         "{pretty}"
     );
     assert!(r.missing.is_empty());
+    // RBAC alone answers a complete rules review: it decided every one
+    // (issue 10 item 11), no access review was needed.
+    assert!(
+        r.permissions.iter().all(|p| p
+            .reason
+            .as_deref()
+            .is_some_and(|x| x.contains("(SelfSubjectRulesReview)"))),
+        "{pretty}"
+    );
     let tls = r.stage(StageName::Tls).unwrap().detail.clone().unwrap();
     assert!(
         tls.contains("IP:127.0.0.1") && tls.contains("tether-test-ca"),
@@ -1134,69 +1143,10 @@ async fn oidc_token_the_cluster_does_not_accept_explains_the_api_server_flags() 
 
 // ------------------------------------------------------------------ X.509 v1
 
-/// A client certificate made as many runbooks make them: `openssl x509 -req`
-/// without extensions, so X.509 version 1, signed by the cluster's client CA.
-fn v1_client_cert(env: &KubeEnv, cn: &str, org: &str) -> (String, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(dir.path())
-            .output()
-            .expect("openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
-    let ca_crt = env.dir.join("pki/ca.crt");
-    let ca_key = env.dir.join("pki/ca.key");
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "v1.key",
-        "-out",
-        "v1.csr",
-        "-subj",
-        &format!("/O={org}/CN={cn}"),
-    ]);
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "v1.csr",
-        "-CA",
-        ca_crt.to_str().unwrap(),
-        "-CAkey",
-        ca_key.to_str().unwrap(),
-        "-CAcreateserial",
-        "-CAserial",
-        "v1.srl",
-        "-out",
-        "v1.crt",
-        "-days",
-        "1",
-    ]);
-    let text = run(&["x509", "-noout", "-text", "-in", "v1.crt"]);
-    assert!(
-        text.contains("Version: 1 (0x0)"),
-        "openssl made a v1 certificate:\n{text}"
-    );
-    (
-        std::fs::read_to_string(dir.path().join("v1.crt")).unwrap(),
-        std::fs::read_to_string(dir.path().join("v1.key")).unwrap(),
-    )
-}
-
 #[tokio::test]
 async fn an_x509_v1_client_certificate_is_accepted_as_kubectl_accepts_it() {
     let env = KubeEnv::get();
-    let (cert, key) = v1_client_cert(env, "v1-user", "system:masters");
+    let (cert, key) = env.v1_client_cert("v1-user", "system:masters");
     // kubectl (Go) accepts it: the API server authenticates it.
     let kubeconfig = tempfile::NamedTempFile::new().unwrap();
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
@@ -1270,8 +1220,8 @@ async fn an_x509_v1_client_certificate_is_accepted_as_kubectl_accepts_it() {
 #[tokio::test]
 async fn a_key_of_another_certificate_is_named_as_a_mismatch_of_both_fields() {
     let env = KubeEnv::get();
-    let (cert, _) = v1_client_cert(env, "v1-a", "g");
-    let (_, other_key) = v1_client_cert(env, "v1-b", "g");
+    let (cert, _) = env.v1_client_cert("v1-a", "g");
+    let (_, other_key) = env.v1_client_cert("v1-b", "g");
     let r = run(manual(
         &env.url,
         Some(&env.ca_pem),

@@ -616,7 +616,7 @@ async fn apply_into_a_missing_namespace_changes_nothing_and_says_what_to_do() ->
 #[tokio::test]
 async fn the_admin_kubeconfig_imports_and_connects() -> Result<()> {
     let env = KubeEnv::get();
-    let imported = import_kubeconfig_file(&env.kubeconfig, None, false)?;
+    let imported = import_kubeconfig_file(&env.kubeconfig, None, onboarding::FileAccess::NONE)?;
     ensure!(imported.server == env.url, "{imported:?}");
     ensure!(
         matches!(imported.auth, ImportedAuth::ClientCert { .. }),

@@ -1,8 +1,9 @@
 //! A world of clouds for the cloud-auth tests: `scripts/cloud-verifier.py` (STS,
 //! the EKS API, Google's token endpoint and an Entra ID-shaped one, built on
 //! botocore and google-auth) and a control plane of its own whose API server
-//! authenticates bearer tokens through that verifier's token webhook, and whose
-//! certificate also names an AKS host (so it looks like AKS to tether).
+//! authenticates bearer tokens through that verifier's token webhook (and asks
+//! its authorization webhook after RBAC), and whose certificate also names an
+//! AKS host (so it looks like AKS to tether).
 //!
 //! One world serves a whole test process; it stops when the process exits (the
 //! verifier and `kube-testenv` both end when their stdin closes).
@@ -29,6 +30,11 @@ pub const AWS_STRANGER_SECRET: &str = "tetherStrangerSecret/K7MDENG+bPxRfiCYEXAM
 /// Mapped (`nodescribe`, cluster-admin), but may not call eks:DescribeCluster.
 pub const AWS_NODESCRIBE_KEY_ID: &str = "AKIATETHERNODESCRIB1";
 pub const AWS_NODESCRIBE_SECRET: &str = "tetherNoDescribeSecret/K7MDENG+bPxRfiCYEX";
+/// Temporary keys (with [`AWS_EXPIRED_SESSION_TOKEN`]) whose session has
+/// ended: STS answers `ExpiredToken`.
+pub const AWS_EXPIRED_KEY_ID: &str = "ASIATETHEREXPIRED001";
+pub const AWS_EXPIRED_SECRET: &str = "tetherExpiredSecret/K7MDENG+bPxRfiCYEXAMP";
+pub const AWS_EXPIRED_SESSION_TOKEN: &str = "FQoGZXIvYXdzEXPIRED//tether-session-token-0001";
 /// Trusts the ci user with [`AWS_EXTERNAL_ID`]; mapped to `deployer`.
 pub const AWS_ROLE_ARN: &str = "arn:aws:iam::111122223333:role/deployer";
 pub const AWS_EXTERNAL_ID: &str = "tether-external-id-1";
@@ -47,6 +53,13 @@ pub const GCP_DENIED_EMAIL: &str = "unbound@tether-test.iam.gserviceaccount.com"
 pub const AZURE_TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 pub const AZURE_CLIENT_ID: &str = "0d6a3c3e-4a5b-4c6d-8e9f-a0b1c2d3e4f5";
 pub const AZURE_CLIENT_SECRET: &str = "tether~AzureClientSecret.value-1";
+/// A service principal whose client secret has expired (AADSTS7000222).
+pub const AZURE_EXPIRED_CLIENT_ID: &str = "5e1b7c2a-9d3f-4e6a-8b0c-1d2e3f405162";
+pub const AZURE_EXPIRED_CLIENT_SECRET: &str = "tether~AzureExpiredSecret.value-2";
+/// A user the API server's authorization webhook allows to create
+/// ConfigMaps, which no RBAC rule of the world grants: only a
+/// SelfSubjectAccessReview learns it (the rules review is incomplete).
+pub const WEBHOOK_AUTHORIZED_USER: &str = "webhook-authorized";
 /// The AKS host the API server's certificate names.
 pub const AKS_HOST: &str = "tether-test-dns-1a2b3c4d.hcp.westeurope.azmk8s.io";
 
@@ -168,6 +181,7 @@ impl CloudWorld {
                     AWS_CI_KEY_ID: {"secret": AWS_CI_SECRET, "arn": format!("arn:aws:iam::{AWS_ACCOUNT}:user/ci")},
                     AWS_STRANGER_KEY_ID: {"secret": AWS_STRANGER_SECRET, "arn": format!("arn:aws:iam::{AWS_ACCOUNT}:user/stranger")},
                     AWS_NODESCRIBE_KEY_ID: {"secret": AWS_NODESCRIBE_SECRET, "arn": format!("arn:aws:iam::{AWS_ACCOUNT}:user/nodescribe")},
+                    AWS_EXPIRED_KEY_ID: {"secret": AWS_EXPIRED_SECRET, "token": AWS_EXPIRED_SESSION_TOKEN, "expired": true, "arn": format!("arn:aws:sts::{AWS_ACCOUNT}:assumed-role/deployer/ended")},
                 },
                 "roles": {
                     AWS_ROLE_ARN: {"trusted": [format!("arn:aws:iam::{AWS_ACCOUNT}:user/ci")], "external_id": AWS_EXTERNAL_ID},
@@ -188,10 +202,16 @@ impl CloudWorld {
                     "secret": AZURE_CLIENT_SECRET,
                     "oid": "aks-deployer",
                     "federated": {"issuer": AZURE_FEDERATED_ISSUER, "subject": AZURE_FEDERATED_SUBJECT},
+                },
+                AZURE_EXPIRED_CLIENT_ID: {
+                    "secret": AZURE_EXPIRED_CLIENT_SECRET,
+                    "secret_expired": true,
+                    "oid": "aks-expired",
                 }},
                 "federated": {"cert": ci_pub, "key": ci_key, "token_file": federated_token_file, "issuer": AZURE_FEDERATED_ISSUER, "subject": AZURE_FEDERATED_SUBJECT},
             },
             "denied": [GCP_DENIED_EMAIL],
+            "authz_allow": [{"user": WEBHOOK_AUTHORIZED_USER, "verb": "create", "resource": "configmaps"}],
         });
         let config_path = dir.join("verifier.json");
         std::fs::write(&config_path, config.to_string())?;
@@ -204,9 +224,19 @@ impl CloudWorld {
                 "apiVersion: v1\nkind: Config\nclusters:\n- name: verifier\n  cluster:\n    server: {verifier}/webhook\nusers:\n- name: apiserver\n  user: {{}}\ncontexts:\n- name: webhook\n  context: {{cluster: verifier, user: apiserver}}\ncurrent-context: webhook\n"
             ),
         )?;
+        let authz = dir.join("authz-webhook.kubeconfig");
+        std::fs::write(
+            &authz,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: verifier\n  cluster:\n    server: {verifier}/authorize\nusers:\n- name: apiserver\n  user: {{}}\ncontexts:\n- name: webhook\n  context: {{cluster: verifier, user: apiserver}}\ncurrent-context: webhook\n"
+            ),
+        )?;
+        // The authorization webhook comes after kube-testenv's Node,RBAC (a
+        // repeated --authorization-mode appends).
         let args = format!(
-            "--authentication-token-webhook-config-file={}",
-            webhook.display()
+            "--authentication-token-webhook-config-file={} --authorization-mode=Webhook --authorization-webhook-config-file={}",
+            webhook.display(),
+            authz.display()
         );
         let sans = format!("DNS:{AKS_HOST}");
         let own = KubeEnv::start_own(&[

@@ -124,24 +124,46 @@ impl HttpsServer {
                 let acceptor = acceptor.clone();
                 let handler = handler.clone();
                 tokio::spawn(async move {
-                    let Ok(mut tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let Some(req) = read_request(&mut tls).await else {
-                        return;
-                    };
-                    let (status, content_type, body) = handler(&req);
-                    let resp = format!(
-                        "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = tls.write_all(resp.as_bytes()).await;
-                    let _ = tls.shutdown().await;
+                    if let Ok(tls) = acceptor.accept(tcp).await {
+                        answer(tls, &handler).await;
+                    }
                 });
             }
         });
         HttpsServer { url, task }
     }
+
+    /// Serves `handler` over plain HTTP on loopback (`http://127.0.0.1:PORT`),
+    /// one request per connection: a stand-in for an endpoint tether dials
+    /// without TLS only on loopback (the clouds' STS or Entra ID in tests).
+    pub async fn start_plain(handler: Handler) -> HttpsServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let handler = handler.clone();
+                tokio::spawn(async move { answer(tcp, &handler).await });
+            }
+        });
+        HttpsServer { url, task }
+    }
+}
+
+/// Reads one request from `s`, writes the handler's answer, closes.
+async fn answer<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut s: S,
+    handler: &Handler,
+) {
+    let Some(req) = read_request(&mut s).await else {
+        return;
+    };
+    let (status, content_type, body) = handler(&req);
+    let resp = format!(
+        "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = s.write_all(resp.as_bytes()).await;
+    let _ = s.shutdown().await;
 }
 
 /// Reads one HTTP/1.1 request (head and Content-Length body).

@@ -279,6 +279,65 @@ impl KubeEnv {
             .expect("watch the default service account");
     }
 
+    /// A client certificate made as many runbooks make them: `openssl x509 -req`
+    /// without extensions, so X.509 version 1, signed by the cluster's client CA.
+    pub fn v1_client_cert(&self, cn: &str, org: &str) -> (String, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .expect("openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).to_string()
+        };
+        let ca_crt = self.dir.join("pki/ca.crt");
+        let ca_key = self.dir.join("pki/ca.key");
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "v1.key",
+            "-out",
+            "v1.csr",
+            "-subj",
+            &format!("/O={org}/CN={cn}"),
+        ]);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "v1.csr",
+            "-CA",
+            ca_crt.to_str().unwrap(),
+            "-CAkey",
+            ca_key.to_str().unwrap(),
+            "-CAcreateserial",
+            "-CAserial",
+            "v1.srl",
+            "-out",
+            "v1.crt",
+            "-days",
+            "1",
+        ]);
+        let text = run(&["x509", "-noout", "-text", "-in", "v1.crt"]);
+        assert!(
+            text.contains("Version: 1 (0x0)"),
+            "openssl made a v1 certificate:\n{text}"
+        );
+        (
+            std::fs::read_to_string(dir.path().join("v1.crt")).unwrap(),
+            std::fs::read_to_string(dir.path().join("v1.key")).unwrap(),
+        )
+    }
+
     /// `kubectl` built with the control plane, pointed at it as admin.
     pub fn kubectl(&self) -> Command {
         let mut c = Command::new(self.bin_dir.join("kubectl"));

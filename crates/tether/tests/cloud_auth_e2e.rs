@@ -14,7 +14,7 @@ use serde_json::Value;
 use tether_testenv::cloud::*;
 use tether_testenv::TetherServer;
 
-use common::{bin, cli, cli_ok};
+use common::{bin, cli, cli_ok, seed_scopes};
 
 const SCOPE: [&str; 4] = ["--org", "default", "--project", "web"];
 
@@ -132,24 +132,7 @@ fn eks_connectors_are_tested_through_a_real_delegate() {
     let w = CloudWorld::get();
     let server = TetherServer::start(bin(), &["--test-on-change=false"]).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    cli_ok(
-        &server,
-        &["org", "create", "Default", "--identifier", "default"],
-        None,
-    );
-    cli_ok(
-        &server,
-        &[
-            "project",
-            "create",
-            "Web",
-            "--org",
-            "default",
-            "--identifier",
-            "web",
-        ],
-        None,
-    );
+    seed_scopes(&server);
     let secret = |id: &str, value: &str| {
         let mut args = vec!["secret", "create", "--name", id, "--identifier", id];
         args.extend(SCOPE);
@@ -282,6 +265,34 @@ fn cloud_connector(id: &str, selector: &str, auth_yaml: &str, w: &CloudWorld) ->
     )
 }
 
+/// Applies `doc` and runs `tether connector test ID -o json`: SUCCESS (exit
+/// 0); the report's text and its token stage's detail.
+fn tested_ok(server: &TetherServer, doc: &str, id: &str) -> (String, String) {
+    cli_ok(server, &["connector", "apply", "-f", "-"], Some(doc));
+    let mut args = vec!["connector", "test", id];
+    args.extend(SCOPE);
+    args.extend(["-o", "json"]);
+    let out = cli(server, &server.admin_token, &args, None);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{id}: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(report["status"], "SUCCESS", "{id}: {text}");
+    let token = report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "token")
+        .and_then(|s| s["detail"].as_str())
+        .unwrap_or_else(|| panic!("{id}: no token stage: {text}"))
+        .to_string();
+    (text, token)
+}
+
 /// The delegate's own cloud identity, as each cloud's standard environment
 /// describes it in a pod, through a real delegate (issue 15): the GKE metadata
 /// server (`GCE_METADATA_HOST`), AKS workload identity (the projected token in
@@ -295,24 +306,7 @@ fn delegates_use_their_pods_cloud_identity_on_gke_aks_and_eks_pod_identity() {
     let w = CloudWorld::get();
     let server = TetherServer::start(bin(), &["--test-on-change=false"]).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    cli_ok(
-        &server,
-        &["org", "create", "Default", "--identifier", "default"],
-        None,
-    );
-    cli_ok(
-        &server,
-        &[
-            "project",
-            "create",
-            "Web",
-            "--org",
-            "default",
-            "--identifier",
-            "web",
-        ],
-        None,
-    );
+    seed_scopes(&server);
     let mut args = vec![
         "secret",
         "create",
@@ -392,32 +386,7 @@ fn delegates_use_their_pods_cloud_identity_on_gke_aks_and_eks_pod_identity() {
     ];
     let mut outputs = String::new();
     for (id, selector, auth, source, who) in &connectors {
-        cli_ok(
-            &server,
-            &["connector", "apply", "-f", "-"],
-            Some(&cloud_connector(id, selector, auth, w)),
-        );
-        let mut args = vec!["connector", "test", id];
-        args.extend(SCOPE);
-        args.extend(["-o", "json"]);
-        let out = cli(&server, &server.admin_token, &args, None);
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{id}: {text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let report: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(report["status"], "SUCCESS", "{id}: {text}");
-        let token = report["stages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == "token")
-            .and_then(|s| s["detail"].as_str())
-            .unwrap_or_else(|| panic!("{id}: no token stage: {text}"))
-            .to_string();
+        let (text, token) = tested_ok(&server, &cloud_connector(id, selector, auth, w), id);
         assert!(token.contains(source), "{id}: {token}");
         assert!(
             text.contains(who.as_str()),
@@ -438,6 +407,77 @@ fn delegates_use_their_pods_cloud_identity_on_gke_aks_and_eks_pod_identity() {
         AWS_POD_IDENTITY_TOKEN,
         "ya29.",
         "k8s-aws-v1.",
+    ] {
+        assert!(
+            !everything.contains(s),
+            "a secret ({s}) leaked into output or logs"
+        );
+    }
+}
+
+/// A GKE service-account key and AKS client credentials kept as secrets,
+/// tested by `tether connector test` through a real delegate without any
+/// cloud identity of its own: each SUCCESS, its token stage naming the
+/// identity and until when the token is good; neither secret in any output
+/// or log.
+#[test]
+fn gke_keys_and_aks_client_secrets_are_tested_through_a_real_delegate() {
+    let w = CloudWorld::get();
+    let server = TetherServer::start(bin(), &["--test-on-change=false"]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    seed_scopes(&server);
+    for (id, value) in [
+        ("cluster_ca", w.kube.ca_pem.as_str()),
+        ("gcp_key", w.gcp_key_json.as_str()),
+        ("aks_secret", AZURE_CLIENT_SECRET),
+    ] {
+        let mut args = vec!["secret", "create", "--name", id, "--identifier", id];
+        args.extend(SCOPE);
+        cli_ok(&server, &args, Some(value));
+    }
+    let (_plain, plain_log) = delegate(&server, dir.path(), "plain", &[]);
+    let connectors = [
+        (
+            "gke_key",
+            "          type: GKE\n          spec:\n            serviceAccountKeyRef: gcp_key\n            caCertRef: cluster_ca\n".to_string(),
+            GCP_EMAIL,
+        ),
+        (
+            "aks_sp",
+            format!(
+                "          type: AKS\n          spec:\n            tenantId: {AZURE_TENANT}\n            clientId: {AZURE_CLIENT_ID}\n            clientSecretRef: aks_secret\n            authorityHost: {}\n            caCertRef: cluster_ca\n",
+                w.url(0, "/entra")
+            ),
+            AZURE_CLIENT_ID,
+        ),
+    ];
+    let mut outputs = String::new();
+    for (id, auth, who) in &connectors {
+        let (text, token) = tested_ok(&server, &cloud_connector(id, "plain", auth, w), id);
+        assert!(
+            token.contains(who) && token.contains("valid until"),
+            "{id}: {token}"
+        );
+        outputs.push_str(&text);
+    }
+    let key: Value = serde_json::from_str(&w.gcp_key_json).unwrap();
+    let key_line = key["private_key"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .find(|l| l.len() >= 60 && !l.starts_with("-----"))
+        .unwrap()
+        .to_string();
+    let everything = format!(
+        "{}\n{}\n{outputs}",
+        server.log(),
+        std::fs::read_to_string(plain_log).unwrap_or_default()
+    );
+    for s in [
+        AZURE_CLIENT_SECRET,
+        key_line.as_str(),
+        "PRIVATE KEY",
+        "ya29.",
     ] {
         assert!(
             !everything.contains(s),

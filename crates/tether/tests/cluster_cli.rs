@@ -578,6 +578,77 @@ async fn import_kubeconfig_refuses_exec_and_auth_provider_users() -> Result<()> 
     Ok(())
 }
 
+/// The four cloud exec plugins, each an executable here that would leave a
+/// mark if it ran: `import-kubeconfig` names each one's native auth type with
+/// the fields its arguments give, and runs none of them (issue 15).
+#[tokio::test]
+async fn import_kubeconfig_offers_the_native_auth_type_for_each_cloud_plugin_without_running_it(
+) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let env = KubeEnv::get();
+    let m = Manager::start()?;
+    let dir = tempfile::tempdir()?;
+    let ran = dir.path().join("ran");
+    let cases: [(&str, &str, &[&str]); 4] = [
+        (
+            "aws",
+            "args: [--region, eu-west-1, eks, get-token, --cluster-name, prod, --role-arn, arn:aws:iam::123456789012:role/deployer]",
+            &["type: EKS", "region: eu-west-1", "clusterName: prod", "roleArn: arn:aws:iam::123456789012:role/deployer", "accessKeyIdRef"],
+        ),
+        (
+            "aws-iam-authenticator",
+            "args: [token, -i, staging]",
+            &["type: EKS", "clusterName: staging"],
+        ),
+        (
+            "gke-gcloud-auth-plugin",
+            "provideClusterInfo: true",
+            &["type: GKE", "serviceAccountKeyRef"],
+        ),
+        (
+            "kubelogin",
+            "args: [get-token, --login, spn, --server-id, 6dae42f8-4368-4678-94ff-3960e28e3630, --tenant-id, 72f988bf-86f1-41af-91ab-2d7cd011db47, --client-id, 0d6a3c3e-4a5b-4c6d-8e9f-a0b1c2d3e4f5]",
+            &["type: AKS", "tenantId: 72f988bf-86f1-41af-91ab-2d7cd011db47", "clientId: 0d6a3c3e-4a5b-4c6d-8e9f-a0b1c2d3e4f5", "clientSecretRef"],
+        ),
+    ];
+    for (program, rest, want) in cases {
+        let exe = dir.path().join(program);
+        std::fs::write(
+            &exe,
+            format!("#!/bin/sh\necho {program} >> {}\n", ran.display()),
+        )?;
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755))?;
+        let kubeconfig = write_kubeconfig(
+            dir.path(),
+            &format!("{program}.kubeconfig"),
+            env,
+            &format!(
+                "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: {}\n      {rest}\n",
+                exe.display()
+            ),
+        )?;
+        let (_, err) = m.fails(&[
+            "connector",
+            "import-kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--name",
+            "cloud",
+        ])?;
+        ensure!(err.contains("never runs commands"), "{program}: {err}");
+        for w in want {
+            ensure!(err.contains(w), "{program}: no '{w}' in {err}");
+        }
+    }
+    ensure!(
+        !ran.exists(),
+        "a plugin was run: {}",
+        std::fs::read_to_string(&ran).unwrap_or_default()
+    );
+    ensure!(m.secrets(&[])?.is_empty(), "nothing stored");
+    ensure!(m.connector("cloud", &[])?.is_none());
+    Ok(())
+}
+
 #[tokio::test]
 async fn cluster_add_token_rotate_remove() -> Result<()> {
     let env = KubeEnv::get();
@@ -1024,5 +1095,122 @@ async fn a_failed_add_says_what_was_done_and_remove_cleans_it_up() -> Result<()>
         m.secrets(&[])? == [format!("{id}_token")],
         "someone else's secret is kept"
     );
+    Ok(())
+}
+
+/// Issue 10 item 8 through the CLI: a kubeconfig whose client certificate is
+/// X.509 version 1 (`openssl x509 -req` without extensions, which kubectl
+/// accepts) works for `cluster add`, `rotate-token` and `remove`, and
+/// `connector import-kubeconfig` makes a ClientKeyCert connector of it that a
+/// real delegate tests SUCCESS.
+#[tokio::test]
+async fn an_x509_v1_client_certificate_kubeconfig_works_for_every_cluster_command() -> Result<()> {
+    use base64::Engine as _;
+    let env = KubeEnv::get();
+    let m = Manager::start()?;
+    let dir = tempfile::tempdir()?;
+    let (cert, key) = env.v1_client_cert("v1-operator", "system:masters");
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let kc = write_kubeconfig(
+        dir.path(),
+        "v1.kubeconfig",
+        env,
+        &format!(
+            "    client-certificate-data: {}\n    client-key-data: {}\n",
+            b64(&cert),
+            b64(&key)
+        ),
+    )?;
+    let kc = kc.to_str().unwrap();
+
+    let name = unique("v1cert");
+    let id = name.replace('-', "");
+    let out = m.ok(&[
+        "connector",
+        "import-kubeconfig",
+        kc,
+        "--name",
+        &name,
+        "--identifier",
+        &id,
+    ])?;
+    ensure!(out.contains(&format!("connector/{id} created")), "{out}");
+    let r = m.connector(&id, &[])?.context("connector")?;
+    ensure!(
+        r["connector"]["spec"]["credential"]["spec"]["auth"]["type"] == "ClientKeyCert",
+        "{r}"
+    );
+    let test = m.run(&["connector", "test", &id, "-o", "json"]);
+    let report: Value = serde_json::from_slice(&test.stdout)
+        .with_context(|| String::from_utf8_lossy(&test.stderr).to_string())?;
+    ensure!(report["status"] == "SUCCESS", "{report:#}");
+    ensure!(report["identity"]["user"] == "v1-operator", "{report:#}");
+    m.ok(&["connector", "delete", &id])?;
+
+    let name = unique("v1add");
+    let id = name.replace('-', "");
+    let sa = format!("tether-{id}");
+    let out = m.ok(&["cluster", "add", "--kubeconfig", kc, "--name", &name])?;
+    assert_tested(&out, "[8/8]")?;
+    let out = m.ok(&["cluster", "rotate-token", &id, "--kubeconfig", kc])?;
+    assert_tested(&out, "[5/6]")?;
+    m.ok(&["cluster", "remove", &name, "--kubeconfig", kc])?;
+    ensure!(labelled(env, &sa)?.is_empty(), "{:?}", labelled(env, &sa)?);
+    ensure!(m.connector(&id, &[])?.is_none());
+    Ok(())
+}
+
+/// Issue 10 item 5: a kubeconfig from elsewhere may name any one-line secret
+/// of the operator's machine as its `tokenFile` (here the manager's own key
+/// file and admin token), which `import-kubeconfig` would store and send to
+/// the kubeconfig's server. A tokenFile is read only with
+/// `--allow-token-file`; without it nothing is read or stored.
+#[tokio::test]
+async fn import_kubeconfig_reads_a_token_file_only_when_allowed() -> Result<()> {
+    let env = KubeEnv::get();
+    let m = Manager::start()?;
+    let dir = tempfile::tempdir()?;
+    for file in ["kek", "admin-token"] {
+        let path = m.server.data_dir.join(file);
+        let content = std::fs::read_to_string(&path)?;
+        let kc = write_kubeconfig(
+            dir.path(),
+            &format!("{file}.kubeconfig"),
+            env,
+            &format!("    tokenFile: {}\n", path.display()),
+        )?;
+        let (_, err) = m.fails(&[
+            "connector",
+            "import-kubeconfig",
+            kc.to_str().unwrap(),
+            "--name",
+            "stolen",
+        ])?;
+        ensure!(
+            err.contains(&path.display().to_string()) && err.contains("--allow-token-file"),
+            "{file}: {err}"
+        );
+        ensure!(!err.contains(content.trim()), "{file}: quoted: {err}");
+        ensure!(m.secrets(&[])?.is_empty(), "{file}: nothing stored");
+        ensure!(m.connector("stolen", &[])?.is_none());
+    }
+    // A token file the operator means: imported with the flag.
+    let token_file = dir.path().join("sa.token");
+    std::fs::write(&token_file, "a-static-token-of-this-cluster\n")?;
+    let kc = write_kubeconfig(
+        dir.path(),
+        "sa.kubeconfig",
+        env,
+        &format!("    tokenFile: {}\n", token_file.display()),
+    )?;
+    let out = m.ok(&[
+        "connector",
+        "import-kubeconfig",
+        kc.to_str().unwrap(),
+        "--name",
+        "meant",
+        "--allow-token-file",
+    ])?;
+    ensure!(out.contains("connector/meant created"), "{out}");
     Ok(())
 }

@@ -501,6 +501,31 @@ async fn connection_tests_through_manager_and_delegates() -> Result<()> {
         "{c}"
     );
 
+    // --- A token with a line break (issue 10 item 5): it used to panic inside
+    // the delegate's task. Now a diagnosis, exit code 1, and the delegates
+    // keep working.
+    m.secret("broken_token", "first-half-5f2b\nsecond-half-9c1e")?;
+    m.apply(&sa_connector("broken", &env.url, "broken_token", &[]))?;
+    m.settled("broken").await?;
+    let (code, r) = m.test_json("broken")?;
+    ensure!(
+        code == 1 && reason(&r) == "INVALID_TOKEN",
+        "{r}\n{}",
+        m.logs()
+    );
+    ensure!(r["taskId"].is_string(), "a delegate ran it: {r}");
+    ensure!(
+        !r.to_string().contains("second-half-9c1e") && !m.logs().contains("second-half-9c1e"),
+        "the token is quoted: {r}"
+    );
+    ensure!(!m.logs().contains("panicked"), "{}", m.logs());
+    let list: Value = serde_json::from_str(&m.ok(&["delegate", "list", "-o", "json"], None)?)?;
+    ensure!(
+        list.as_array()
+            .is_some_and(|a| a.len() == 2 && a.iter().all(|d| d["connected"] == true)),
+        "both delegates still connected: {list}"
+    );
+
     // --- Status on failure (REFERENCE.md §1): updating `admin` to the bogus
     // token tests it again by itself; the old lastConnectedAt stays.
     let c = m.connector("admin").await?;

@@ -1123,6 +1123,47 @@ fn an_invalid_name_and_api_errors_show_next_to_their_fields() -> Result<()> {
         ensure!(err.contains("scheme 'ftp'"), "{err}");
         b.shot("wizard-api-field-error").await?;
 
+        // Issue 10 item 12: credentials, a query or plain http in the URL
+        // are refused at save with the reason; the password is never shown.
+        for (url, reason) in [
+            (
+                "https://admin:s3cr3t-in-url@10.0.0.1:6443",
+                "carries credentials",
+            ),
+            ("https://10.0.0.1:6443?insecure=true", "has a query"),
+            ("http://10.0.0.1:6443", "unencrypted"),
+        ] {
+            b.fill("#c-master-url", url).await?;
+            // The step's own submit, as Continue or Enter sends it.
+            b.js("document.querySelector('#step-2').requestSubmit();")
+                .await?;
+            let shown = format!(
+                "!document.querySelector('#c-master-url-error').hidden && document.querySelector('#c-master-url-error').textContent.includes({})",
+                js_str(reason)
+            );
+            b.until(
+                "step 3 or the URL's error",
+                &format!("!document.querySelector('#step-3').hidden || ({shown})"),
+                WAIT,
+            )
+            .await?;
+            if b.js("return !document.querySelector('#step-3').hidden;")
+                .await?
+                .as_bool()
+                == Some(true)
+            {
+                b.click("#save-continue").await?;
+            }
+            b.until(&format!("the error for {url}"), &shown, WAIT)
+                .await?;
+            let err = b.text("#c-master-url-error").await?;
+            ensure!(
+                !err.contains("s3cr3t-in-url"),
+                "the password is shown: {err}"
+            );
+        }
+        b.shot("wizard-url-credentials-error").await?;
+
         // The JavaScript port of the identifier and name rules agrees with Rust.
         let names = [
             "  My  prod cluster ",

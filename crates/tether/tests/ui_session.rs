@@ -358,3 +358,79 @@ async fn sessions_cookies_and_csrf() -> Result<()> {
     ensure!(res.status() == StatusCode::FORBIDDEN, "{}", res.status());
     Ok(())
 }
+
+/// Issue 10 item 5: 10,000 logins by one token used to evict every other UI
+/// session (one global bound). Sessions are bounded per token now: after more
+/// logins with one token than the manager keeps sessions at all, another
+/// token's session still works, and only that token's oldest sessions went.
+#[tokio::test]
+async fn many_logins_with_one_token_push_out_only_that_tokens_sessions() -> Result<()> {
+    use futures_util::{stream, StreamExt as _};
+    let server = TetherServer::start(bin(), &[])?;
+    let url = |p: &str| format!("{}{p}", server.url);
+    let (_, other, _) = login(&server, &server.admin_token, "/").await?;
+    let other = other.context("the admin's session")?;
+    let res = client()
+        .post(url("/api/v1/tokens"))
+        .bearer_auth(&server.admin_token)
+        .json(&json!({"name": "flood", "role": "viewer"}))
+        .send()
+        .await?;
+    ensure!(res.status() == StatusCode::CREATED, "{}", res.status());
+    let flood = res.json::<Value>().await?["value"]
+        .as_str()
+        .context("token value")?
+        .to_string();
+
+    // One login page's CSRF pair serves every post, as a script would use it.
+    let c = client();
+    let page = c.get(url("/login?next=/")).send().await?;
+    let (login_cookie, _) =
+        set_cookie(page.headers(), "tether_login_csrf").context("login csrf cookie")?;
+    let csrf = csrf_in(&page.text().await?, r#"name="csrf" value=""#).context("csrf field")?;
+    let logins = 10_001;
+    let cookies: Vec<Result<String>> = stream::iter(0..logins)
+        .map(|_| {
+            let (c, login_cookie, csrf, flood) = (&c, &login_cookie, &csrf, &flood);
+            async move {
+                let res = c
+                    .post(url("/login"))
+                    .header(COOKIE, login_cookie)
+                    .form(&[("token", flood.as_str()), ("csrf", csrf), ("next", "/")])
+                    .send()
+                    .await?;
+                ensure!(res.status() == StatusCode::SEE_OTHER, "{}", res.status());
+                Ok(set_cookie(res.headers(), "tether_session")
+                    .context("a session cookie")?
+                    .0)
+            }
+        })
+        .buffered(16)
+        .collect()
+        .await;
+    let cookies: Vec<String> = cookies.into_iter().collect::<Result<_>>()?;
+    let signed_in = |cookie: String| {
+        let c = client();
+        async move {
+            let res = c
+                .get(url("/connectors"))
+                .header(COOKIE, cookie)
+                .send()
+                .await?;
+            Ok::<_, anyhow::Error>(res.status() == StatusCode::OK)
+        }
+    };
+    ensure!(
+        signed_in(other.cookie.clone()).await?,
+        "the admin's session was evicted by another token's logins"
+    );
+    ensure!(
+        signed_in(cookies[logins - 1].clone()).await?,
+        "the newest session works"
+    );
+    ensure!(
+        !signed_in(cookies[0].clone()).await?,
+        "the flooding token's oldest session is gone"
+    );
+    Ok(())
+}

@@ -287,15 +287,19 @@ fn inherited(ctx: &TaskContext) -> Result<TestTarget, Report> {
             vec!["run the delegate in the cluster (tether delegate manifest), or start it with --kubeconfig, or give the connector ManualConfig credentials".into()],
         )));
     };
-    let imported =
-        tether_kube::onboarding::import_kubeconfig_file(path, None, true).map_err(|e| {
-            Box::new(failure_report(
-                "BAD_DELEGATE_KUBECONFIG",
-                &format!("the delegate's kubeconfig {}: {e}", path.display()),
-                400,
-                vec![],
-            ))
-        })?;
+    let imported = tether_kube::onboarding::import_kubeconfig_file(
+        path,
+        None,
+        tether_kube::onboarding::FileAccess::ALL,
+    )
+    .map_err(|e| {
+        Box::new(failure_report(
+            "BAD_DELEGATE_KUBECONFIG",
+            &format!("the delegate's kubeconfig {}: {e}", path.display()),
+            400,
+            vec![],
+        ))
+    })?;
     let label = format!(
         "kubeconfig {} (context {}) of delegate '{}'",
         path.display(),

@@ -12,9 +12,9 @@ use super::cache::{self, Cache};
 use super::gke::oauth_answer;
 use super::http;
 use super::{CloudError, CloudToken, Options};
-pub use tether_domain::cloud_auth::AKS_SERVER_APP_ID;
-
-pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
+pub use tether_domain::cloud_auth::{
+    AKS_DEFAULT_AUTHORITY as DEFAULT_AUTHORITY, AKS_SERVER_APP_ID,
+};
 /// Use a cached token only while it has this much life left.
 pub const REFRESH_MARGIN: i64 = 5 * 60;
 const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

@@ -164,3 +164,47 @@ pub(crate) async fn token_stage(
     };
     Ok((prepared, detail))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud_auth::eks::{AwsBase, AwsKeys, EksConfig};
+    use crate::connection_test::diagnosis::Reason;
+
+    /// masterUrl names its region (an EKS endpoint): a connector of another
+    /// region is told so before anything is signed or sent. (Through the
+    /// whole test this needs a real EKS host name: DNS comes first.)
+    #[tokio::test]
+    async fn an_eks_endpoint_of_another_region_is_the_wrong_region() {
+        let cfg = EksConfig {
+            region: "us-west-2".into(),
+            cluster_name: "prod".into(),
+            base: AwsBase::Keys(AwsKeys {
+                access_key_id: "AKIDEXAMPLE".into(),
+                secret_access_key: SecretString::from("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+                session_token: None,
+            }),
+            role_arn: None,
+            external_id: None,
+            // Nothing listens here: the check must not need STS.
+            sts_endpoint: Some("http://127.0.0.1:9".into()),
+            eks_endpoint: Some("http://127.0.0.1:9".into()),
+        };
+        let Err(f) = token_stage(
+            &CloudAuth::Eks(cfg),
+            "abcdef0123456789.gr7.eu-west-1.eks.amazonaws.com",
+            std::time::Duration::from_secs(5),
+        )
+        .await
+        else {
+            panic!("the token stage passed");
+        };
+        assert_eq!(f.reason, Reason::EksWrongRegion);
+        assert!(f.message.contains("'us-west-2'") && f.message.contains("'eu-west-1'"));
+        assert!(
+            f.hints[0].contains("Set region to eu-west-1"),
+            "{:?}",
+            f.hints
+        );
+    }
+}

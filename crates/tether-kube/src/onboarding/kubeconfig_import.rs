@@ -5,7 +5,11 @@
 //! `auth-provider`; tether never runs anything a kubeconfig names, so those are
 //! refused with the advice to use `tether cluster add` instead. File paths
 //! (`certificate-authority`, `client-certificate`, `client-key`, `tokenFile`) are
-//! read only when the caller says the import runs on the operator's own machine.
+//! read only when the caller says the import runs on the operator's own machine
+//! ([`FileAccess`]), and a `tokenFile` only when the operator said so too: a
+//! token goes to the kubeconfig's server, and a kubeconfig from elsewhere could
+//! name any one-line secret of the machine (tether's own key file or admin
+//! token among them).
 
 use std::fmt;
 use std::path::Path;
@@ -17,6 +21,29 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::client::{ClusterAccess, Credentials};
+
+/// Which files a kubeconfig may make the import read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileAccess {
+    /// `certificate-authority`, `client-certificate`, `client-key` (their
+    /// content must be PEM of that kind; none of it is sent anywhere).
+    pub paths: bool,
+    /// `tokenFile`, whose content is sent to the server as a bearer token.
+    pub token_file: bool,
+}
+
+impl FileAccess {
+    /// Embedded data only.
+    pub const NONE: FileAccess = FileAccess {
+        paths: false,
+        token_file: false,
+    };
+    /// Every file the kubeconfig names (the delegate's own kubeconfig).
+    pub const ALL: FileAccess = FileAccess {
+        paths: true,
+        token_file: true,
+    };
+}
 
 /// What one kubeconfig context says about a cluster.
 #[derive(Debug, Clone)]
@@ -178,6 +205,13 @@ pub enum ImportError {
         field: &'static str,
         path: String,
     },
+    #[error(
+        "{owner} reads its token from the file {path}, and the token would be sent to the \
+         kubeconfig's server: tether reads a tokenFile only when told to, since a kubeconfig from \
+         elsewhere could name any secret file of this machine. If {path} holds that cluster's \
+         token, run again with --allow-token-file (or embed the token in the kubeconfig)"
+    )]
+    TokenFileRefused { owner: String, path: String },
     #[error("cannot read {field} of {owner} from {path}: {source}")]
     ReadFile {
         owner: String,
@@ -229,20 +263,20 @@ fn list(available: &[String]) -> String {
 pub fn import_kubeconfig_file(
     path: &Path,
     context: Option<&str>,
-    allow_file_paths: bool,
+    files: FileAccess,
 ) -> Result<ImportedCluster, ImportError> {
     let kubeconfig = Kubeconfig::read_from(path).map_err(parse_error)?;
-    import_kubeconfig(&kubeconfig, context, allow_file_paths)
+    import_kubeconfig(&kubeconfig, context, files)
 }
 
 /// Imports `context` (default: the current-context) of kubeconfig text.
 pub fn import_kubeconfig_yaml(
     yaml: &str,
     context: Option<&str>,
-    allow_file_paths: bool,
+    files: FileAccess,
 ) -> Result<ImportedCluster, ImportError> {
     let kubeconfig = Kubeconfig::from_yaml(yaml).map_err(parse_error)?;
-    import_kubeconfig(&kubeconfig, context, allow_file_paths)
+    import_kubeconfig(&kubeconfig, context, files)
 }
 
 fn parse_error(e: KubeconfigError) -> ImportError {
@@ -268,7 +302,7 @@ fn parse_error(e: KubeconfigError) -> ImportError {
 pub fn import_kubeconfig(
     kubeconfig: &Kubeconfig,
     context: Option<&str>,
-    allow_file_paths: bool,
+    access: FileAccess,
 ) -> Result<ImportedCluster, ImportError> {
     let available =
         || -> Vec<String> { kubeconfig.contexts.iter().map(|c| c.name.clone()).collect() };
@@ -329,9 +363,7 @@ pub fn import_kubeconfig(
             cluster: cluster_name,
         });
     }
-    let files = Files {
-        allowed: allow_file_paths,
-    };
+    let files = Files { access };
     let cluster_owner = format!("cluster '{cluster_name}'");
     let ca_pem = files
         .data_or_file(
@@ -511,9 +543,9 @@ fn import_auth(user: &AuthInfo, name: &str, files: &Files) -> Result<ImportedAut
     })
 }
 
-/// Whether file paths may be read, and reading them.
+/// Which file paths may be read, and reading them.
 struct Files {
-    allowed: bool,
+    access: FileAccess,
 }
 
 impl Files {
@@ -535,10 +567,16 @@ impl Files {
     }
 
     fn read(&self, path: &str, owner: &str, field: &'static str) -> Result<String, ImportError> {
-        if !self.allowed {
+        if !self.access.paths {
             return Err(ImportError::FilePathRefused {
                 owner: owner.to_string(),
                 field,
+                path: path.to_string(),
+            });
+        }
+        if field == "tokenFile" && !self.access.token_file {
+            return Err(ImportError::TokenFileRefused {
+                owner: owner.to_string(),
                 path: path.to_string(),
             });
         }

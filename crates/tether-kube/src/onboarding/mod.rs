@@ -24,8 +24,8 @@ pub use account::{InvalidName, ServiceAccountRef};
 pub use apply::{apply, apply_object, ApplyError, ApplyOutcome, ApplyReport, FIELD_MANAGER};
 pub use delete::{delete, DeleteReport};
 pub use kubeconfig_import::{
-    import_kubeconfig, import_kubeconfig_file, import_kubeconfig_yaml, ImportError, ImportedAuth,
-    ImportedCluster,
+    import_kubeconfig, import_kubeconfig_file, import_kubeconfig_yaml, FileAccess, ImportError,
+    ImportedAuth, ImportedCluster,
 };
 pub use manifests::{rbac_manifest, to_yaml, ManifestError, ManifestObject, ManifestRequest};
 pub use object_ref::{ObjectKind, ObjectRef};

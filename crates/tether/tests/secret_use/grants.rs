@@ -76,6 +76,33 @@ pub fn update_secret(server: &TetherServer, org: bool, id: &str, args: &[&str]) 
     cli_ok(server, &all, None)
 }
 
+/// `tether connector test ID` of project `default/web` as `token`: refused
+/// with SECRET_USE_DENIED (exit 1) before any task was made; its summary.
+fn refused_test(server: &TetherServer, token: &str, id: &str) -> String {
+    let args = [
+        "connector",
+        "test",
+        id,
+        "--org",
+        "default",
+        "--project",
+        "web",
+        "-o",
+        "json",
+    ];
+    let out = cli(server, token, &args, None);
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    assert_eq!(
+        report["errors"][0]["reason"], "SECRET_USE_DENIED",
+        "{report:#}"
+    );
+    assert_eq!(report["errors"][0]["code"], 403, "{report:#}");
+    assert!(report["taskId"].is_null(), "nothing was sent: {report:#}");
+    report["errorSummary"].as_str().unwrap().to_string()
+}
+
 /// Fields named by a 403 SECRET_USE_DENIED.
 fn denied_fields(status: StatusCode, body: &Value) -> BTreeSet<String> {
     assert_eq!(status, StatusCode::FORBIDDEN, "{body:#}");
@@ -302,34 +329,154 @@ async fn a_project_editor_needs_a_grant_for_every_auth_type() {
     // Revoked: the stored connector's test is refused before anything is sent.
     let said = update_secret(&server, false, "pw", &["--no-usable-from"]);
     assert!(said.contains("no other scope"), "{said}");
-    let out = cli(
-        &server,
-        &editor,
-        &[
-            "connector",
-            "test",
-            "up",
-            "--org",
-            "default",
-            "--project",
-            "web",
-            "-o",
-            "json",
-        ],
-        None,
-    );
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
-    assert_eq!(out.status.code(), Some(1), "{report:#}");
-    assert_eq!(
-        report["errors"][0]["reason"], "SECRET_USE_DENIED",
-        "{report:#}"
-    );
-    assert_eq!(report["errors"][0]["code"], 403, "{report:#}");
-    assert!(report["taskId"].is_null(), "nothing was sent: {report:#}");
-    let message = report["errorSummary"].as_str().unwrap();
+    let message = refused_test(&server, &editor, "up");
     assert!(
         message.contains(&format!("{AUTH}.passwordRef")) && message.contains("--usable-from"),
+        "{message}"
+    );
+}
+
+/// The cloud auth types' secrets need grants like the others', and an AKS
+/// client secret, which is posted in clear to the Entra ID authority, is bound
+/// to `authorityHost` as well as to `masterUrl`: an editor who points
+/// `authorityHost` at a listener of its own is refused at save, and a secret
+/// bound after the connector was saved stops its test before anything is sent.
+#[tokio::test]
+async fn cloud_secrets_need_grants_and_an_aks_secret_goes_only_to_allowed_authorities() {
+    let server = TetherServer::start(bin(), &["--test-on-change=false"]).unwrap();
+    let editor = project_token(&server, "editor").await;
+    let api = Api::at(&server.url, &editor);
+    for id in [
+        "akid", "sak", "stok", "eks_ca", "gkey", "aks_cid", "aks_sec",
+    ] {
+        secret(&server, false, id, &format!("planted-{id}-value"), &[]);
+    }
+    let url = "https://10.0.0.1:6443";
+    let tenant = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    let aks_spec = |authority: Option<&str>| {
+        let mut spec = json!({"tenantId": tenant, "clientIdRef": "account.aks_cid",
+                              "clientSecretRef": "account.aks_sec"});
+        if let Some(a) = authority {
+            spec["authorityHost"] = json!(a);
+        }
+        doc("aks", url, "AKS", spec)
+    };
+    let cases = [
+        (
+            "eks",
+            doc(
+                "eks",
+                url,
+                "EKS",
+                json!({"region": "eu-west-1", "clusterName": "prod",
+                       "accessKeyIdRef": "account.akid", "secretAccessKeyRef": "account.sak",
+                       "sessionTokenRef": "account.stok", "caCertRef": "account.eks_ca"}),
+            ),
+            fields(&[
+                "accessKeyIdRef",
+                "secretAccessKeyRef",
+                "sessionTokenRef",
+                "caCertRef",
+            ]),
+        ),
+        (
+            "gke",
+            doc(
+                "gke",
+                url,
+                "GKE",
+                json!({"serviceAccountKeyRef": "account.gkey"}),
+            ),
+            fields(&["serviceAccountKeyRef"]),
+        ),
+        (
+            "aks",
+            aks_spec(None),
+            fields(&["clientIdRef", "clientSecretRef"]),
+        ),
+    ];
+    for (id, body, want) in &cases {
+        let (s, v) = api
+            .post(&format!("{PROJECT}/connectors"), body.clone())
+            .await;
+        assert_eq!(&denied_fields(s, &v), want, "{id}: {v:#}");
+    }
+    for id in [
+        "akid", "sak", "stok", "eks_ca", "gkey", "aks_cid", "aks_sec",
+    ] {
+        update_secret(
+            &server,
+            false,
+            id,
+            &["--usable-from", "project/default/web"],
+        );
+    }
+    for (id, body, _) in &cases[..2] {
+        let (s, v) = api
+            .post(&format!("{PROJECT}/connectors"), body.clone())
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{id}: {v:#}");
+    }
+
+    // Bound to the API server and Entra ID: the editor's own authority is
+    // refused, on the field that would have sent it there.
+    update_secret(
+        &server,
+        false,
+        "aks_sec",
+        &[
+            "--allowed-host",
+            "10.0.0.1:6443",
+            "--allowed-host",
+            "login.microsoftonline.com",
+        ],
+    );
+    let (s, v) = api
+        .post(
+            &format!("{PROJECT}/connectors"),
+            aks_spec(Some("https://listener.attacker.example")),
+        )
+        .await;
+    assert_eq!(
+        denied_fields(s, &v),
+        BTreeSet::from([format!("{AUTH}.authorityHost")]),
+        "{v:#}"
+    );
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("listener.attacker.example"),
+        "{v:#}"
+    );
+    // Entra ID itself, named or by default, is where it may go.
+    let (s, v) = api
+        .post(
+            &format!("{PROJECT}/connectors"),
+            aks_spec(Some("https://login.microsoftonline.com")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v:#}");
+    let (s, v) = api
+        .call(
+            reqwest::Method::PUT,
+            &format!("{PROJECT}/connectors/aks"),
+            Some(aks_spec(None)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v:#}");
+
+    // Bound to the API server alone after the connector was saved: its test
+    // is refused before any task is made, naming the authority.
+    update_secret(
+        &server,
+        false,
+        "aks_sec",
+        &["--allowed-host", "10.0.0.1:6443"],
+    );
+    let message = refused_test(&server, &editor, "aks");
+    assert!(
+        message.contains("authorityHost") && message.contains("login.microsoftonline.com"),
         "{message}"
     );
 }

@@ -1,7 +1,8 @@
 //! No report, hint, error, history row, task or log holds a resolved secret
 //! value: known values in every secret field of every auth type, connection
-//! tests run by a real delegate against a listener and an identity provider
-//! that echo back everything they were sent, and every answer scanned.
+//! tests run by a real delegate against a listener, an identity provider and
+//! stand-ins for STS and Entra ID that echo back everything they were sent,
+//! and every answer scanned.
 
 use std::sync::Arc;
 
@@ -71,10 +72,35 @@ fn echo(req: &HttpRequest) -> (u16, String, String) {
     }
 }
 
+/// Answers like STS and Entra ID would if their errors quoted the request:
+/// STS the presigned URL (access key id, session token), Entra ID the form
+/// (client id and secret).
+fn cloud_echo(req: &HttpRequest) -> (u16, String, String) {
+    if req.path.ends_with("/oauth2/v2.0/token") {
+        return (
+            401,
+            "application/json".into(),
+            json!({"error": "invalid_client",
+                   "error_description": format!("AADSTS7000215: request was {}", req.body)})
+            .to_string(),
+        );
+    }
+    (
+        403,
+        "text/xml".into(),
+        format!(
+            "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidClientTokenId</Code><Message>request was {} {}</Message></Error></ErrorResponse>",
+            req.method,
+            req.path.replace('&', "&amp;")
+        ),
+    )
+}
+
 #[tokio::test]
 async fn no_secret_value_reaches_a_report_history_task_or_log() {
     let ca = TestCa::new("echo-ca");
     let listener = HttpsServer::start(&ca, Arc::new(echo)).await;
+    let cloud = HttpsServer::start_plain(Arc::new(cloud_echo)).await;
     let server =
         TetherServer::start(bin(), &["--test-on-change=false", "--retest-interval", "0"]).unwrap();
     let admin = Api::new(&server);
@@ -91,6 +117,11 @@ async fn no_secret_value_reaches_a_report_history_task_or_log() {
         ("opw", format!("{MARK}oidc-password-8b8b8b")),
         ("ouser", format!("{MARK}oidc-user-9c9c9c")),
         ("osec", format!("{MARK}oidc-secret-0d0d0d")),
+        ("akid", format!("{MARK}aws-key-id-1e1e1e")),
+        ("sak", format!("{MARK}aws-secret-key-2f2f2f")),
+        ("stok", format!("{MARK}aws-session-token-3a3a3a")),
+        ("aks_cid", format!("{MARK}aks-client-id-4b4b4b")),
+        ("aks_sec", format!("{MARK}aks-client-secret-5c5c5c")),
     ];
     for (id, value) in &secrets {
         cli_ok(
@@ -157,6 +188,21 @@ async fn no_secret_value_reaches_a_report_history_task_or_log() {
             "OpenIdConnect",
             oidc("/unauth"),
             "OIDC_GRANT_NOT_ALLOWED",
+        ),
+        (
+            "eks",
+            "EKS",
+            json!({"region": "eu-west-1", "clusterName": "prod", "accessKeyIdRef": "akid",
+                   "secretAccessKeyRef": "sak", "sessionTokenRef": "stok",
+                   "stsEndpoint": cloud.url, "eksEndpoint": cloud.url, "caCertRef": "ca"}),
+            "CLOUD_CREDENTIALS_REJECTED",
+        ),
+        (
+            "aks",
+            "AKS",
+            json!({"tenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47", "clientIdRef": "aks_cid",
+                   "clientSecretRef": "aks_sec", "authorityHost": cloud.url, "caCertRef": "ca"}),
+            "CLOUD_CREDENTIALS_REJECTED",
         ),
     ];
     let mut seen: Vec<(String, Value)> = Vec::new();
@@ -234,4 +280,6 @@ async fn no_secret_value_reaches_a_report_history_task_or_log() {
     let all: String = seen.iter().map(|(_, v)| v.to_string()).collect();
     assert!(all.contains("<secret sa_tok>"), "{all}");
     assert!(all.contains("<secret ouser>"), "{all}");
+    assert!(all.contains("<secret akid>"), "{all}");
+    assert!(all.contains("<secret aks_sec>"), "{all}");
 }

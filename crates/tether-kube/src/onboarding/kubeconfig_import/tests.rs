@@ -40,7 +40,7 @@ users:
 }
 
 fn import(yaml: &str, context: Option<&str>) -> Result<ImportedCluster, ImportError> {
-    import_kubeconfig_yaml(yaml, context, false)
+    import_kubeconfig_yaml(yaml, context, FileAccess::NONE)
 }
 
 #[test]
@@ -123,21 +123,21 @@ users:
     let path = dir.path().join("config");
     std::fs::write(&path, yaml).unwrap();
 
-    let got = import_kubeconfig_file(&path, None, true).unwrap();
+    let got = import_kubeconfig_file(&path, None, FileAccess::ALL).unwrap();
     assert_eq!(got.ca_pem.as_deref(), Some(CA));
     let ImportedAuth::ClientCert { cert_pem, key_pem } = &got.auth else {
         panic!("{got:?}")
     };
     assert_eq!((cert_pem.as_str(), key_pem.expose_secret()), (CERT, KEY));
 
-    let got = import_kubeconfig_file(&path, Some("token"), true).unwrap();
+    let got = import_kubeconfig_file(&path, Some("token"), FileAccess::ALL).unwrap();
     let ImportedAuth::Token(token) = &got.auth else {
         panic!("{got:?}")
     };
     assert_eq!(token.expose_secret(), TOKEN, "trailing newline trimmed");
 
     for context in ["certs", "token"] {
-        let err = import_kubeconfig_file(&path, Some(context), false).unwrap_err();
+        let err = import_kubeconfig_file(&path, Some(context), FileAccess::NONE).unwrap_err();
         let ImportError::FilePathRefused { path: refused, .. } = &err else {
             panic!("{err}")
         };
@@ -149,7 +149,7 @@ users:
         assert!(msg.contains("--flatten"), "{msg}");
     }
     // The CA is the first file the certs context needs.
-    let err = import_kubeconfig_file(&path, Some("certs"), false).unwrap_err();
+    let err = import_kubeconfig_file(&path, Some("certs"), FileAccess::NONE).unwrap_err();
     assert!(
         err.to_string()
             .contains("reads certificate-authority from the file"),
@@ -179,7 +179,7 @@ users:
             yaml.replace("{tokenFile: token}", &format!("{{tokenFile: \"{file}\"}}")),
         )
         .unwrap();
-        let err = import_kubeconfig_file(&config, Some("token"), true).unwrap_err();
+        let err = import_kubeconfig_file(&config, Some("token"), FileAccess::ALL).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains(why), "{file}: {msg}");
         assert!(
@@ -190,7 +190,7 @@ users:
 
     let missing = dir.path().join("gone");
     std::fs::remove_file(dir.path().join("client.key")).unwrap();
-    let err = import_kubeconfig_file(&path, Some("certs"), true).unwrap_err();
+    let err = import_kubeconfig_file(&path, Some("certs"), FileAccess::ALL).unwrap_err();
     assert!(
         matches!(
             err,
@@ -201,8 +201,39 @@ users:
         ),
         "{err}"
     );
-    let err = import_kubeconfig_file(&missing, None, true).unwrap_err();
+    let err = import_kubeconfig_file(&missing, None, FileAccess::ALL).unwrap_err();
     assert!(matches!(err, ImportError::Read { .. }), "{err}");
+}
+
+#[test]
+fn a_token_file_is_read_only_when_the_operator_allows_it() {
+    // One printable line, like tether's own key file or admin token: the
+    // content check cannot tell it from a token, so the operator must say.
+    let dir = tempfile::tempdir().unwrap();
+    let kek = dir.path().join("kek");
+    std::fs::write(&kek, format!("{}\n", "ab12".repeat(16))).unwrap();
+    let yaml = format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: t\nclusters:\n- name: c\n  cluster: {{server: \"https://attacker.example\"}}\ncontexts:\n- name: t\n  context: {{cluster: c, user: u}}\nusers:\n- name: u\n  user: {{tokenFile: \"{}\"}}\n",
+        kek.display()
+    );
+    let config = dir.path().join("config");
+    std::fs::write(&config, yaml).unwrap();
+    let files = FileAccess {
+        paths: true,
+        token_file: false,
+    };
+    let err = import_kubeconfig_file(&config, None, files).unwrap_err();
+    assert!(matches!(err, ImportError::TokenFileRefused { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains(&kek.display().to_string()), "{msg}");
+    assert!(msg.contains("--allow-token-file"), "{msg}");
+    assert!(!msg.contains("ab12"), "the content is quoted: {msg}");
+    // Allowed: read as the token it is said to be.
+    let got = import_kubeconfig_file(&config, None, FileAccess::ALL).unwrap();
+    let ImportedAuth::Token(t) = &got.auth else {
+        panic!("{got:?}")
+    };
+    assert_eq!(t.expose_secret(), "ab12".repeat(16));
 }
 
 #[test]

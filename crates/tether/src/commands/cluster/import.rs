@@ -5,7 +5,8 @@
 //! plugin or an `auth-provider` is refused with the library's explanation (its
 //! credentials expire and are refreshed by a program tether never runs); `tether
 //! cluster add` is the way for those clusters. Files the kubeconfig names are
-//! read, because this runs on the operator's own machine, once, at import time.
+//! read, because this runs on the operator's own machine, once, at import time;
+//! a `tokenFile` only with `--allow-token-file`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ use tether_domain::connector::{
     ClientKeyCertAuth, ConnectorType, ServiceAccountAuth, UsernamePasswordAuth,
 };
 use tether_domain::{Auth, Connector, Credential, K8sClusterSpec, ManualConfig};
-use tether_kube::onboarding::{import_kubeconfig_file, ImportedAuth};
+use tether_kube::onboarding::{import_kubeconfig_file, FileAccess, ImportedAuth};
 
 use super::super::client::{ApiClient, ScopeArgs};
 use super::manager::{Manager, Upsert};
@@ -47,13 +48,22 @@ pub struct ImportKubeconfigArgs {
     /// Delegates that may use the connector (comma-separated tags; default: any).
     #[arg(long, value_delimiter = ',', value_name = "TAG,...")]
     pub delegate_selectors: Vec<String>,
+    /// Read the user's `tokenFile` (its token is stored and sent to the
+    /// kubeconfig's server); without it a tokenFile is refused, naming the file.
+    #[arg(long)]
+    pub allow_token_file: bool,
 }
 
 pub async fn import_kubeconfig(args: ImportKubeconfigArgs) -> Result<()> {
     let id = connector_identifier(&args.name, args.identifier.as_deref())?;
     let secret = |what: &str| secret_identifier(&id, what);
-    // Operator's machine, import time: files named in the kubeconfig may be read.
-    let imported = import_kubeconfig_file(&args.path, args.context.as_deref(), true)
+    // Operator's machine, import time: files named in the kubeconfig may be
+    // read; a tokenFile only when the operator said so.
+    let files = FileAccess {
+        paths: true,
+        token_file: args.allow_token_file,
+    };
+    let imported = import_kubeconfig_file(&args.path, args.context.as_deref(), files)
         .map_err(|e| anyhow!("cannot import {}: {e}", args.path.display()))?;
     let manager = Manager::new(ApiClient::from_env()?, args.scope.scope()?);
 
