@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use tether_testenv::{bind_cluster_role, service_account_token, KubeEnv, TestCa};
 
 use crate::dispatch::start_agent;
-use crate::manager::{memory_kib, mib, percentile, sorted, Manager};
+use crate::manager::{cpu_time, memory_kib, mib, percentile, sorted, Manager};
 
 pub struct Params {
     pub requests: usize,
@@ -192,9 +192,13 @@ pub async fn run(p: Params) -> Result<()> {
     if !part("watches") {
         return Ok(());
     }
+    let apiserver_pid: Option<u32> = std::fs::read_to_string(env.dir.join("kube-apiserver.pid"))
+        .ok()
+        .and_then(|p| p.trim().parse().ok());
     watches(
         &manager,
         agent.child.id(),
+        apiserver_pid,
         &proxied,
         &direct,
         &ns,
@@ -562,6 +566,26 @@ fn print_delays(what: &str, v: Vec<f64>) {
     );
 }
 
+/// CPU time used so far by each of these processes (0 for one not known).
+fn cpu_of(pids: &[Option<u32>]) -> Vec<Duration> {
+    pids.iter()
+        .map(|p| p.and_then(|p| cpu_time(p).ok()).unwrap_or_default())
+        .collect()
+}
+
+/// CPU per event of the manager, the delegate, the API server and this
+/// process between two [`cpu_of`] snapshots.
+fn print_cpu(what: &str, before: &[Duration], after: &[Duration], events: usize) {
+    let per = |i: usize| ms(after[i].saturating_sub(before[i])) / events as f64;
+    println!(
+        "{what}: CPU per event: manager {:.1} ms, delegate {:.1} ms, API server {:.1} ms, this bench's readers {:.1} ms",
+        per(0),
+        per(1),
+        per(2),
+        per(3)
+    );
+}
+
 fn signed_ms(later: Instant, earlier: Instant) -> f64 {
     if later >= earlier {
         ms(later - earlier)
@@ -581,6 +605,7 @@ fn signed_ms(later: Instant, earlier: Instant) -> f64 {
 async fn watches(
     manager: &Manager,
     delegate_pid: u32,
+    apiserver_pid: Option<u32>,
     proxied: &Side,
     direct: &Side,
     ns: &str,
@@ -638,8 +663,15 @@ async fn watches(
         extra,
     );
 
-    // Fan-out: each event to every watch.
-    let events = 10;
+    // Fan-out: each event to every watch (TETHER_BENCH_FANOUT_EVENTS of them).
+    let events = crate::env_or("TETHER_BENCH_FANOUT_EVENTS", 10);
+    let pids = [
+        Some(manager.pid()),
+        Some(delegate_pid),
+        apiserver_pid,
+        Some(std::process::id()),
+    ];
+    let cpu0 = cpu_of(&pids);
     let (mut extra, mut proxied_delay) = (Vec::new(), Vec::new());
     for e in 0..events {
         let name = format!("all-{e}");
@@ -653,6 +685,12 @@ async fn watches(
             }
         }
     }
+    print_cpu(
+        &format!("fan-out to {n} proxied watches"),
+        &cpu0,
+        &cpu_of(&pids),
+        events,
+    );
     print_delays(
         &format!("fan-out to {n} proxied watches ({events} events), arrival - one direct watch's arrival"),
         extra,
@@ -673,6 +711,7 @@ async fn watches(
     let mut open = Watches::open(&watchers, ns, &rv).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let mut direct_delay = Vec::new();
+    let cpu0 = cpu_of(&pids);
     for e in 0..events {
         let name = format!("all-direct-{e}");
         let sent = event(&admin, ns, &name, "all").await?;
@@ -683,6 +722,12 @@ async fn watches(
                 .map(|(_, at)| ms(at - sent)),
         );
     }
+    print_cpu(
+        &format!("fan-out to {n} direct watches"),
+        &cpu0,
+        &cpu_of(&pids),
+        events,
+    );
     open.close();
     let (p, d) = (sorted(proxied_delay), sorted(direct_delay));
     println!(
