@@ -36,6 +36,11 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// At most this many requests at once on one connection, below Go's default
 /// stream limit so a server's own limit is rarely what queues a request.
 pub(crate) const STREAMS_PER_CONNECTION: usize = 100;
+/// DATA frames the API server may send us: a large list then comes in 256 KiB
+/// pieces, each one chunk through hyper, the tunnel and the manager, instead of
+/// sixteen times as many at HTTP/2's default 16 KiB. A frame of another stream
+/// waits at most one such frame on the connection.
+const MAX_FRAME: u32 = 256 * 1024;
 /// A connection that does not answer a ping within this is closed, so a
 /// watch on a dead connection ends instead of hanging.
 const PING_INTERVAL: Duration = Duration::from_secs(30);
@@ -131,6 +136,7 @@ where
             .timer(TokioTimer::new())
             .keep_alive_interval(PING_INTERVAL)
             .keep_alive_timeout(PING_TIMEOUT)
+            .max_frame_size(MAX_FRAME)
             .handshake(io)
             .await?;
         let server_limit = Arc::new(AtomicUsize::new(STREAMS_PER_CONNECTION));
