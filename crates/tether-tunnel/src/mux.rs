@@ -49,14 +49,15 @@ fn config() -> yamux::Config {
         MAX_STREAMS * yamux::DEFAULT_CREDIT as usize + GROWTH_WINDOW,
     ));
     c.set_max_num_streams(MAX_STREAMS);
-    // Frames of up to 64 KiB: a bulk stream then costs a quarter of the
-    // frames, channel sends and wake-ups of yamux's 16 KiB.
+    // Frames of up to 128 KiB: a bulk stream then costs an eighth of the
+    // frames, channel sends and wake-ups of yamux's 16 KiB (and half of a
+    // new stream's 256 KiB window, so the sender never waits for a whole one).
     c.set_split_send_size(FRAME);
     c
 }
 
 /// The largest data frame a stream sends.
-pub const FRAME: usize = 64 * 1024;
+pub const FRAME: usize = 128 * 1024;
 
 type OpenRequest = oneshot::Sender<Result<yamux::Stream, TunnelError>>;
 

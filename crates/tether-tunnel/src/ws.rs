@@ -22,8 +22,10 @@ pub enum WsFrame {
 }
 
 /// Writes are gathered up to this size and sent as one binary message on flush
-/// (yamux writes a frame's header and body separately).
-const MAX_MESSAGE: usize = 64 * 1024;
+/// (yamux writes a frame's header and body separately). Every message is a
+/// TLS write and a send on the socket: a bulk transfer makes a quarter of
+/// them at 256 KiB than at 64.
+pub const MAX_MESSAGE: usize = 256 * 1024;
 
 /// `futures` `AsyncRead + AsyncWrite` over a WebSocket's stream and sink.
 pub struct WsIo<St, Si> {

@@ -20,8 +20,8 @@ use crate::api::AppState;
 /// Which delegate's tunnel this is (the id from its `registered` answer).
 pub const DELEGATE_HEADER: &str = "x-tether-delegate-id";
 
-/// Tunnel frames are at most 64 KiB (`tether_tunnel::ws`); room for framing.
-const MAX_MESSAGE: usize = 256 * 1024;
+/// Tunnel messages are at most `tether_tunnel::ws::MAX_MESSAGE`; room for more.
+const MAX_MESSAGE: usize = 4 * tether_tunnel::ws::MAX_MESSAGE;
 
 struct Entry {
     generation: u64,
@@ -180,7 +180,7 @@ pub async fn tunnel(
     };
     let proxy = state.proxy.clone();
     let token_id = record.id.clone();
-    ws.read_buffer_size(64 * 1024)
+    ws.read_buffer_size(tether_tunnel::ws::MAX_MESSAGE)
         .max_message_size(MAX_MESSAGE)
         .on_upgrade(move |socket| async move {
             let (sink, stream) = socket.split();
