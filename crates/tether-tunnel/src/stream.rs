@@ -41,6 +41,24 @@ impl TunnelStream {
             read_size: MIN_READ,
         }
     }
+
+    /// Writes frames from `buf` until it is written or yamux has no room;
+    /// what was written, or Pending (or the error) if nothing was.
+    fn write_frames(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let mut written = 0;
+        while written < buf.len() {
+            match futures::AsyncWrite::poll_write(Pin::new(&mut self.inner), cx, &buf[written..]) {
+                Poll::Ready(Ok(0)) => break,
+                Poll::Ready(Ok(n)) => written += n,
+                // The error comes again on the next write.
+                Poll::Ready(Err(_)) if written > 0 => break,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending if written > 0 => break,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(written))
+    }
 }
 
 /// The size of the read after one of `asked` bytes brought `got`.
@@ -73,26 +91,6 @@ impl tokio::io::AsyncRead for TunnelStream {
             this.read_size = next_read_size(want, n);
         }
         Poll::Ready(Ok(()))
-    }
-}
-
-impl TunnelStream {
-    /// Writes frames from `buf` until it is written or yamux has no room;
-    /// what was written, or Pending (or the error) if nothing was.
-    fn write_frames(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let mut written = 0;
-        while written < buf.len() {
-            match futures::AsyncWrite::poll_write(Pin::new(&mut self.inner), cx, &buf[written..]) {
-                Poll::Ready(Ok(0)) => break,
-                Poll::Ready(Ok(n)) => written += n,
-                // The error comes again on the next write.
-                Poll::Ready(Err(_)) if written > 0 => break,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending if written > 0 => break,
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-        Poll::Ready(Ok(written))
     }
 }
 

@@ -23,6 +23,11 @@ pub const DELEGATE_HEADER: &str = "x-tether-delegate-id";
 /// Tunnel messages are at most `tether_tunnel::ws::MAX_MESSAGE`; room for more.
 const MAX_MESSAGE: usize = 4 * tether_tunnel::ws::MAX_MESSAGE;
 
+/// What one read of a tunnel takes from its socket. The buffer stays with the
+/// tunnel while it is open, idle or not, so it is paid once per connected
+/// delegate (a manager holds thousands): 64 KiB, not a whole message.
+const READ_BUFFER: usize = 64 * 1024;
+
 struct Entry {
     generation: u64,
     token_id: String,
@@ -180,7 +185,7 @@ pub async fn tunnel(
     };
     let proxy = state.proxy.clone();
     let token_id = record.id.clone();
-    ws.read_buffer_size(tether_tunnel::ws::MAX_MESSAGE)
+    ws.read_buffer_size(READ_BUFFER)
         .max_message_size(MAX_MESSAGE)
         .on_upgrade(move |socket| async move {
             let (sink, stream) = socket.split();
